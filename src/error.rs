@@ -1,0 +1,101 @@
+//! The single exit-code table and the top-level error that every stage folds into.
+//!
+//! Each stage owns a typed error (`ManifestError`, `IdentityError`, ...) that carries the data
+//! needed to name the culprit and a hint saying what to do. This module only decides the exit
+//! code and how an error is printed, in one place (ripgrep's rule).
+
+use std::process::ExitCode;
+
+use crate::fetch::FetchError;
+use crate::identity::IdentityError;
+use crate::manifest::ManifestError;
+use crate::materialize::WriteError;
+use crate::render::RenderError;
+
+/// Exit codes, documented in the README. Never reuse a number for another meaning.
+pub mod code {
+    pub const OK: u8 = 0;
+    pub const INTERNAL: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const IDENTITY: u8 = 3;
+    pub const FETCH: u8 = 4;
+    pub const RENDER: u8 = 5;
+    pub const WRITE: u8 = 6;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Error::Manifest(_) => code::USAGE,
+            Error::Identity(_) => code::IDENTITY,
+            Error::Fetch(_) => code::FETCH,
+            Error::Render(_) => code::RENDER,
+            Error::Write(_) => code::WRITE,
+            Error::Runtime(_) => code::INTERNAL,
+        })
+    }
+
+    /// What the user should do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Manifest(e) => e.hint(),
+            Error::Identity(e) => e.hint(),
+            Error::Fetch(e) => e.hint(),
+            Error::Render(e) => e.hint(),
+            Error::Write(e) => e.hint(),
+            Error::Runtime(_) => None,
+        }
+    }
+
+    /// The text printed on stderr: `error: ...` and an optional `  hint: ...` line.
+    /// Remote text (AWS messages, file names) is stripped of control characters first so that
+    /// nothing can rewrite the operator's terminal.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {}", sanitize(&self.to_string()));
+        if let Some(hint) = self.hint() {
+            out.push_str("\n  hint: ");
+            out.push_str(&sanitize(&hint));
+        }
+        out
+    }
+}
+
+/// Replaces control characters (other than newline and tab) with `?`.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_terminal_escapes() {
+        assert_eq!(sanitize("a\u{1b}[2Jb\r"), "a?[2Jb?");
+        assert_eq!(sanitize("line\nnext\ttab"), "line\nnext\ttab");
+    }
+}

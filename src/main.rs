@@ -1,0 +1,65 @@
+//! credfile: fetch secrets from AWS Secrets Manager with the identity the pipeline or host
+//! already has, and write them as permission-restricted files.
+//!
+//! `main` hardens the process, parses the command line, sets up logging, runs, and turns the
+//! result into an exit code from the single table in [`error::code`].
+
+#![forbid(unsafe_code)]
+
+mod aws;
+mod cli;
+mod error;
+mod fetch;
+mod identity;
+mod manifest;
+mod materialize;
+mod render;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    harden();
+    let cli = cli::Cli::parse();
+    init_logging(cli.log_format);
+    match run::run(cli) {
+        Ok(()) => ExitCode::from(error::code::OK),
+        Err(err) => {
+            eprintln!("{}", err.render());
+            err.exit_code()
+        }
+    }
+}
+
+/// Before any secret exists: files we create are private by default, and the process cannot
+/// be dumped (no core file, no ptrace by other users) while secrets are in its memory.
+fn harden() {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+}
+
+/// Logs go to stderr, filtered by `CREDFILE_LOG` (or `RUST_LOG`). The SDK's wire logger is
+/// always off: with `LOG_SENSITIVE_BODIES` set it would print response bodies, i.e. secrets.
+fn init_logging(format: cli::LogFormat) {
+    let spec = std::env::var("CREDFILE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn,credfile=info".to_string());
+    let filter = EnvFilter::builder().parse_lossy(spec).add_directive(
+        "aws_smithy_runtime::client::orchestrator::http=off"
+            .parse()
+            .expect("valid directive"),
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        cli::LogFormat::Text => builder.with_ansi(false).init(),
+        cli::LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,376 @@
+//! Stage one of the manifest: plain serde structs that mirror the YAML exactly.
+//!
+//! Every struct denies unknown keys, so a typo (`mdoe:`) or an attempt to put a literal value in
+//! the manifest (`value:`) is an error with a position, not silently ignored. serde_yaml is
+//! archived upstream, so it is used only here, behind [`parse`] and [`locate`].
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u32,
+    pub app: String,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub environments: OrderedMap<Environment>,
+    pub files: Vec<File>,
+}
+
+/// Settings every environment inherits and may override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub region: Option<String>,
+    pub root: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+    pub dir_mode: Option<String>,
+}
+
+/// One environment. The `defaults` keys are repeated here rather than flattened, because serde's
+/// `flatten` does not work with `deny_unknown_fields`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub region: Option<String>,
+    pub root: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+    pub dir_mode: Option<String>,
+    pub account: Option<String>,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub identity: Identity,
+    #[serde(default)]
+    pub vars: OrderedMap<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub role_arn: Option<String>,
+    pub web_identity: Option<WebIdentity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebIdentity {
+    Auto,
+    Github,
+    Gitlab,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Raw,
+    Dotenv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Base64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub path: String,
+    #[serde(default)]
+    pub format: Format,
+    pub secret: Option<String>,
+    pub key: Option<String>,
+    pub version_stage: Option<String>,
+    pub version_id: Option<String>,
+    pub encoding: Option<Encoding>,
+    pub values: Option<OrderedMap<Value>>,
+    pub mode: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub environments: Option<Vec<String>>,
+}
+
+/// One entry of a `dotenv` or `json` file's `values`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Value {
+    pub secret: String,
+    pub key: Option<String>,
+    pub version_stage: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// A YAML mapping that keeps the manifest's order (dotenv output follows it) and rejects
+/// duplicate keys, which YAML parsers otherwise resolve silently.
+#[derive(Debug)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OrderedMap(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                    }
+                    let value = map.next_value()?;
+                    entries.push((key, value));
+                }
+                Ok(OrderedMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// A parse failure with its position (1-based), if the parser knew it.
+#[derive(Debug)]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parses the manifest text into the raw structs.
+pub fn parse(text: &str) -> Result<Manifest, ParseError> {
+    serde_yaml::from_str(text).map_err(|err| {
+        let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
+        ParseError {
+            line,
+            column,
+            message: clean_message(&err.to_string(), line, column),
+        }
+    })
+}
+
+/// One step of a path into the document: `files[3].secret` is `[Key("files"), Index(3), Key("secret")]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Finds the 1-based line and column of the node at `path`, or of its nearest ancestor that exists.
+///
+/// serde_yaml exposes positions only on errors, so this walks the document with a probe that
+/// fails on purpose when it reaches the node; the error carries the node's position.
+pub fn locate(text: &str, path: &[Seg]) -> (usize, usize) {
+    for len in (0..=path.len()).rev() {
+        let probe = Probe { path: &path[..len] };
+        if let Err(err) = probe.deserialize(serde_yaml::Deserializer::from_str(text))
+            && err.to_string().contains(PROBE_MARK)
+            && let Some(loc) = err.location()
+        {
+            return (loc.line(), loc.column());
+        }
+    }
+    (1, 1)
+}
+
+const PROBE_MARK: &str = "credfile-locate-probe";
+
+struct Probe<'a> {
+    path: &'a [Seg],
+}
+
+impl Probe<'_> {
+    fn here<T, E: de::Error>(&self) -> Result<T, E>
+    where
+        T: Default,
+    {
+        if self.path.is_empty() {
+            Err(E::custom(PROBE_MARK))
+        } else {
+            Ok(T::default())
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Probe<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Probe<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.here()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.here::<(), _>()?;
+        let mut index = 0;
+        loop {
+            let found = match &self.path[0] {
+                Seg::Index(i) if *i == index => seq
+                    .next_element_seed(Probe {
+                        path: &self.path[1..],
+                    })?
+                    .is_some(),
+                _ => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !found {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.here::<(), _>()?;
+        while let Some(key) = map.next_key::<String>()? {
+            match &self.path[0] {
+                Seg::Key(k) if *k == key => map.next_value_seed(Probe {
+                    path: &self.path[1..],
+                })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// serde_yaml appends " at line L column C", which we print as a `file:L:C:` prefix instead, and
+/// quotes offending scalars, which could be a value pasted into the wrong place: redact them.
+fn clean_message(message: &str, line: usize, column: usize) -> String {
+    let suffix = format!(" at line {line} column {column}");
+    let message = message.strip_suffix(&suffix).unwrap_or(message);
+    let message = message.replace(&suffix, "");
+    let mut out = String::with_capacity(message.len());
+    let mut in_quote = false;
+    for c in message.chars() {
+        if c == '"' {
+            if in_quote {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            in_quote = !in_quote;
+        } else if !in_quote {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> Seg {
+        Seg::Key(k.to_string())
+    }
+
+    #[test]
+    fn locate_finds_nested_nodes() {
+        let text =
+            "version: 1\napp: a\nfiles:\n  - path: x\n    secret: s\n  - path: y\n    secret: t\n";
+        assert_eq!(
+            locate(text, &[key("files"), Seg::Index(1), key("secret")]),
+            (7, 13)
+        );
+        assert_eq!(locate(text, &[key("files"), Seg::Index(0)]), (4, 5));
+        assert_eq!(locate(text, &[key("app")]), (2, 6));
+        // A missing leaf falls back to the nearest ancestor.
+        assert_eq!(
+            locate(text, &[key("files"), Seg::Index(1), key("mode")]),
+            (6, 5)
+        );
+    }
+
+    #[test]
+    fn locate_handles_flow_style() {
+        let text = "environments: { staging: { vars: { prefix: a/b } } }\n";
+        let (line, col) = locate(
+            text,
+            &[
+                key("environments"),
+                key("staging"),
+                key("vars"),
+                key("prefix"),
+            ],
+        );
+        assert_eq!((line, col), (1, 44));
+    }
+
+    #[test]
+    fn parse_errors_have_positions_and_no_quoted_values() {
+        let err = parse("version: \"hunter2-secret\"\napp: a\nenvironments: {}\nfiles: []\n")
+            .unwrap_err();
+        assert_eq!((err.line, err.column), (1, 10));
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err =
+            parse("version: 1\napp: a\nenvironments: {}\nfiles:\n  - path: p\n    value: x\n")
+                .unwrap_err();
+        assert!(
+            err.message.contains("unknown field `value`"),
+            "{}",
+            err.message
+        );
+        assert_eq!((err.line, err.column), (6, 5));
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err =
+            parse("version: 1\napp: a\nenvironments:\n  s: {}\n  s: {}\nfiles: []\n").unwrap_err();
+        assert!(err.message.contains("duplicate"), "{}", err.message);
+    }
+}

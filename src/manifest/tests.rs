@@ -1,0 +1,202 @@
+use super::*;
+
+const GOOD: &str = r#"version: 1
+app: payments
+defaults:
+  region: us-east-1
+  root: /run/credfile/payments
+  mode: "0440"
+environments:
+  staging:
+    account: "111111111111"
+    identity:
+      role_arn: arn:aws:iam::111111111111:role/payments-deploy-staging
+    vars: { prefix: payments/staging }
+  production:
+    protected: true
+    account: "222222222222"
+    region: eu-west-1
+    root: /run/credfile/payments-prod
+    vars: { prefix: payments/production }
+files:
+  - path: db/password
+    secret: ${prefix}/db
+    key: password
+  - path: app.env
+    format: dotenv
+    values:
+      API_KEY: { secret: "${prefix}/api-key" }
+      DB_USER: { secret: "${prefix}/db", key: username }
+  - path: tls/server.key
+    secret: ${prefix}/tls
+    version_stage: AWSPREVIOUS
+    encoding: base64
+    mode: "0400"
+    owner: 65534
+    environments: [production]
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match from_text(Path::new("m.yaml"), text) {
+        Ok(_) => panic!("expected errors"),
+        Err(ManifestError::Invalid { diagnostics, .. }) => {
+            diagnostics.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn resolves_an_environment() {
+    let m = from_text(Path::new("m.yaml"), GOOD).unwrap();
+    let plan = m.resolve("staging", None).unwrap();
+    assert_eq!(plan.root, PathBuf::from("/run/credfile/payments"));
+    assert_eq!(plan.region.as_deref(), Some("us-east-1"));
+    assert_eq!(plan.files.len(), 2, "tls is production only");
+    assert_eq!(plan.files[0].mode, 0o440);
+    assert_eq!(plan.files[0].line, 20);
+    let Content::Raw { source, .. } = &plan.files[0].content else {
+        panic!()
+    };
+    assert_eq!(source.secret.id, "payments/staging/db");
+    assert_eq!(source.key, Some(KeySel::Key("password".into())));
+    let refs = plan.secret_refs();
+    assert_eq!(refs.len(), 2, "db is read twice but fetched once: {refs:?}");
+
+    let prod = m.resolve("production", Some(Path::new("/tmp/x"))).unwrap();
+    assert_eq!(prod.root, PathBuf::from("/tmp/x"));
+    assert_eq!(prod.region.as_deref(), Some("eu-west-1"));
+    assert!(prod.protected);
+    let tls = &prod.files[2];
+    assert_eq!(
+        (tls.mode, tls.owner.clone()),
+        (0o400, Some(Principal::Id(65534)))
+    );
+    let Content::Raw { source, encoding } = &tls.content else {
+        panic!()
+    };
+    assert_eq!(source.secret.pin, Pin::Stage("AWSPREVIOUS".into()));
+    assert_eq!(*encoding, Some(Encoding::Base64));
+}
+
+#[test]
+fn unknown_environment_lists_the_known_ones() {
+    let m = from_text(Path::new("m.yaml"), GOOD).unwrap();
+    let err = m.resolve("prod", None).unwrap_err().to_string();
+    assert!(
+        err.contains("no environment `prod`") && err.contains("staging, production"),
+        "{err}"
+    );
+}
+
+#[test]
+fn undefined_variable_is_located() {
+    let text = GOOD.replace(
+        "vars: { prefix: payments/production }",
+        "vars: { other: x }",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.contains(&"21:13: `${prefix}` is not defined in environment `production`".to_string()),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn paths_must_stay_inside_root() {
+    for bad in [
+        "../etc/passwd",
+        "/etc/passwd",
+        "a/../../b",
+        "a//b",
+        "./a",
+        ".credfile-x",
+    ] {
+        let text = GOOD.replace("path: db/password", &format!("path: \"{bad}\""));
+        let errs = errors(&text);
+        assert!(
+            errs.iter().any(|e| e.starts_with("20:11: path")),
+            "{bad}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn collisions_are_rejected_per_environment() {
+    let text = GOOD.replace("path: app.env", "path: db/password/x");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("collides with `db/password`")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn bad_values_are_each_reported() {
+    let text = GOOD
+        .replace("mode: \"0440\"", "mode: \"0999\"")
+        .replace("account: \"111111111111\"", "account: \"1111\"")
+        .replace("key: password", "key: \"/a~2\"");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("6:9: mode `0999`"), "{errs:#?}");
+    assert!(errs[1].starts_with("9:14: `account`"), "{errs:#?}");
+    assert!(errs[2].starts_with("22:10: JSON pointer"), "{errs:#?}");
+}
+
+#[test]
+fn protected_needs_account() {
+    let text = GOOD.replace("    account: \"222222222222\"\n", "");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("protected environment `production` has no `account`")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn literal_values_get_a_hint() {
+    let text = GOOD.replace("    key: password\n", "    value: hunter2-literal\n");
+    let err = from_text(Path::new("m.yaml"), &text).unwrap_err();
+    assert!(err.to_string().starts_with("m.yaml:22:5: "), "{err}");
+    assert!(err.hint().unwrap().contains("references only"));
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[test]
+fn format_rules() {
+    let text = GOOD.replace(
+        "    format: dotenv\n",
+        "    format: dotenv\n    secret: x\n",
+    );
+    assert!(
+        errors(&text)
+            .iter()
+            .any(|e| e.contains("`secret` belongs inside each entry"))
+    );
+    let text = GOOD.replace("API_KEY:", "1BAD:");
+    assert!(
+        errors(&text)
+            .iter()
+            .any(|e| e.contains("dotenv name `1BAD`"))
+    );
+    let text = GOOD.replace(
+        "    version_stage: AWSPREVIOUS\n",
+        "    version_stage: AWSPREVIOUS\n    version_id: 0123456789abcdef0123456789abcdef\n",
+    );
+    assert!(errors(&text).iter().any(|e| e.contains("not both")));
+}
+
+#[test]
+fn substitute_variables() {
+    let vars = vec![("a".to_string(), "x".to_string())];
+    assert_eq!(substitute("p/${a}/q${a}", &vars), Ok("p/x/qx".into()));
+    assert_eq!(
+        substitute("${b}", &vars),
+        Err(SubstError::Undefined("b".into()))
+    );
+    assert_eq!(substitute("${a", &vars), Err(SubstError::Unclosed));
+    assert_eq!(substitute("$a", &vars), Ok("$a".into()));
+}

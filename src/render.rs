@@ -1,0 +1,308 @@
+//! Render: turn fetched values into each file's exact bytes, in memory, all or nothing.
+//!
+//! Nothing here touches the disk. Any problem in any file fails the whole render, and every
+//! problem is reported (file, manifest line, secret, key) without the value itself.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::fetch::{FetchSet, SecretValue};
+use crate::manifest::{Content, Encoding, FileSpec, Format, KeySel, SecretRef, Source};
+
+/// A file's bytes and where they came from.
+pub struct Rendered {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub sources: Vec<SourceInfo>,
+}
+
+/// Provenance for the report: ids and versions, never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub id: String,
+    pub arn: String,
+    pub version_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render {} file(s); nothing was written:{}", problems.len(), problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
+pub struct RenderError {
+    pub problems: Vec<Problem>,
+}
+
+impl RenderError {
+    pub fn hint(&self) -> Option<String> {
+        Some("fix the secret's value in Secrets Manager or the entry in the manifest, then run again".into())
+    }
+}
+
+/// One file that cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} (manifest line {line}): secret `{secret}`{}: {what}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+pub struct Problem {
+    pub path: PathBuf,
+    pub line: usize,
+    pub secret: String,
+    pub key: Option<String>,
+    pub what: String,
+}
+
+/// Renders every file of the plan, or reports every file that cannot be rendered.
+pub fn render_all(files: &[FileSpec], fetched: &FetchSet) -> Result<Vec<Rendered>, RenderError> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut problems = Vec::new();
+    for spec in files {
+        match render(spec, fetched) {
+            Ok(r) => out.push(r),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(RenderError { problems })
+    }
+}
+
+fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
+    let problem = |source: &Source, what: String| Problem {
+        path: spec.path.clone(),
+        line: spec.line,
+        secret: source.secret.id.clone(),
+        key: source.key.as_ref().map(ToString::to_string),
+        what,
+    };
+    let mut sources = Vec::new();
+    let bytes = match &spec.content {
+        Content::Raw { source, encoding } => {
+            let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+            match (encoding, picked) {
+                (Some(Encoding::Base64), Picked::Text(text)) => {
+                    decode_base64(&text).map_err(|w| problem(source, w))?
+                }
+                (_, Picked::Text(text)) => Zeroizing::new(text.as_bytes().to_vec()),
+                (_, Picked::Bytes(bytes)) => bytes,
+                (_, Picked::Json(value)) => Zeroizing::new(value.as_bytes().to_vec()),
+            }
+        }
+        Content::Map { format, values } => {
+            let mut body = Zeroizing::new(String::new());
+            if *format == Format::Json {
+                body.push_str("{\n");
+            }
+            for (n, (name, source)) in values.iter().enumerate() {
+                let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+                match format {
+                    Format::Dotenv => {
+                        let text = picked.into_text().map_err(|w| problem(source, w))?;
+                        let line = dotenv_line(name, &text)
+                            .map_err(|w| problem(source, format!("`{name}`: {w}")))?;
+                        body.push_str(&line);
+                    }
+                    _ => {
+                        body.push_str("  ");
+                        body.push_str(&json_string(name));
+                        body.push_str(": ");
+                        match picked {
+                            Picked::Json(raw_json) => body.push_str(&raw_json),
+                            other => {
+                                let text = other.into_text().map_err(|w| problem(source, w))?;
+                                body.push_str(&json_string(&text));
+                            }
+                        }
+                        body.push_str(if n + 1 < values.len() { ",\n" } else { "\n" });
+                    }
+                }
+            }
+            if *format == Format::Json {
+                body.push_str("}\n");
+            }
+            Zeroizing::new(std::mem::take(&mut *body).into_bytes())
+        }
+    };
+    sources.dedup();
+    Ok(Rendered { bytes, sources })
+}
+
+/// A selected value: text, bytes, or (for a non-string JSON value under a key) its JSON text.
+enum Picked {
+    Text(Zeroizing<String>),
+    Bytes(Zeroizing<Vec<u8>>),
+    Json(Zeroizing<String>),
+}
+
+impl Picked {
+    fn into_text(self) -> Result<Zeroizing<String>, String> {
+        match self {
+            Picked::Text(t) | Picked::Json(t) => Ok(t),
+            Picked::Bytes(b) => match std::str::from_utf8(&b) {
+                Ok(s) => Ok(Zeroizing::new(s.to_string())),
+                Err(_) => Err("is binary (not UTF-8) and cannot go into a text format".into()),
+            },
+        }
+    }
+}
+
+fn lookup<'a>(fetched: &'a FetchSet, r: &SecretRef) -> Result<&'a crate::fetch::Fetched, String> {
+    fetched
+        .get(r)
+        .ok_or_else(|| "was not fetched (internal error)".to_string())
+}
+
+fn pick(
+    source: &Source,
+    fetched: &FetchSet,
+    sources: &mut Vec<SourceInfo>,
+) -> Result<Picked, String> {
+    let f = lookup(fetched, &source.secret)?;
+    sources.push(SourceInfo {
+        id: source.secret.id.clone(),
+        arn: f.arn.clone(),
+        version_id: f.version_id.clone(),
+    });
+    let text = match (&f.value, &source.key) {
+        (SecretValue::Binary(b), None) => {
+            return Ok(Picked::Bytes(Zeroizing::new(b.expose_secret().to_vec())));
+        }
+        (SecretValue::Text(t), None) => {
+            return Ok(Picked::Text(Zeroizing::new(t.expose_secret().to_string())));
+        }
+        (SecretValue::Binary(_), Some(_)) => {
+            return Err("is a binary secret (SecretBinary) and has no JSON keys".into());
+        }
+        (SecretValue::Text(t), Some(_)) => t.expose_secret(),
+    };
+    // serde_json's errors carry positions only, never the input.
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "is not JSON (parse error at line {} column {}), so it has no keys",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let selected = match source.key.as_ref() {
+        Some(KeySel::Key(k)) => match doc.as_object() {
+            Some(obj) => obj.get(k),
+            None => return Err("is JSON but not an object, so it has no keys".into()),
+        },
+        Some(KeySel::Pointer(p)) => doc.pointer(p),
+        None => None,
+    };
+    match selected {
+        None => Err("no such key in the secret's JSON".into()),
+        Some(serde_json::Value::Null) => Err("the key's value is null".into()),
+        Some(serde_json::Value::String(s)) => Ok(Picked::Text(Zeroizing::new(s.clone()))),
+        Some(other) => Ok(Picked::Json(Zeroizing::new(other.to_string()))),
+    }
+}
+
+fn decode_base64(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    // The decoder's own error names the offending byte: report only that it failed.
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map(Zeroizing::new)
+        .map_err(|_| "`encoding: base64` but the value is not valid base64".to_string())
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// One dotenv line whose value reads back exactly through both dotenvy (Rust) and python-dotenv.
+///
+/// The two parsers disagree on escapes and variable expansion, so the quoting is chosen per value:
+/// single quotes (no escapes, no expansion in either) when the value has no `'`, `\`, newline or
+/// carriage return; otherwise double quotes with `\\`, `\"` and `\n`, which both decode the same
+/// way, when the value has no `$` (which both would expand). Anything else has no spelling that
+/// both read back exactly, so it is refused rather than written wrong.
+pub fn dotenv_line(name: &str, value: &str) -> Result<String, String> {
+    if value.contains('\0') {
+        return Err(
+            "contains a NUL byte, which dotenv cannot hold; use `format: json` or a raw file"
+                .into(),
+        );
+    }
+    if value.contains('\r') {
+        return Err("contains a carriage return, which dotenv readers do not read back exactly; use `format: json` or a raw file".into());
+    }
+    if !value.contains(['\'', '\\', '\n']) {
+        return Ok(format!("{name}='{value}'\n"));
+    }
+    if value.contains('$') {
+        return Err("contains `$` together with a quote, backslash or newline; no dotenv quoting reads back exactly in both dotenvy and python-dotenv; use `format: json` or a raw file".into());
+    }
+    let mut out = String::with_capacity(value.len() + name.len() + 4);
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRICKY: &[&str] = &[
+        "plain",
+        "",
+        "with space  and\ttab",
+        "it's quoted \"twice\"",
+        "back\\slash\\\\double",
+        "multi\nline\nvalue\n",
+        "dollar $HOME and ${HOME} and $",
+        "#not-a-comment = x",
+        "ünïcødé ✓",
+        "trailing backslash\\",
+        "'single'",
+        "\"\\n\" literal",
+    ];
+
+    #[test]
+    fn dotenv_round_trips_through_dotenvy() {
+        let mut file = String::new();
+        for (i, v) in TRICKY.iter().enumerate() {
+            file.push_str(&dotenv_line(&format!("K{i}"), v).unwrap());
+        }
+        let parsed: Vec<(String, String)> = dotenvy::from_read_iter(file.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("dotenvy failed: {e}\n{file}"));
+        for (i, v) in TRICKY.iter().enumerate() {
+            let got = parsed
+                .iter()
+                .find(|(k, _)| *k == format!("K{i}"))
+                .map(|(_, v)| v.as_str());
+            assert_eq!(got, Some(*v), "value {i} in\n{file}");
+        }
+    }
+
+    #[test]
+    fn dotenv_refuses_what_cannot_round_trip() {
+        assert!(
+            dotenv_line("K", "a\rb")
+                .unwrap_err()
+                .contains("carriage return")
+        );
+        assert!(dotenv_line("K", "a\0b").unwrap_err().contains("NUL"));
+        assert!(dotenv_line("K", "it's $HOME").unwrap_err().contains("`$`"));
+        assert!(dotenv_line("K", "$x\nline").is_err());
+    }
+
+    #[test]
+    fn base64_errors_do_not_echo_the_value() {
+        let err = decode_base64("canary!!value").unwrap_err();
+        assert!(!err.contains("canary") && !err.contains('!'), "{err}");
+        assert_eq!(&*decode_base64("aGVs\nbG8=\n").unwrap(), b"hello");
+    }
+}
