@@ -216,7 +216,7 @@ fn json_string(s: &str) -> String {
 ///
 /// The two parsers disagree on escapes and variable expansion, so the quoting is chosen per value:
 /// single quotes (no escapes, no expansion in either) when the value has no `'`, `\`, newline or
-/// carriage return; otherwise double quotes with `\\`, `\"` and `\n`, which both decode the same
+/// carriage return; python-dotenv expands `${NAME}` even there, so `${` is refused outright; otherwise double quotes with `\\`, `\"` and `\n`, which both decode the same
 /// way, when the value has no `$` (which both would expand). Anything else has no spelling that
 /// both read back exactly, so it is refused rather than written wrong.
 pub fn dotenv_line(name: &str, value: &str) -> Result<String, String> {
@@ -228,6 +228,9 @@ pub fn dotenv_line(name: &str, value: &str) -> Result<String, String> {
     }
     if value.contains('\r') {
         return Err("contains a carriage return, which dotenv readers do not read back exactly; use `format: json` or a raw file".into());
+    }
+    if value.contains("${") {
+        return Err("contains `${`, which python-dotenv expands as a variable in every quoting; use `format: json` or a raw file".into());
     }
     if !value.contains(['\'', '\\', '\n']) {
         return Ok(format!("{name}='{value}'\n"));
@@ -261,7 +264,7 @@ mod tests {
         "it's quoted \"twice\"",
         "back\\slash\\\\double",
         "multi\nline\nvalue\n",
-        "dollar $HOME and ${HOME} and $",
+        "dollar $HOME and $ alone",
         "#not-a-comment = x",
         "ünïcødé ✓",
         "trailing backslash\\",
@@ -297,6 +300,11 @@ mod tests {
         assert!(dotenv_line("K", "a\0b").unwrap_err().contains("NUL"));
         assert!(dotenv_line("K", "it's $HOME").unwrap_err().contains("`$`"));
         assert!(dotenv_line("K", "$x\nline").is_err());
+        assert!(
+            dotenv_line("K", "plain ${HOME}")
+                .unwrap_err()
+                .contains("${")
+        );
     }
 
     #[test]

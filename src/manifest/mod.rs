@@ -349,7 +349,10 @@ impl Manifest {
                     path: dir.to_path_buf(),
                     source,
                 })?
-                .join(dir),
+                .join(dir)
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect(),
             None => e.root.clone().ok_or_else(|| ManifestError::NoRoot {
                 file: self.file.clone(),
                 env: env.to_string(),

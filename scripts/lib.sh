@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Shared by scripts/test.sh and scripts/demo.sh (source it; do not run it).
+#
+#   credfile_ensure_venv   create .venv and install the pinned Python tools
+#   credfile_start_moto    start moto on a free 127.0.0.1 port; sets MOTO_PID,
+#                          MOTO_PORT, MOTO_ENDPOINT, MOTO_LOG
+#   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
+#   credfile_aws_env       print the hermetic AWS environment for MOTO_ENDPOINT
+#                          as NAME=VALUE lines (for `env -i`)
+
+CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CREDFILE_VENV="$CREDFILE_ROOT/.venv"
+CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0')
+
+MOTO_PID=""
+MOTO_PORT=""
+MOTO_ENDPOINT=""
+MOTO_LOG=""
+
+credfile_log() { printf '==> %s\n' "$*" >&2; }
+credfile_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+credfile_ensure_venv() {
+    local py="$CREDFILE_VENV/bin/python"
+    if ! "$py" -c 'import sys' >/dev/null 2>&1; then
+        credfile_log "creating $CREDFILE_VENV"
+        rm -rf "$CREDFILE_VENV"
+        if ! python3 -m venv "$CREDFILE_VENV" >/dev/null 2>&1; then
+            # Debian's python3 ships venv separately.
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                credfile_log "installing python3-venv"
+                apt-get update -qq >/dev/null
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+                rm -rf "$CREDFILE_VENV"
+                python3 -m venv "$CREDFILE_VENV"
+            else
+                credfile_die "python3 -m venv failed; install python3-venv"
+            fi
+        fi
+    fi
+    # Idempotent and quick: skip pip when the same pins were installed before.
+    local stamp="$CREDFILE_VENV/.credfile-requirements" want
+    want="$(printf '%s\n' "${CREDFILE_PY_REQUIREMENTS[@]}")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        [ -x "$CREDFILE_VENV/bin/moto_server" ] && [ -x "$CREDFILE_VENV/bin/yamllint" ]; then
+        return 0
+    fi
+    credfile_log "installing ${CREDFILE_PY_REQUIREMENTS[*]} into .venv"
+    "$py" -m pip install --quiet --disable-pip-version-check --no-input \
+        "${CREDFILE_PY_REQUIREMENTS[@]}"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+credfile_start_moto() {
+    [ -x "$CREDFILE_VENV/bin/moto_server" ] || credfile_die "moto is not installed; run credfile_ensure_venv"
+    MOTO_LOG="$(mktemp "${TMPDIR:-/tmp}/credfile-moto.XXXXXX")"
+    "$CREDFILE_VENV/bin/moto_server" -H 127.0.0.1 -p 0 </dev/null >"$MOTO_LOG" 2>&1 &
+    MOTO_PID=$!
+    for _ in $(seq 1 300); do
+        MOTO_PORT="$(sed -n 's#.*Running on http://127\.0\.0\.1:\([0-9][0-9]*\).*#\1#p' "$MOTO_LOG" | head -n 1)"
+        [ -n "$MOTO_PORT" ] && break
+        if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+            cat "$MOTO_LOG" >&2
+            credfile_die "moto_server exited during start-up"
+        fi
+        sleep 0.1
+    done
+    [ -n "$MOTO_PORT" ] || { cat "$MOTO_LOG" >&2; credfile_die "moto_server did not report its port within 30s"; }
+    MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+    # Wait until it answers HTTP (urllib without any proxy from the environment).
+    for _ in $(seq 1 300); do
+        if "$CREDFILE_VENV/bin/python" - "$MOTO_ENDPOINT" <<'PY' >/dev/null 2>&1; then
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+opener.open(sys.argv[1] + "/moto-api/", timeout=2).read()
+PY
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$MOTO_LOG" >&2
+    credfile_die "moto_server on $MOTO_ENDPOINT does not answer"
+}
+
+credfile_stop_moto() {
+    if [ -n "$MOTO_PID" ]; then
+        kill -TERM "$MOTO_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+        MOTO_PID=""
+    fi
+    if [ -n "$MOTO_LOG" ]; then
+        rm -f "$MOTO_LOG"
+        MOTO_LOG=""
+    fi
+}
+
+credfile_aws_env() {
+    printf '%s\n' \
+        "AWS_ENDPOINT_URL=$MOTO_ENDPOINT" \
+        "AWS_ACCESS_KEY_ID=testing" \
+        "AWS_SECRET_ACCESS_KEY=testing" \
+        "AWS_REGION=us-east-1" \
+        "AWS_EC2_METADATA_DISABLED=true" \
+        "AWS_CONFIG_FILE=/dev/null" \
+        "AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+}

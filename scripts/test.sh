@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run, as root, on a
+# fresh machine): installs the Python tools into .venv, starts moto, then runs
+# lints, rustfmt, clippy and the whole cargo test suite against that moto.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+started=$SECONDS
+trap credfile_stop_moto EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+credfile_ensure_venv
+
+credfile_log "yamllint pipeline-examples/"
+.venv/bin/yamllint -d relaxed pipeline-examples/
+
+credfile_start_moto
+export CREDFILE_TEST_ENDPOINT="$MOTO_ENDPOINT"
+export CREDFILE_TEST_PYTHON="$CREDFILE_ROOT/.venv/bin/python"
+credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
+
+credfile_log "cargo fmt --check"
+cargo fmt --all -- --check
+
+credfile_log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+credfile_log "cargo test"
+test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"
+trap 'credfile_stop_moto; rm -f "$test_log"' EXIT
+cargo test --locked 2>&1 | tee "$test_log"
+
+echo "scripts/test.sh: yamllint, fmt, clippy and cargo test passed in $((SECONDS - started))s"
+# Closing line: totals over every test binary's "test result:" line.
+awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i+1) ~ /^passed/) p += $i
+            if ($(i+1) ~ /^failed/) f += $i
+            if ($(i+1) ~ /^ignored/) s += $i
+        }
+    }
+    END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$test_log"
