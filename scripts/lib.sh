@@ -10,7 +10,11 @@
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
-CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0')
+CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0'
+    'check-jsonschema==0.39.0' 'zizmor==1.32.0')
+# gitlab-ci-local runs the GitLab example job locally; 4.70.1 is the newest that runs on Node 20.
+CREDFILE_GITLAB_CI_LOCAL='gitlab-ci-local@4.70.1'
+CREDFILE_TOOLS="$CREDFILE_ROOT/.tools"
 
 MOTO_PID=""
 MOTO_PORT=""
@@ -42,13 +46,50 @@ credfile_ensure_venv() {
     local stamp="$CREDFILE_VENV/.credfile-requirements" want
     want="$(printf '%s\n' "${CREDFILE_PY_REQUIREMENTS[@]}")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        [ -x "$CREDFILE_VENV/bin/moto_server" ] && [ -x "$CREDFILE_VENV/bin/yamllint" ]; then
+        [ -x "$CREDFILE_VENV/bin/moto_server" ] && [ -x "$CREDFILE_VENV/bin/yamllint" ] &&
+        [ -x "$CREDFILE_VENV/bin/zizmor" ] && [ -x "$CREDFILE_VENV/bin/check-jsonschema" ]; then
         return 0
     fi
     credfile_log "installing ${CREDFILE_PY_REQUIREMENTS[*]} into .venv"
     "$py" -m pip install --quiet --disable-pip-version-check --no-input \
         "${CREDFILE_PY_REQUIREMENTS[@]}"
     printf '%s\n' "$want" >"$stamp"
+}
+
+# gitlab-ci-local (npm, into .tools) and rsync, which it needs (Debian).
+credfile_ensure_tools() {
+    if ! command -v rsync >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            credfile_log "installing rsync (gitlab-ci-local needs it)"
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null
+        else
+            credfile_die "rsync is missing; install it (gitlab-ci-local needs it)"
+        fi
+    fi
+    local bin="$CREDFILE_TOOLS/node_modules/.bin/gitlab-ci-local" stamp="$CREDFILE_TOOLS/.credfile-tools"
+    if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$CREDFILE_GITLAB_CI_LOCAL" ]; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || credfile_die "npm is missing; install Node.js (gitlab-ci-local needs it)"
+    credfile_log "installing $CREDFILE_GITLAB_CI_LOCAL into .tools"
+    mkdir -p "$CREDFILE_TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$CREDFILE_TOOLS" "$CREDFILE_GITLAB_CI_LOCAL" >/dev/null
+    printf '%s\n' "$CREDFILE_GITLAB_CI_LOCAL" >"$stamp"
+}
+
+# The pipeline examples must pass the linters their users run, with no network.
+credfile_lint_pipelines() {
+    local bin="$CREDFILE_VENV/bin" ex="$CREDFILE_ROOT/pipeline-examples"
+    "$bin/yamllint" --strict -c "$CREDFILE_ROOT/.yamllint.yaml" "$ex" "$CREDFILE_ROOT/.yamllint.yaml"
+    "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "$ex/github/deploy.yml"
+    "$bin/check-jsonschema" --builtin-schema vendor.github-actions "$ex/github/action.yml"
+    "$bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$ex/gitlab/.gitlab-ci.yml"
+    "$bin/zizmor" --offline --no-progress --strict-collection --persona=pedantic \
+        "$ex/github/deploy.yml" "$ex/github/action.yml"
+    for f in "$ex"/iam/*.json; do
+        "$bin/python" -m json.tool "$f" >/dev/null || credfile_die "$f is not valid JSON"
+    done
 }
 
 credfile_start_moto() {

@@ -14,13 +14,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 credfile_ensure_venv
+credfile_ensure_tools
 
-credfile_log "yamllint pipeline-examples/"
-.venv/bin/yamllint -d relaxed pipeline-examples/
+credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
+credfile_lint_pipelines
 
 credfile_start_moto
 export CREDFILE_TEST_ENDPOINT="$MOTO_ENDPOINT"
 export CREDFILE_TEST_PYTHON="$CREDFILE_ROOT/.venv/bin/python"
+export CREDFILE_TEST_GITLAB_CI_LOCAL="$CREDFILE_TOOLS/node_modules/.bin/gitlab-ci-local"
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
 
 credfile_log "cargo fmt --check"
@@ -34,7 +36,7 @@ test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"
 trap 'credfile_stop_moto; rm -f "$test_log"' EXIT
 cargo test --locked 2>&1 | tee "$test_log"
 
-echo "scripts/test.sh: yamllint, fmt, clippy and cargo test passed in $((SECONDS - started))s"
+echo "scripts/test.sh: pipeline lints, fmt, clippy and cargo test passed in $((SECONDS - started))s"
 # Closing line: totals over every test binary's "test result:" line.
 awk '/^test result:/ {
         for (i = 1; i <= NF; i++) {

@@ -6,14 +6,26 @@
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
-/// Loads the SDK's default configuration (credential chain, profile, retries from
-/// `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`) with credfile's timeouts and attribution.
-pub async fn load_config(region: Option<&str>) -> SdkConfig {
+/// The suffix every AWS call carries in its User-Agent, so CloudTrail shows which calls
+/// credfile made (`userAgent` field).
+pub const USER_AGENT: &str = concat!("credfile/", env!("CARGO_PKG_VERSION"));
+
+/// Loads the SDK's default configuration (profile, retries from `AWS_MAX_ATTEMPTS` /
+/// `AWS_RETRY_MODE`) with credfile's timeouts and attribution. `default_credentials: false`
+/// skips the credential chain entirely (the identity is a pipeline token), so nothing probes
+/// instance metadata.
+pub async fn load_config(region: Option<&str>, default_credentials: bool) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .app_name(
             AppName::new(concat!("credfile-", env!("CARGO_PKG_VERSION"))).expect("valid app name"),
@@ -29,7 +41,53 @@ pub async fn load_config(region: Option<&str>) -> SdkConfig {
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_string()));
     }
+    if !default_credentials {
+        loader = loader.no_credentials();
+    }
     loader.load().await
+}
+
+/// A Secrets Manager client for this configuration, with credfile's User-Agent.
+pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::from(config)
+        .interceptor(UserAgentSuffix)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// An STS client with credfile's User-Agent. Its own retries are off: identity calls retry in
+/// `identity::retry`, which also knows STS's `IDPCommunicationError`.
+pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
+    let conf = aws_sdk_sts::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .interceptor(UserAgentSuffix)
+        .build();
+    aws_sdk_sts::Client::from_conf(conf)
+}
+
+/// Appends [`USER_AGENT`] to the SDK's User-Agent header, after the SDK has set it.
+#[derive(Debug)]
+struct UserAgentSuffix;
+
+impl Intercept for UserAgentSuffix {
+    fn name(&self) -> &'static str {
+        "CredfileUserAgent"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.request_mut().headers_mut();
+        let ua = match headers.get("user-agent") {
+            Some(existing) => format!("{existing} {USER_AGENT}"),
+            None => USER_AGENT.to_string(),
+        };
+        headers.insert("user-agent", ua);
+        Ok(())
+    }
 }
 
 /// What went wrong with one AWS call, without the SDK's types.
@@ -38,6 +96,8 @@ pub struct Failure {
     /// The AWS error code (`AccessDeniedException`, `ResourceNotFoundException`, ...), when the
     /// service answered with one.
     pub code: Option<String>,
+    /// The HTTP status, when there was a response.
+    pub status: Option<u16>,
     pub message: String,
     pub kind: FailureKind,
 }
@@ -57,10 +117,9 @@ pub enum FailureKind {
 }
 
 impl Failure {
-    pub fn from_sdk<E, R>(err: &SdkError<E, R>) -> Failure
+    pub fn from_sdk<E>(err: &SdkError<E, HttpResponse>) -> Failure
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let kind = match err {
             SdkError::ServiceError(_) => FailureKind::Service,
@@ -75,10 +134,12 @@ impl Failure {
                 service.code().map(str::to_string),
                 service.message().unwrap_or("no message").to_string(),
             ),
-            None => (None, DisplayErrorContext(err).to_string()),
+            None => (None, error_chain(err)),
         };
+        let status = err.raw_response().map(|r| r.status().as_u16());
         Failure {
             code,
+            status,
             message,
             kind,
         }
@@ -97,5 +158,35 @@ impl std::fmt::Display for Failure {
             (None, FailureKind::Network) => write!(f, "cannot reach AWS: {}", self.message),
             (None, _) => f.write_str(&self.message),
         }
+    }
+}
+
+/// An error and its sources joined with ": ", each said once. The SDK's own display helper also
+/// appends a Debug dump, which is noise in a deploy log.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&e), "outer: inner");
     }
 }

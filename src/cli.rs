@@ -31,6 +31,9 @@ pub enum Command {
     Plan(RunArgs),
     /// Offline: parse and check the manifest (all environments, or one), no network.
     Validate(ValidateArgs),
+    /// The identity credfile would use for an environment: source, account, ARN, session
+    /// name, expiry. Never a credential.
+    Whoami(WhoamiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +69,20 @@ pub struct ValidateArgs {
 
     #[command(flatten)]
     pub manifest: ManifestArg,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// The environment whose identity to show.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -178,6 +178,7 @@ async fn batch(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
             let failure = Failure {
                 code: e.error_code,
                 message: e.message.unwrap_or_else(|| "no message".into()),
+                status: None,
                 kind: FailureKind::Service,
             };
             errors.push((e.secret_id.unwrap_or_default(), failure));
@@ -203,6 +204,7 @@ async fn batch(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
                 .map(|(_, f)| f.clone())
                 .unwrap_or_else(|| Failure {
                     code: None,
+                    status: None,
                     message: "not returned by BatchGetSecretValue (no value and no error)".into(),
                     kind: FailureKind::Response,
                 });
@@ -234,6 +236,7 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
         (None, None) => {
             return Err(Failure {
                 code: None,
+                status: None,
                 message: "the secret version has neither SecretString nor SecretBinary".into(),
                 kind: FailureKind::Response,
             });

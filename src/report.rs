@@ -7,6 +7,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 use serde_json::json;
 
 use crate::cli::Output;
+use crate::identity::Session;
 use crate::manifest::Plan;
 use crate::materialize::{Outcome, Status};
 use crate::render::SourceInfo;
@@ -132,6 +133,45 @@ impl Report<'_> {
         // A closed stdout (`| head`) is not a failure of the deploy.
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
+}
+
+/// `whoami`: where the identity comes from and who it is. Never a credential.
+pub fn print_identity(plan: &Plan, session: &Session, output: Output) {
+    let expires = session.expiry.map(|t| {
+        aws_smithy_types::DateTime::from(t)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default()
+    });
+    let text = match output {
+        Output::Json => format!(
+            "{}\n",
+            json!({
+                "app": plan.app,
+                "environment": plan.env,
+                "source": session.source,
+                "account": session.account,
+                "arn": session.arn,
+                "session_name": session.session_name,
+                "expires": expires,
+            })
+        ),
+        Output::Human => {
+            let na = || "-".to_string();
+            format!(
+                "environment: {} (app {})\nsource:      {}\naccount:     {}\narn:         {}\nsession:     {}\nexpires:     {}\n",
+                plan.env,
+                plan.app,
+                session.source,
+                session.account.clone().unwrap_or_else(na),
+                session.arn.clone().unwrap_or_else(na),
+                session.session_name.clone().unwrap_or_else(na),
+                expires.unwrap_or_else(|| "- (not a temporary session)".into()),
+            )
+        }
+    };
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(crate::error::sanitize(&text).as_bytes());
 }
 
 fn user_name(uid: u32) -> String {

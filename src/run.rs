@@ -2,7 +2,7 @@
 //! fetch -> render -> materialize -> report. Nothing touches the target until every secret is
 //! fetched and every file is rendered.
 
-use crate::cli::{Cli, Command, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, RunArgs, ValidateArgs, WhoamiArgs};
 use crate::error::Error;
 use crate::{fetch, identity, manifest, materialize, render, report};
 
@@ -11,7 +11,23 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Apply(args) => deploy(&args, false),
         Command::Plan(args) => deploy(&args, true),
         Command::Validate(args) => validate(&args),
+        Command::Whoami(args) => whoami(&args),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+fn whoami(args: &WhoamiArgs) -> Result<(), Error> {
+    let manifest = manifest::load(&args.manifest.manifest)?;
+    let plan = manifest.resolve(&args.env, Some(std::path::Path::new("/")))?;
+    let session = runtime()?.block_on(identity::establish(&plan, true))?;
+    report::print_identity(&plan, &session, args.output);
+    Ok(())
 }
 
 fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
@@ -19,13 +35,9 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let checked = materialize::preflight(&plan)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    let (session, fetched) = runtime.block_on(async {
-        let session = identity::establish(&plan).await?;
-        let client = aws_sdk_secretsmanager::Client::new(&session.config);
+    let (session, fetched) = runtime()?.block_on(async {
+        let session = identity::establish(&plan, false).await?;
+        let client = crate::aws::secrets_client(&session.config);
         let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
         Ok::<_, Error>((session, fetched))
     })?;

@@ -192,7 +192,7 @@ pub struct Plan {
     pub protected: bool,
     pub region: Option<String>,
     pub account: Option<String>,
-    pub role_arn: Option<String>,
+    pub identity: IdentitySpec,
     pub root: PathBuf,
     pub dir_mode: u32,
     pub dir_group: Option<Principal>,
@@ -231,9 +231,33 @@ pub struct Environment {
     pub mode: u32,
     pub dir_mode: u32,
     pub account: Option<String>,
-    pub role_arn: Option<String>,
+    pub identity: IdentitySpec,
     vars: Vec<(String, String)>,
 }
+
+/// How an environment gets its AWS identity (see the README, "Identity").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySpec {
+    pub role_arn: Option<String>,
+    pub web_identity: WebIdentity,
+    /// The `aud` requested from GitHub's token endpoint.
+    pub audience: String,
+    /// The variable holding GitLab's `id_tokens` JWT.
+    pub token_env: String,
+    /// Overrides the session name derived from CI metadata.
+    pub session_name: Option<String>,
+    /// Session length in seconds, 900 to 43200.
+    pub duration: u32,
+    /// A second role to assume with the first role's credentials (cross-account).
+    pub then_assume: Option<String>,
+    pub then_session_name: Option<String>,
+    /// Accept long-lived IAM user keys inside CI.
+    pub allow_static_credentials: bool,
+}
+
+pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
+pub const DEFAULT_TOKEN_ENV: &str = "AWS_ID_TOKEN";
+pub const DEFAULT_DURATION: u32 = 900;
 
 /// A file entry, validated but with `${var}` references still unresolved.
 #[derive(Debug)]
@@ -389,7 +413,7 @@ impl Manifest {
             protected: e.protected,
             region: e.region.clone(),
             account: e.account.clone(),
-            role_arn: e.role_arn.clone(),
+            identity: e.identity.clone(),
             root,
             dir_mode: e.dir_mode,
             dir_group: e.group.clone(),
@@ -551,27 +575,7 @@ impl Validator<'_> {
         } else if e.protected {
             self.problem(&base, format!("protected environment `{name}` has no `account`"), Some("a protected environment must pin the AWS account it deploys from: add `account: \"123456789012\"`"));
         }
-        let role_arn = e.identity.role_arn.clone();
-        if let Some(arn) = &role_arn {
-            let parts: Vec<&str> = arn.splitn(6, ':').collect();
-            let ok = parts.len() == 6
-                && parts[0] == "arn"
-                && parts[1].starts_with("aws")
-                && parts[2] == "iam"
-                && parts[4].len() == 12
-                && parts[5].starts_with("role/");
-            if !ok {
-                self.problem(
-                    &at(&base, &[key("identity"), key("role_arn")]),
-                    "`role_arn` is not an IAM role ARN",
-                    Some("expected arn:aws:iam::123456789012:role/NAME"),
-                );
-            }
-        }
-        let web_identity = e.identity.web_identity.unwrap_or(WebIdentity::Auto);
-        if matches!(web_identity, WebIdentity::Github | WebIdentity::Gitlab) {
-            self.problem(&at(&base, &[key("identity"), key("web_identity")]), "`web_identity: github|gitlab` is not supported by this version of credfile", Some("use `auto` (the SDK's default chain, which includes AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) or `none`"));
-        }
+        let identity = self.identity(&base, &e.identity, e.allow_static_credentials);
         let mut vars = Vec::new();
         for (k, v) in &e.vars.0 {
             if !is_ident(k) {
@@ -616,8 +620,93 @@ impl Validator<'_> {
                 .or(d.dir_mode)
                 .unwrap_or(DEFAULT_DIR_MODE),
             account,
-            role_arn,
+            identity,
             vars,
+        }
+    }
+
+    fn identity(&mut self, base: &[Seg], i: &raw::Identity, allow_static: bool) -> IdentitySpec {
+        let ibase = at(base, &[key("identity")]);
+        for (field, arn) in [("role_arn", &i.role_arn), ("then_assume", &i.then_assume)] {
+            if let Some(arn) = arn
+                && !is_role_arn(arn)
+            {
+                self.problem(
+                    &at(&ibase, &[key(field)]),
+                    format!("`{field}` is not an IAM role ARN"),
+                    Some("expected arn:aws:iam::123456789012:role/NAME"),
+                );
+            }
+        }
+        let web_identity = i.web_identity.unwrap_or(WebIdentity::Auto);
+        if matches!(web_identity, WebIdentity::Github | WebIdentity::Gitlab) && i.role_arn.is_none()
+        {
+            self.problem(
+                &at(&ibase, &[key("web_identity")]),
+                "a pipeline web identity needs `role_arn`: the role the OIDC token is exchanged for",
+                None,
+            );
+        }
+        if i.then_assume.is_some() && i.role_arn.is_none() && web_identity != WebIdentity::None {
+            // Allowed: the host's own identity assumes `then_assume` directly is odd; say so.
+            self.problem(
+                &at(&ibase, &[key("then_assume")]),
+                "`then_assume` chains from `role_arn`; set `role_arn` (or use `role_arn` alone)",
+                None,
+            );
+        }
+        for (field, name) in [
+            ("session_name", &i.session_name),
+            ("then_session_name", &i.then_session_name),
+        ] {
+            if let Some(n) = name
+                && (n.len() < 2 || n.len() > 64 || !n.chars().all(is_session_char))
+            {
+                self.problem(
+                    &at(&ibase, &[key(field)]),
+                    format!("`{field}` must be 2 to 64 of letters, digits and +=,.@_-"),
+                    None,
+                );
+            }
+        }
+        let duration = i.duration.unwrap_or(DEFAULT_DURATION);
+        if !(900..=43200).contains(&duration) {
+            self.problem(
+                &at(&ibase, &[key("duration")]),
+                format!("`duration` {duration} is outside 900..=43200 seconds"),
+                Some("STS sessions last 15 minutes to 12 hours; the role's maximum session duration must allow it"),
+            );
+        }
+        if let Some(t) = &i.token_env
+            && !is_ident(t)
+        {
+            self.problem(
+                &at(&ibase, &[key("token_env")]),
+                format!("`token_env` `{t}` is not a variable name"),
+                None,
+            );
+        }
+        if let Some(a) = &i.audience
+            && a.is_empty()
+        {
+            self.problem(&at(&ibase, &[key("audience")]), "`audience` is empty", None);
+        }
+        IdentitySpec {
+            role_arn: i.role_arn.clone(),
+            web_identity,
+            audience: i
+                .audience
+                .clone()
+                .unwrap_or_else(|| DEFAULT_AUDIENCE.to_string()),
+            token_env: i
+                .token_env
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_string()),
+            session_name: i.session_name.clone(),
+            duration,
+            then_assume: i.then_assume.clone(),
+            then_session_name: i.then_session_name.clone(),
+            allow_static_credentials: allow_static,
         }
     }
 
@@ -661,6 +750,7 @@ impl Validator<'_> {
                             f.key.as_deref(),
                             f.version_stage.as_deref(),
                             f.version_id.as_deref(),
+                            f.allow_cross_account,
                             &applicable,
                         );
                         Some(EntryContent::Raw {
@@ -715,6 +805,7 @@ impl Validator<'_> {
                         v.key.as_deref(),
                         v.version_stage.as_deref(),
                         v.version_id.as_deref(),
+                        v.allow_cross_account || f.allow_cross_account,
                         &applicable,
                     );
                     out.push((name.clone(), source));
@@ -751,6 +842,7 @@ impl Validator<'_> {
         key_sel: Option<&str>,
         stage: Option<&str>,
         version: Option<&str>,
+        cross_account: bool,
         envs: &[&Environment],
     ) -> EntrySource {
         let secret_at = at(base, &[key("secret")]);
@@ -762,6 +854,12 @@ impl Validator<'_> {
                             &secret_at,
                             format!("secret `{id}` (environment `{}`): {msg}", env.name),
                             None,
+                        );
+                    } else if !cross_account && let Some(msg) = foreign_arn(&id, env) {
+                        self.problem(
+                            &secret_at,
+                            format!("secret `{id}` (environment `{}`): {msg}", env.name),
+                            Some("reading another account's or region's secret is usually a mistake; if it is intended, add `allow_cross_account: true` to the entry"),
                         );
                     }
                 }
@@ -1017,6 +1115,45 @@ fn check_secret_id(id: &str) -> Option<&'static str> {
         .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
     {
         return Some("a secret name may only hold letters, digits and /_+=.@-");
+    }
+    None
+}
+
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].starts_with("role/")
+        && parts[5].len() > 5
+}
+
+/// STS session names: `[\w+=,.@-]`.
+pub fn is_session_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+/// For a secret ARN: says how its account or region differs from the environment's.
+fn foreign_arn(id: &str, env: &Environment) -> Option<String> {
+    let parts: Vec<&str> = id.strip_prefix("arn:")?.splitn(6, ':').collect();
+    let (region, account) = (parts.get(2)?, parts.get(3)?);
+    if let Some(expected) = &env.account
+        && account != expected
+    {
+        return Some(format!(
+            "the ARN is in account {account}, the environment in {expected}"
+        ));
+    }
+    if let Some(expected) = &env.region
+        && region != expected
+    {
+        return Some(format!(
+            "the ARN is in region {region}, the environment in {expected}"
+        ));
     }
     None
 }

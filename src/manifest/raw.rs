@@ -48,6 +48,8 @@ pub struct Environment {
     #[serde(default)]
     pub protected: bool,
     #[serde(default)]
+    pub allow_static_credentials: bool,
+    #[serde(default)]
     pub identity: Identity,
     #[serde(default)]
     pub vars: OrderedMap<String>,
@@ -58,6 +60,12 @@ pub struct Environment {
 pub struct Identity {
     pub role_arn: Option<String>,
     pub web_identity: Option<WebIdentity>,
+    pub audience: Option<String>,
+    pub token_env: Option<String>,
+    pub session_name: Option<String>,
+    pub duration: Option<u32>,
+    pub then_assume: Option<String>,
+    pub then_session_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -100,6 +108,8 @@ pub struct File {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub environments: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_cross_account: bool,
 }
 
 /// One entry of a `dotenv` or `json` file's `values`.
@@ -110,6 +120,8 @@ pub struct Value {
     pub key: Option<String>,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,
+    #[serde(default)]
+    pub allow_cross_account: bool,
 }
 
 /// A YAML mapping that keeps the manifest's order (dotenv output follows it) and rejects

@@ -16,6 +16,7 @@
 
 pub mod canary;
 pub mod moto;
+pub mod oidc;
 pub mod proxy;
 pub mod runner;
 pub mod seed;
@@ -25,6 +26,7 @@ use std::path::Path;
 
 pub use canary::{Canaries, assert_no_leak};
 pub use moto::{moto_endpoint, test_python};
+pub use oidc::GithubTokenEndpoint;
 pub use proxy::Proxy;
 pub use runner::{Credfile, Output, hermetic_env};
 pub use seed::Seeder;

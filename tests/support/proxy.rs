@@ -51,6 +51,8 @@ struct Shared {
 #[derive(Default)]
 struct State {
     log: Vec<(String, String)>,
+    /// The User-Agent of each request in `log`, same order.
+    user_agents: Vec<String>,
     deny_actions: HashSet<String>,
     deny_secrets: Vec<String>,
     failures: Vec<Failure>,
@@ -149,6 +151,11 @@ impl Proxy {
         self.state().log.clone()
     }
 
+    /// The User-Agent header of every request, in arrival order.
+    pub fn user_agents(&self) -> Vec<String> {
+        self.state().user_agents.clone()
+    }
+
     /// JSON bodies of the requests for `action` (unparseable bodies -> Null).
     pub fn json_bodies(&self, action: &str) -> Vec<Value> {
         self.state()
@@ -179,7 +186,9 @@ impl Proxy {
 
     /// Forget the recorded requests (rules stay).
     pub fn reset_counts(&self) {
-        self.state().log.clear();
+        let mut s = self.state();
+        s.log.clear();
+        s.user_agents.clear();
     }
 
     /// Remove every rule (recorded requests stay).
@@ -559,6 +568,11 @@ fn process(shared: &Shared, req: &Request) -> Response {
     let (decision, delay) = {
         let mut s = shared.state();
         s.log.push((action.clone(), body_text.clone()));
+        s.user_agents.push(
+            header(&req.headers, "user-agent")
+                .unwrap_or_default()
+                .to_string(),
+        );
         let delay = s.delays.get(&action).copied();
         let failure = s
             .failures
