@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end demo against a local moto (no AWS account needed):
 # seeds fake staging secrets, applies pipeline-examples/credfile.yaml into
-# ./demo-out/staging, lists the result, and applies again (all unchanged).
+# /dev/shm/credfile-demo/staging (memory, outside any git work tree, as
+# credfile wants; CREDFILE_DEMO_ROOT overrides), lists the result, and applies
+# again (all unchanged).
 # Prints no secret value: the files are listed, never shown.
 set -euo pipefail
 
@@ -19,7 +21,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 manifest=pipeline-examples/credfile.yaml
-out=demo-out/staging
+out="${CREDFILE_DEMO_ROOT:-/dev/shm/credfile-demo/staging}"
 
 credfile_ensure_venv
 credfile_start_moto
@@ -67,12 +69,12 @@ rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 
 credfile_log "credfile apply --env staging  (first run: files are created)"
-"${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "./$out"
+"${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"
 
 credfile_log "ls -lR $out"
 ls -lR "$out"
 
 credfile_log "credfile apply --env staging  (second run: nothing changes)"
-"${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "./$out"
+"${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"
 
-credfile_log "demo done; files are in ./$out (moto is stopped, so the demo secrets are gone)"
+credfile_log "demo done; files are in $out (moto is stopped, so the demo secrets are gone)"

@@ -4,6 +4,7 @@
 //! Endpoints come only from the SDK's own settings (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, ...): the binary has no test-only switches.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -21,20 +22,55 @@ use aws_smithy_types::config_bag::ConfigBag;
 /// credfile made (`userAgent` field).
 pub const USER_AGENT: &str = concat!("credfile/", env!("CARGO_PKG_VERSION"));
 
-/// Loads the SDK's default configuration (profile, retries from `AWS_MAX_ATTEMPTS` /
-/// `AWS_RETRY_MODE`) with credfile's timeouts and attribution. `default_credentials: false`
-/// skips the credential chain entirely (the identity is a pipeline token), so nothing probes
-/// instance metadata.
+/// How hard credfile tries against AWS: the same numbers for every call (STS, Secrets Manager,
+/// the GitHub token endpoint). Set once from the command line, before any call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Time allowed for one attempt (a stalled response is abandoned and retried).
+    pub attempt_timeout: Duration,
+    /// Time allowed for one call, all attempts and backoff included.
+    pub call_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            max_attempts: 3,
+            attempt_timeout: Duration::from_secs(20),
+            call_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+static TUNING: OnceLock<Tuning> = OnceLock::new();
+
+/// Sets the tuning for the run (first call wins).
+pub fn configure(tuning: Tuning) {
+    let _ = TUNING.set(tuning);
+}
+
+pub fn tuning() -> Tuning {
+    TUNING.get().copied().unwrap_or_default()
+}
+
+/// Loads the SDK's default configuration with credfile's retries (standard mode: jittered
+/// exponential backoff on throttling, 5xx and transient network errors), timeouts and
+/// attribution. `default_credentials: false` skips the credential chain entirely (the identity
+/// is a pipeline token), so nothing probes instance metadata.
 pub async fn load_config(region: Option<&str>, default_credentials: bool) -> SdkConfig {
+    let t = tuning();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .app_name(
             AppName::new(concat!("credfile-", env!("CARGO_PKG_VERSION"))).expect("valid app name"),
         )
+        .retry_config(RetryConfig::standard().with_max_attempts(t.max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(60))
+                .connect_timeout(Duration::from_secs(5).min(t.attempt_timeout))
+                .operation_attempt_timeout(t.attempt_timeout)
+                .operation_timeout(t.call_timeout)
                 .build(),
         );
     // An explicit region also keeps the SDK from probing instance metadata for one.
@@ -129,12 +165,19 @@ impl Failure {
             SdkError::ResponseError(_) => FailureKind::Response,
             _ => FailureKind::Request,
         };
-        let (code, message) = match err.as_service_error() {
-            Some(service) => (
+        let (code, message, kind) = match err.as_service_error() {
+            Some(service) if service.code().is_some() => (
                 service.code().map(str::to_string),
                 service.message().unwrap_or("no message").to_string(),
+                kind,
             ),
-            None => (None, error_chain(err)),
+            // An answer the SDK could not parse as a result or as an AWS error.
+            Some(_) => (
+                None,
+                format!("unreadable response: {}", error_chain(err)),
+                FailureKind::Response,
+            ),
+            None => (None, error_chain(err), kind),
         };
         let status = err.raw_response().map(|r| r.status().as_u16());
         Failure {

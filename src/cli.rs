@@ -21,6 +21,32 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CREDFILE_LOG_FORMAT")]
     pub log_format: LogFormat,
+
+    /// Attempts per AWS call, the first included (default: AWS_MAX_ATTEMPTS, else 3).
+    #[arg(long, global = true, env = "CREDFILE_MAX_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: Option<u32>,
+
+    /// Seconds allowed for one attempt of an AWS call before it is abandoned and retried.
+    #[arg(long, global = true, default_value_t = 20, env = "CREDFILE_ATTEMPT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub attempt_timeout: u64,
+
+    /// Seconds allowed for one AWS call, all attempts and backoff included.
+    #[arg(long, global = true, default_value_t = 60, env = "CREDFILE_CALL_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub call_timeout: u64,
+}
+
+impl Cli {
+    /// The retry and timeout settings for every AWS call of the run.
+    pub fn tuning(&self) -> crate::aws::Tuning {
+        let from_env = std::env::var("AWS_MAX_ATTEMPTS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        crate::aws::Tuning {
+            max_attempts: self.max_attempts.or(from_env).unwrap_or(3).clamp(1, 10),
+            attempt_timeout: std::time::Duration::from_secs(self.attempt_timeout),
+            call_timeout: std::time::Duration::from_secs(self.call_timeout),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

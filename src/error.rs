@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use crate::fetch::FetchError;
+use crate::guard::GuardError;
 use crate::identity::IdentityError;
 use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
@@ -34,6 +35,8 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error(transparent)]
     Write(#[from] WriteError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -46,7 +49,7 @@ impl Error {
             Error::Identity(_) => code::IDENTITY,
             Error::Fetch(_) => code::FETCH,
             Error::Render(_) => code::RENDER,
-            Error::Write(_) => code::WRITE,
+            Error::Guard(_) | Error::Write(_) => code::WRITE,
             Error::Runtime(_) => code::INTERNAL,
         })
     }
@@ -58,6 +61,7 @@ impl Error {
             Error::Identity(e) => e.hint(),
             Error::Fetch(e) => e.hint(),
             Error::Render(e) => e.hint(),
+            Error::Guard(e) => e.hint(),
             Error::Write(e) => e.hint(),
             Error::Runtime(_) => None,
         }

@@ -70,9 +70,27 @@ impl FetchError {
             .iter()
             .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
         {
-            hints.push("Secrets Manager did not answer: check the network path to it and retry");
+            hints.push("Secrets Manager did not answer in time: check the network path to it, then retry (see --attempt-timeout)");
         }
-        (!hints.is_empty()).then(|| hints.join("; "))
+        if self.failures.iter().any(|(_, f)| {
+            matches!(
+                f.code.as_deref(),
+                Some("ThrottlingException" | "TooManyRequestsException" | "Throttling")
+            )
+        }) {
+            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts, or allow more attempts with --max-attempts");
+        }
+        if self
+            .failures
+            .iter()
+            .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
+        {
+            hints.push("Secrets Manager failed or answered something unreadable; retry later");
+        }
+        if hints.is_empty() {
+            hints.push("nothing was written; fix the cause and run again");
+        }
+        Some(hints.join("; "))
     }
 }
 

@@ -10,6 +10,7 @@ mod aws;
 mod cli;
 mod error;
 mod fetch;
+mod guard;
 mod identity;
 mod manifest;
 mod materialize;

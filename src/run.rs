@@ -4,9 +4,10 @@
 
 use crate::cli::{Cli, Command, RunArgs, ValidateArgs, WhoamiArgs};
 use crate::error::Error;
-use crate::{fetch, identity, manifest, materialize, render, report};
+use crate::{fetch, guard, identity, manifest, materialize, render, report};
 
 pub fn run(cli: Cli) -> Result<(), Error> {
+    crate::aws::configure(cli.tuning());
     match cli.command {
         Command::Apply(args) => deploy(&args, false),
         Command::Plan(args) => deploy(&args, true),
@@ -33,6 +34,9 @@ fn whoami(args: &WhoamiArgs) -> Result<(), Error> {
 fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
+    for warning in guard::check(&plan)? {
+        tracing::warn!("{warning}");
+    }
     let checked = materialize::preflight(&plan)?;
 
     let (session, fetched) = runtime()?.block_on(async {

@@ -474,7 +474,8 @@ fn runner_env_is_hermetic_and_output_checked() {
             "AWS_SHARED_CREDENTIALS_FILE",
             "EXTRA",
             "HOME",
-            "PATH"
+            "PATH",
+            "TMPDIR"
         ]
     );
     assert!(out.stdout.contains(&format!("AWS_ENDPOINT_URL={ep}\n")));

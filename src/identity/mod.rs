@@ -469,20 +469,10 @@ fn to_credentials(
     ))
 }
 
-/// Retry budget for identity calls (STS, the token endpoint): attempts from `AWS_MAX_ATTEMPTS`
-/// (default 4), and never more than [`RETRY_BUDGET`] in total.
-const DEFAULT_ATTEMPTS: u32 = 4;
-const RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Backoff for identity calls (STS, the token endpoint); the attempt count and the total time
+/// come from [`aws::tuning`], like every other AWS call.
 const BASE_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(5);
-
-fn max_attempts() -> u32 {
-    std::env::var("AWS_MAX_ATTEMPTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n >= 1)
-        .unwrap_or(DEFAULT_ATTEMPTS)
-}
 
 /// Whether an identity call may succeed if repeated: IdP hiccups, throttling, 5xx, the network.
 /// Token, trust and permission errors never do.
@@ -520,7 +510,8 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     let started = Instant::now();
-    let attempts = max_attempts();
+    let tuning = aws::tuning();
+    let attempts = tuning.max_attempts;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -528,7 +519,7 @@ where
             Ok(v) => return Ok(v),
             Err(f) if transient(&f) && attempt < attempts => {
                 let delay = backoff(attempt);
-                if started.elapsed() + delay > RETRY_BUDGET {
+                if started.elapsed() + delay > tuning.call_timeout {
                     return Err(f);
                 }
                 tracing::warn!(call = what, attempt, error = %f, "transient failure; retrying");
@@ -544,7 +535,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<SecretString, IdentityError>>,
 {
-    let attempts = max_attempts();
+    let attempts = aws::tuning().max_attempts;
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -173,6 +173,8 @@ pub struct FileSpec {
     pub owner: Option<Principal>,
     pub group: Option<Principal>,
     pub content: Content,
+    /// The entry accepts a target inside a git work tree (when git ignores the path).
+    pub allow_in_repository: bool,
 }
 
 impl FileSpec {
@@ -196,6 +198,8 @@ pub struct Plan {
     pub root: PathBuf,
     pub dir_mode: u32,
     pub dir_group: Option<Principal>,
+    /// Refuse a root that is not on a memory filesystem (tmpfs, ramfs).
+    pub require_memory_fs: bool,
     pub files: Vec<FileSpec>,
 }
 
@@ -232,6 +236,7 @@ pub struct Environment {
     pub dir_mode: u32,
     pub account: Option<String>,
     pub identity: IdentitySpec,
+    pub require_memory_fs: bool,
     vars: Vec<(String, String)>,
 }
 
@@ -271,6 +276,7 @@ struct Entry {
     group: Option<Principal>,
     environments: Option<Vec<String>>,
     content: EntryContent,
+    allow_in_repository: bool,
 }
 
 #[derive(Debug)]
@@ -392,6 +398,7 @@ impl Manifest {
                 mode: f.mode.unwrap_or(e.mode),
                 owner: f.owner.clone().or_else(|| e.owner.clone()),
                 group: f.group.clone().or_else(|| e.group.clone()),
+                allow_in_repository: f.allow_in_repository,
                 content: match &f.content {
                     EntryContent::Raw { source, encoding } => Content::Raw {
                         source: resolve_source(source, e),
@@ -417,6 +424,7 @@ impl Manifest {
             root,
             dir_mode: e.dir_mode,
             dir_group: e.group.clone(),
+            require_memory_fs: e.require_memory_fs,
             files,
         })
     }
@@ -621,6 +629,7 @@ impl Validator<'_> {
                 .unwrap_or(DEFAULT_DIR_MODE),
             account,
             identity,
+            require_memory_fs: e.require_memory_fs,
             vars,
         }
     }
@@ -831,6 +840,7 @@ impl Validator<'_> {
             group,
             environments: f.environments.clone(),
             content: content?,
+            allow_in_repository: f.allow_in_repository,
         })
     }
 

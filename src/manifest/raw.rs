@@ -50,6 +50,8 @@ pub struct Environment {
     #[serde(default)]
     pub allow_static_credentials: bool,
     #[serde(default)]
+    pub require_memory_fs: bool,
+    #[serde(default)]
     pub identity: Identity,
     #[serde(default)]
     pub vars: OrderedMap<String>,
@@ -110,6 +112,8 @@ pub struct File {
     pub environments: Option<Vec<String>>,
     #[serde(default)]
     pub allow_cross_account: bool,
+    #[serde(default)]
+    pub allow_in_repository: bool,
 }
 
 /// One entry of a `dotenv` or `json` file's `values`.

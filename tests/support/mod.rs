@@ -27,7 +27,7 @@ use std::path::Path;
 pub use canary::{Canaries, assert_no_leak};
 pub use moto::{moto_endpoint, test_python};
 pub use oidc::GithubTokenEndpoint;
-pub use proxy::Proxy;
+pub use proxy::{Mangle, Proxy};
 pub use runner::{Credfile, Output, hermetic_env};
 pub use seed::Seeder;
 

@@ -54,7 +54,10 @@ struct State {
     /// The User-Agent of each request in `log`, same order.
     user_agents: Vec<String>,
     deny_actions: HashSet<String>,
-    deny_secrets: Vec<String>,
+    /// (secret id, error code): denied or undecryptable secrets.
+    deny_secrets: Vec<(String, String)>,
+    /// (action, remaining, how): responses to cut off or garble.
+    mangles: Vec<(String, usize, Mangle)>,
     failures: Vec<Failure>,
     delays: HashMap<String, Duration>,
 }
@@ -198,6 +201,7 @@ impl Proxy {
         s.deny_secrets.clear();
         s.failures.clear();
         s.delays.clear();
+        s.mangles.clear();
     }
 
     /// Every request for `action` is answered with AccessDenied (HTTP 400,
@@ -211,7 +215,23 @@ impl Proxy {
     /// ARN) gets AccessDenied; BatchGetSecretValue is forwarded and the entry is
     /// moved from `SecretValues` to `Errors` as AccessDeniedException.
     pub fn deny_secret(&self, secret_id: &str) {
-        self.state().deny_secrets.push(secret_id.to_string());
+        self.fail_secret(secret_id, "AccessDeniedException");
+    }
+
+    /// Like [`Proxy::deny_secret`] with another per-secret error code, e.g.
+    /// `DecryptionFailure` (the secret's KMS key refuses to decrypt).
+    pub fn fail_secret(&self, secret_id: &str, code: &str) {
+        self.state()
+            .deny_secrets
+            .push((secret_id.to_string(), code.to_string()));
+    }
+
+    /// The next `n` requests for `action` are forwarded, and the answer is
+    /// mangled: the connection reset with no response, the body cut off in
+    /// the middle (the Content-Length promises more), or replaced by bytes that
+    /// are not JSON (HTTP 200). `usize::MAX` = always.
+    pub fn mangle_next(&self, action: &str, n: usize, how: Mangle) {
+        self.state().mangles.push((action.to_string(), n, how));
     }
 
     /// The next `n` requests for `action` get `http_status` with error code
@@ -316,6 +336,18 @@ struct Response {
     reason: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    mangle: Option<Mangle>,
+}
+
+/// How [`Proxy::mangle_next`] breaks a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mangle {
+    /// Close the connection without answering.
+    Reset,
+    /// Send half the body, then close; the Content-Length promised all of it.
+    Truncate,
+    /// Answer 200 with a body that is not JSON.
+    Garbage,
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -360,6 +392,7 @@ impl Response {
             reason: reason_phrase(status).to_string(),
             headers,
             body,
+            mangle: None,
         }
     }
 }
@@ -491,6 +524,30 @@ fn read_request(r: &mut impl BufRead, w: &mut impl Write) -> io::Result<Option<R
 }
 
 fn write_response(w: &mut impl Write, resp: &Response, keep_alive: bool) -> io::Result<()> {
+    match resp.mangle {
+        Some(Mangle::Reset) => {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "reset on purpose",
+            ));
+        }
+        Some(Mangle::Truncate) => {
+            let head = format!(
+                "HTTP/1.1 {} {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                resp.status,
+                resp.reason,
+                resp.body.len()
+            );
+            w.write_all(head.as_bytes())?;
+            w.write_all(&resp.body[..resp.body.len() / 2])?;
+            w.flush()?;
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "cut off on purpose",
+            ));
+        }
+        Some(Mangle::Garbage) | None => {}
+    }
     let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, resp.reason).into_bytes();
     for (k, v) in &resp.headers {
         if [
@@ -551,8 +608,9 @@ enum Decision {
         message: Option<String>,
     },
     Deny,
+    Mangle(Mangle),
     Forward {
-        rewrite_batch: Vec<String>,
+        rewrite_batch: Vec<(String, String)>,
     },
 }
 
@@ -587,15 +645,41 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 }
             });
         s.failures.retain(|f| f.remaining > 0);
-        let secret_denied = action == "GetSecretValue"
-            && body_json
+        let secret_failure = if action == "GetSecretValue" {
+            body_json
                 .as_ref()
                 .and_then(|b| b.get("SecretId"))
                 .and_then(Value::as_str)
-                .is_some_and(|id| s.deny_secrets.iter().any(|d| same_secret(d, id)));
+                .and_then(|id| s.deny_secrets.iter().find(|(d, _)| same_secret(d, id)))
+                .map(|(_, code)| code.clone())
+        } else {
+            None
+        };
+        let mangle = s
+            .mangles
+            .iter_mut()
+            .find(|(a, n, _)| *a == action && *n > 0)
+            .map(|(_, n, how)| {
+                *n = n.saturating_sub(1);
+                *how
+            });
+        s.mangles.retain(|(_, n, _)| *n > 0);
         let decision = if let Some(f) = failure {
             f
-        } else if s.deny_actions.contains(&action) || secret_denied {
+        } else if let Some(how) = mangle {
+            Decision::Mangle(how)
+        } else if let Some(code) = secret_failure
+            .clone()
+            .filter(|c| c != "AccessDeniedException")
+        {
+            Decision::Fail {
+                status: 400,
+                code: code.clone(),
+                message: Some(format!(
+                    "{code} injected by the credfile test proxy for this secret"
+                )),
+            }
+        } else if s.deny_actions.contains(&action) || secret_failure.is_some() {
             Decision::Deny
         } else if action == "BatchGetSecretValue" {
             Decision::Forward {
@@ -655,6 +739,21 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 ),
             }
         }
+        Decision::Mangle(how) => match forward(&shared.upstream, req) {
+            Ok(mut resp) => {
+                if how == Mangle::Garbage {
+                    resp.status = 200;
+                    resp.reason = "OK".into();
+                    resp.body = b"<html>not the JSON you are looking for".to_vec();
+                }
+                resp.mangle = Some(how);
+                resp
+            }
+            Err(_) => Response {
+                mangle: Some(Mangle::Reset),
+                ..Response::new(502, "text/plain", Vec::new(), Vec::new(), request_id)
+            },
+        },
         Decision::Forward { rewrite_batch } => match forward(&shared.upstream, req) {
             Ok(mut resp) => {
                 if !rewrite_batch.is_empty() && resp.status == 200 {
@@ -804,6 +903,7 @@ fn forward(upstream: &str, req: &Request) -> io::Result<Response> {
             reason,
             headers,
             body,
+            mangle: None,
         });
     }
 }
@@ -845,7 +945,11 @@ fn secret_id_list(body: &Value) -> Vec<String> {
 
 /// Move denied entries from SecretValues to Errors. None if the body is not
 /// the expected JSON object or nothing matched.
-fn rewrite_batch_response(body: &[u8], requested: &[String], denied: &[String]) -> Option<Vec<u8>> {
+fn rewrite_batch_response(
+    body: &[u8],
+    requested: &[String],
+    denied: &[(String, String)],
+) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object_mut()?;
     let values = obj.get_mut("SecretValues")?.as_array_mut()?;
@@ -854,16 +958,21 @@ fn rewrite_batch_response(body: &[u8], requested: &[String], denied: &[String]) 
         let name = entry.get("Name").and_then(Value::as_str).unwrap_or("");
         let arn = entry.get("ARN").and_then(Value::as_str).unwrap_or("");
         let hit = |id: &str| same_secret(id, name) || (!arn.is_empty() && same_secret(id, arn));
-        let Some(deny) = denied.iter().find(|d| hit(d)) else {
+        let Some((deny, code)) = denied.iter().find(|(d, _)| hit(d)) else {
             return true;
         };
         let as_requested = requested.iter().find(|r| hit(r)).unwrap_or(deny).clone();
+        let message = if code == "AccessDeniedException" {
+            format!(
+                "User: {DENY_PRINCIPAL} is not authorized to perform: secretsmanager:GetSecretValue on resource: {as_requested}"
+            )
+        } else {
+            format!("{code} injected by the credfile test proxy for this secret")
+        };
         new_errors.push(json!({
             "SecretId": as_requested,
-            "ErrorCode": "AccessDeniedException",
-            "Message": format!(
-                "User: {DENY_PRINCIPAL} is not authorized to perform: secretsmanager:GetSecretValue on resource: {as_requested}"
-            ),
+            "ErrorCode": code,
+            "Message": message,
         }));
         false
     });

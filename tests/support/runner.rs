@@ -30,6 +30,9 @@ pub fn hermetic_env(endpoint: &str, home: &Path) -> BTreeMap<String, String> {
     set("AWS_CONFIG_FILE", "/dev/null");
     set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     set("HOME", &home.to_string_lossy());
+    let tmp = home.join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    set("TMPDIR", &tmp.to_string_lossy());
     set(
         "PATH",
         &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string()),
@@ -87,6 +90,8 @@ pub struct Credfile {
     canaries: Canaries,
     timeout: Duration,
     stdin: Option<Vec<u8>>,
+    user: Option<(u32, u32)>,
+    on_spawn: Option<Arc<dyn Fn(u32) + Send + Sync>>,
 }
 
 impl Credfile {
@@ -108,6 +113,8 @@ impl Credfile {
             canaries: Canaries::global(),
             timeout: Duration::from_secs(120),
             stdin: None,
+            user: None,
+            on_spawn: None,
         }
     }
 
@@ -150,6 +157,19 @@ impl Credfile {
     /// Bytes to feed on stdin (default: /dev/null).
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    /// Run as this uid and gid (the test must be root).
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// Called with the child's pid right after it starts, on the test's thread, while the child
+    /// runs (to inspect /proc/<pid>); the output is collected afterwards as usual.
+    pub fn on_spawn(mut self, f: impl Fn(u32) + Send + Sync + 'static) -> Self {
+        self.on_spawn = Some(Arc::new(f));
         self
     }
 
@@ -203,9 +223,15 @@ impl Credfile {
             // Own process group, so a timeout kills any children too (they
             // would otherwise hold the output pipes open).
             .process_group(0);
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.program.display()));
+        if let Some(f) = &self.on_spawn {
+            f(child.id());
+        }
 
         let feeder = self.stdin.clone().map(|data| {
             let mut pipe = child.stdin.take().expect("piped stdin");
@@ -254,6 +280,8 @@ impl Credfile {
         // Always, before anything prints the output.
         assert_no_leak(&self.canaries, &stdout, &format!("stdout of {label}"));
         assert_no_leak(&self.canaries, &stderr, &format!("stderr of {label}"));
+        // Nothing may be left in the run's HOME and TMPDIR (temp files, caches, logs).
+        scan_tree(&self.canaries, self.home.path(), &label);
 
         let output = Output {
             status_code: status
@@ -269,5 +297,32 @@ impl Credfile {
             );
         }
         output
+    }
+}
+
+/// Fails if any file under `dir` (not following symlinks) holds a canary.
+fn scan_tree(canaries: &Canaries, dir: &Path, label: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file()
+                && meta.len() < 4 << 20
+                && let Ok(bytes) = std::fs::read(e.path())
+            {
+                assert_no_leak(
+                    canaries,
+                    &bytes,
+                    &format!("{} after {label}", e.path().display()),
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,166 @@
+//! Seed rules enforced before anything is fetched: secrets never land where `git add` can pick
+//! them up, and they belong on a memory filesystem (nothing on disk to survive a reboot, a backup
+//! or a snapshot).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+
+/// ramfs's magic number (linux/magic.h); nix names tmpfs's but not this one.
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+use crate::manifest::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("{} (manifest line {line}) is inside the git work tree at {}", path.display(), repo.display())]
+    InRepository {
+        path: PathBuf,
+        line: usize,
+        repo: PathBuf,
+    },
+    #[error("{} (manifest line {line}) is inside the git work tree at {} and git does not ignore it", path.display(), repo.display())]
+    NotIgnored {
+        path: PathBuf,
+        line: usize,
+        repo: PathBuf,
+    },
+    #[error("{}: cannot ask git whether the path is ignored: {reason}", path.display())]
+    Git { path: PathBuf, reason: String },
+    #[error("root {} is on a {fs} filesystem, and environment `{env}` sets require_memory_fs", root.display())]
+    NotMemoryFs {
+        root: PathBuf,
+        fs: String,
+        env: String,
+    },
+}
+
+impl GuardError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            GuardError::InRepository { .. } => "secrets must never be where `git add` can commit them: choose a root outside the repository (for example /run/credfile/APP); or, if the path is git-ignored on purpose, set `allow_in_repository: true` on the entry".into(),
+            GuardError::NotIgnored { .. } => "add the path to the repository's .gitignore (allow_in_repository only accepts ignored paths)".into(),
+            GuardError::Git { .. } => "install git, or choose a root outside the repository".into(),
+            GuardError::NotMemoryFs { .. } => "use a root on tmpfs (/run or /dev/shm), or drop require_memory_fs".into(),
+        })
+    }
+}
+
+/// Checks the plan's destinations; returns warnings to log, or the first violation.
+pub fn check(plan: &Plan) -> Result<Vec<String>, GuardError> {
+    let mut warnings = Vec::new();
+    if let Some(repo) = enclosing_work_tree(&plan.root) {
+        for f in &plan.files {
+            let path = plan.root.join(&f.path);
+            if !f.allow_in_repository {
+                return Err(GuardError::InRepository {
+                    path,
+                    line: f.line,
+                    repo,
+                });
+            }
+            if !git_ignores(&repo, &path)? {
+                return Err(GuardError::NotIgnored {
+                    path,
+                    line: f.line,
+                    repo,
+                });
+            }
+        }
+        warnings.push(format!(
+            "root {} is inside the git work tree at {}; every target is git-ignored and allowed by allow_in_repository",
+            plan.root.display(),
+            repo.display()
+        ));
+    }
+    if let Some(fs) = disk_filesystem(&plan.root) {
+        if plan.require_memory_fs {
+            return Err(GuardError::NotMemoryFs {
+                root: plan.root.clone(),
+                fs,
+                env: plan.env.clone(),
+            });
+        }
+        warnings.push(format!(
+            "root {} is on a {fs} filesystem, not in memory: the secrets will persist on disk (and in its backups); prefer a root under /run or /dev/shm",
+            plan.root.display()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// The directory holding `.git` (a directory, or a file for worktrees and submodules) at or
+/// above `path`, if any. Looks without following symlinks in the name checked.
+fn enclosing_work_tree(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|dir| std::fs::symlink_metadata(dir.join(".git")).is_ok())
+        .map(Path::to_path_buf)
+}
+
+/// Asks git itself, so every ignore source counts (.gitignore files, info/exclude, core.excludesFile).
+fn git_ignores(repo: &Path, path: &Path) -> Result<bool, GuardError> {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["check-ignore", "-q", "--no-index", "--"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| GuardError::Git {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(GuardError::Git {
+            path: path.to_path_buf(),
+            reason: format!("git check-ignore exited with {status}"),
+        }),
+    }
+}
+
+/// The filesystem type of the root (or its deepest existing ancestor) when it is not in memory.
+fn disk_filesystem(root: &Path) -> Option<String> {
+    let existing = root.ancestors().find(|p| p.exists())?;
+    let st = statfs(existing).ok()?;
+    let t = st.filesystem_type();
+    if t == TMPFS_MAGIC || t.0 as i64 == RAMFS_MAGIC {
+        return None;
+    }
+    Some(match t.0 as u64 {
+        0xEF53 => "ext4".to_string(),
+        0x5846_5342 => "xfs".to_string(),
+        0x9123_683E => "btrfs".to_string(),
+        0x794C_7630 => "overlay".to_string(),
+        0x6969 => "NFS".to_string(),
+        other => format!("disk (type {other:#x})"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_enclosing_work_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("repo/.git")).unwrap();
+        std::fs::create_dir_all(dir.path().join("repo/a/b")).unwrap();
+        assert_eq!(
+            enclosing_work_tree(&dir.path().join("repo/a/b/c")),
+            Some(dir.path().join("repo"))
+        );
+        assert_eq!(enclosing_work_tree(&dir.path().join("elsewhere")), None);
+    }
+
+    #[test]
+    fn dev_shm_is_memory() {
+        if Path::new("/dev/shm").exists() {
+            assert_eq!(disk_filesystem(Path::new("/dev/shm/credfile-x/y")), None);
+        }
+    }
+}
