@@ -31,7 +31,8 @@ cargo fmt --all -- --check
 credfile_log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-credfile_log "cargo test"
+credfile_log "cargo test (manifest fuzzing for ${CREDFILE_FUZZ_SECONDS:=60}s inside it)"
+export CREDFILE_FUZZ_SECONDS
 test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"
 trap 'credfile_stop_moto; rm -f "$test_log"' EXIT
 cargo test --locked 2>&1 | tee "$test_log"

@@ -26,6 +26,14 @@ pub enum ManifestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: the manifest is larger than {} bytes", path.display(), MAX_MANIFEST_BYTES)]
+    TooLarge { path: PathBuf },
+    #[error("{}:{line}:{column}: the manifest is not UTF-8 text", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error("{}", diagnostics.iter().map(|d| format!("{}:{d}", file.display())).collect::<Vec<_>>().join("\n"))]
     Invalid {
         file: PathBuf,
@@ -52,6 +60,10 @@ impl ManifestError {
             ManifestError::Read { .. } => {
                 Some("pass --manifest FILE or set CREDFILE_MANIFEST".to_string())
             }
+            ManifestError::TooLarge { .. } => {
+                Some("a manifest holds references only; split it per application".to_string())
+            }
+            ManifestError::NotUtf8 { .. } => Some("save the manifest as UTF-8 YAML".to_string()),
             ManifestError::Invalid { diagnostics, .. } => {
                 diagnostics.iter().find_map(|d| d.hint.clone())
             }
@@ -298,11 +310,38 @@ struct EntrySource {
     pin: Pin,
 }
 
+/// A manifest holds references only; anything larger is a mistake or an attack on the parser.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// Validation stops reporting after this many problems.
+const MAX_DIAGNOSTICS: usize = 50;
+
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    use std::io::Read;
+    let read_err = |source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+        ManifestError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column,
+        }
     })?;
     from_text(path, &text)
 }
@@ -491,6 +530,9 @@ fn at(base: &[Seg], more: &[Seg]) -> Vec<Seg> {
 
 impl Validator<'_> {
     fn problem(&mut self, path: &[Seg], message: impl Into<String>, hint: Option<&str>) {
+        if self.problems.len() >= MAX_DIAGNOSTICS {
+            return;
+        }
         let (line, column) = raw::locate(self.text, path);
         self.problems.push(Diagnostic {
             line,
@@ -1178,5 +1220,7 @@ fn check_pointer(p: &str) -> Option<&'static str> {
     None
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
