@@ -31,6 +31,24 @@ pub enum Command {
     Plan(RunArgs),
     /// Offline: parse and check the manifest (all environments, or one), no network.
     Validate(ValidateArgs),
+    /// Print the least-privilege IAM policy (and, with --trust, the OIDC trust policy) for an environment's role.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The environment whose role the policy is for.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Also print the role's trust policy for a CI provider's OIDC tokens:
+    /// `github:OWNER/REPO[:ENVIRONMENT]` (default ENVIRONMENT: --env) or
+    /// `gitlab:GROUP/PROJECT[:BRANCH]` (default BRANCH: main).
+    #[arg(long, value_name = "PROVIDER:PATH[:QUALIFIER]", env = "CREDFILE_TRUST")]
+    pub trust: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +117,18 @@ mod tests {
         assert_eq!(args.manifest.manifest, PathBuf::from("credfile.yaml"));
         assert_eq!(args.output, Output::Human);
         assert!(args.root.is_none());
+    }
+
+    #[test]
+    fn policy_needs_env() {
+        assert!(Cli::try_parse_from(["credfile", "policy"]).is_err());
+        let cli =
+            Cli::try_parse_from(["credfile", "policy", "--env", "p", "--trust", "github:o/r"])
+                .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Policy(PolicyArgs { trust: Some(_), .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::fetch::FetchError;
 use crate::identity::IdentityError;
 use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
+use crate::policy::PolicyError;
 use crate::render::RenderError;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
@@ -35,6 +36,8 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -47,6 +50,7 @@ impl Error {
             Error::Fetch(_) => code::FETCH,
             Error::Render(_) => code::RENDER,
             Error::Write(_) => code::WRITE,
+            Error::Policy(_) => code::USAGE,
             Error::Runtime(_) => code::INTERNAL,
         })
     }
@@ -59,6 +63,7 @@ impl Error {
             Error::Fetch(e) => e.hint(),
             Error::Render(e) => e.hint(),
             Error::Write(e) => e.hint(),
+            Error::Policy(e) => e.hint(),
             Error::Runtime(_) => None,
         }
     }

@@ -13,6 +13,7 @@ mod fetch;
 mod identity;
 mod manifest;
 mod materialize;
+mod policy;
 mod render;
 mod report;
 mod run;

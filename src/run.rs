@@ -1,17 +1,27 @@
 //! The flow of a run, stage by stage (see the README): manifest -> preflight -> identity ->
 //! fetch -> render -> materialize -> report. Nothing touches the target until every secret is
 //! fetched and every file is rendered.
+//!
+//! `policy` stops after the manifest.
 
-use crate::cli::{Cli, Command, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, PolicyArgs, RunArgs, ValidateArgs};
 use crate::error::Error;
-use crate::{fetch, identity, manifest, materialize, render, report};
+use crate::{fetch, identity, manifest, materialize, policy, render, report};
 
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Apply(args) => deploy(&args, false),
         Command::Plan(args) => deploy(&args, true),
         Command::Validate(args) => validate(&args),
+        Command::Policy(args) => print_policy(&args),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
 }
 
 fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
@@ -19,10 +29,7 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let checked = materialize::preflight(&plan)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = runtime()?;
     let (session, fetched) = runtime.block_on(async {
         let session = identity::establish(&plan).await?;
         let client = aws_sdk_secretsmanager::Client::new(&session.config);
@@ -65,5 +72,19 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
         args.manifest.manifest.display(),
         summary.join(", ")
     );
+    Ok(())
+}
+
+/// `credfile policy`: offline, from the manifest alone.
+fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
+    let manifest = manifest::load(&args.manifest.manifest)?;
+    let generated = policy::generate(&manifest, &args.env, args.trust.as_deref())?;
+    if generated.wildcard_account {
+        tracing::warn!(
+            env = %args.env,
+            "no `account` or `identity.role_arn`: secret ARNs use `*` for the account; pin `account` to narrow them"
+        );
+    }
+    print!("{}", generated.to_text());
     Ok(())
 }

@@ -232,6 +232,8 @@ pub struct Environment {
     pub dir_mode: u32,
     pub account: Option<String>,
     pub role_arn: Option<String>,
+    /// KMS key ARNs that encrypt this environment's secrets; used by `credfile policy` only.
+    pub kms_keys: Vec<String>,
     vars: Vec<(String, String)>,
 }
 
@@ -592,6 +594,21 @@ impl Validator<'_> {
             }
             vars.push((k.clone(), v.clone()));
         }
+        let mut kms_keys: Vec<String> = Vec::new();
+        for (i, arn) in e.kms_keys.iter().flatten().enumerate() {
+            let kat = at(&base, &[key("kms_keys"), Seg::Index(i)]);
+            if let Some(msg) = check_kms_key_arn(arn) {
+                self.problem(
+                    &kat,
+                    format!("`{arn}` {msg}"),
+                    Some("give the key ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (IAM authorizes kms:Decrypt on the key, not on an alias)"),
+                );
+            } else if kms_keys.contains(arn) {
+                self.problem(&kat, format!("KMS key `{arn}` is listed twice"), None);
+            } else {
+                kms_keys.push(arn.clone());
+            }
+        }
         Environment {
             name: name.to_string(),
             protected: e.protected,
@@ -617,6 +634,7 @@ impl Validator<'_> {
                 .unwrap_or(DEFAULT_DIR_MODE),
             account,
             role_arn,
+            kms_keys,
             vars,
         }
     }
@@ -1019,6 +1037,28 @@ fn check_secret_id(id: &str) -> Option<&'static str> {
         return Some("a secret name may only hold letters, digits and /_+=.@-");
     }
     None
+}
+
+/// A KMS key ARN: `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID`.
+fn check_kms_key_arn(arn: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("key/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        None
+    } else if parts.len() == 6 && parts[5].starts_with("alias/") {
+        Some("is an alias ARN, not a key ARN")
+    } else {
+        Some("is not a KMS key ARN")
+    }
 }
 
 fn check_pointer(p: &str) -> Option<&'static str> {
