@@ -31,8 +31,39 @@ pub enum Command {
     Plan(RunArgs),
     /// Offline: parse and check the manifest (all environments, or one), no network.
     Validate(ValidateArgs),
+    /// Offline: check manifests against the secrets-management rules (rule ids, SARIF for code scanning).
+    Lint(LintArgs),
     /// Print the least-privilege IAM policy (and, with --trust, the OIDC trust policy) for an environment's role.
     Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArg {
+    /// A manifest file; repeat the flag to check several apps together.
+    #[arg(
+        long = "manifest",
+        value_name = "FILE",
+        default_value = "credfile.yaml",
+        env = "CREDFILE_MANIFEST"
+    )]
+    pub manifests: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub manifests: ManifestsArg,
+
+    /// Report format on stdout: `sarif` is SARIF 2.1.0, for GitHub code scanning.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human, env = "CREDFILE_LINT_FORMAT")]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +148,35 @@ mod tests {
         assert_eq!(args.manifest.manifest, PathBuf::from("credfile.yaml"));
         assert_eq!(args.output, Output::Human);
         assert!(args.root.is_none());
+    }
+
+    #[test]
+    fn lint_takes_several_manifests_and_defaults_to_one() {
+        let cli = Cli::try_parse_from(["credfile", "lint"]).unwrap();
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
+        assert_eq!(
+            args.manifests.manifests,
+            vec![PathBuf::from("credfile.yaml")]
+        );
+        assert_eq!(args.format, LintFormat::Human);
+        let cli = Cli::try_parse_from([
+            "credfile",
+            "lint",
+            "--manifest",
+            "a.yaml",
+            "--manifest",
+            "b.yaml",
+            "--format",
+            "sarif",
+        ])
+        .unwrap();
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
+        assert_eq!(args.manifests.manifests.len(), 2);
+        assert_eq!(args.format, LintFormat::Sarif);
     }
 
     #[test]

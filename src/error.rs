@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::fetch::FetchError;
 use crate::identity::IdentityError;
+use crate::lint::LintFailed;
 use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
 use crate::policy::PolicyError;
@@ -22,6 +23,9 @@ pub mod code {
     pub const FETCH: u8 = 4;
     pub const RENDER: u8 = 5;
     pub const WRITE: u8 = 6;
+    // 7 and 8 are reserved (verify drift, hook failure).
+    /// Governance findings: `lint` found errors.
+    pub const GOVERNANCE: u8 = 9;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Lint(#[from] LintFailed),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -51,6 +57,7 @@ impl Error {
             Error::Render(_) => code::RENDER,
             Error::Write(_) => code::WRITE,
             Error::Policy(_) => code::USAGE,
+            Error::Lint(_) => code::GOVERNANCE,
             Error::Runtime(_) => code::INTERNAL,
         })
     }
@@ -64,6 +71,7 @@ impl Error {
             Error::Render(e) => e.hint(),
             Error::Write(e) => e.hint(),
             Error::Policy(e) => e.hint(),
+            Error::Lint(e) => e.hint(),
             Error::Runtime(_) => None,
         }
     }

@@ -11,6 +11,7 @@ mod cli;
 mod error;
 mod fetch;
 mod identity;
+mod lint;
 mod manifest;
 mod materialize;
 mod policy;

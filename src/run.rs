@@ -2,17 +2,18 @@
 //! fetch -> render -> materialize -> report. Nothing touches the target until every secret is
 //! fetched and every file is rendered.
 //!
-//! `policy` stops after the manifest.
+//! The governance commands `lint` and `policy` stop after the manifest.
 
 use crate::cli::{Cli, Command, PolicyArgs, RunArgs, ValidateArgs};
 use crate::error::Error;
-use crate::{fetch, identity, manifest, materialize, policy, render, report};
+use crate::{fetch, identity, lint, manifest, materialize, policy, render, report};
 
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Apply(args) => deploy(&args, false),
         Command::Plan(args) => deploy(&args, true),
         Command::Validate(args) => validate(&args),
+        Command::Lint(args) => lint::command(&args),
         Command::Policy(args) => print_policy(&args),
     }
 }

@@ -5,7 +5,7 @@
 //! manifest in one pass. Validation checks every environment, so `credfile validate` in a pull
 //! request catches an undefined `${var}` in production before anyone deploys there.
 
-mod raw;
+pub mod raw;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -18,6 +18,10 @@ pub use raw::{Encoding, Format, WebIdentity};
 pub const DEFAULT_MODE: u32 = 0o400;
 /// The default mode of a directory credfile creates.
 pub const DEFAULT_DIR_MODE: u32 = 0o700;
+
+/// Lint rule ids of the governance rules that validation itself enforces (see [`Diagnostic::rule`]).
+pub const RULE_PROTECTED_NO_ACCOUNT: &str = "protected-no-account";
+pub const RULE_VAR_UNKNOWN: &str = "var-unknown";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -73,6 +77,9 @@ pub struct Diagnostic {
     pub column: usize,
     pub message: String,
     pub hint: Option<String>,
+    /// The `credfile lint` rule this problem also is, when validation enforces a governance rule
+    /// itself (a protected environment without `account`, an undefined `${var}`).
+    pub rule: Option<&'static str>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -292,6 +299,7 @@ pub fn from_text(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
             column: e.column,
             message: e.message,
             hint,
+            rule: None,
         }])
     })?;
     let mut v = Validator {
@@ -420,7 +428,7 @@ fn resolve_source(s: &EntrySource, env: &Environment) -> Source {
 }
 
 /// Replaces `${name}` with the variable's value. Errors name the first undefined variable.
-fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, SubstError> {
+pub fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, SubstError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("${") {
@@ -441,7 +449,7 @@ fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, Subst
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum SubstError {
+pub enum SubstError {
     Unclosed,
     Undefined(String),
 }
@@ -467,7 +475,22 @@ impl Validator<'_> {
             column,
             message: message.into(),
             hint: hint.map(str::to_string),
+            rule: None,
         });
+    }
+
+    /// A problem that is also a `credfile lint` rule.
+    fn rule_problem(
+        &mut self,
+        rule: &'static str,
+        path: &[Seg],
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
+        self.problem(path, message, hint);
+        if let Some(last) = self.problems.last_mut() {
+            last.rule = Some(rule);
+        }
     }
 
     fn manifest(&mut self, file: &Path, raw: raw::Manifest) -> Manifest {
@@ -551,7 +574,7 @@ impl Validator<'_> {
                 );
             }
         } else if e.protected {
-            self.problem(&base, format!("protected environment `{name}` has no `account`"), Some("a protected environment must pin the AWS account it deploys from: add `account: \"123456789012\"`"));
+            self.rule_problem(RULE_PROTECTED_NO_ACCOUNT, &base, format!("protected environment `{name}` has no `account`"), Some("a protected environment must pin the AWS account it deploys from: add `account: \"123456789012\"`"));
         }
         let role_arn = e.identity.role_arn.clone();
         if let Some(arn) = &role_arn {
@@ -792,7 +815,7 @@ impl Validator<'_> {
                     break;
                 }
                 Err(SubstError::Undefined(var)) => {
-                    self.problem(&secret_at, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
+                    self.rule_problem(RULE_VAR_UNKNOWN, &secret_at, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
                 }
             }
         }
