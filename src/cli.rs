@@ -35,6 +35,8 @@ pub enum Command {
     Lint(LintArgs),
     /// Print the least-privilege IAM policy (and, with --trust, the OIDC trust policy) for an environment's role.
     Policy(PolicyArgs),
+    /// Governance checks that read live secrets.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +82,33 @@ pub struct PolicyArgs {
     /// `gitlab:GROUP/PROJECT[:BRANCH]` (default BRANCH: main).
     #[arg(long, value_name = "PROVIDER:PATH[:QUALIFIER]", env = "CREDFILE_TRUST")]
     pub trust: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Fetch every referenced value in each environment (each with its own identity) and report
+    /// values shared between environments or apps, by keyed fingerprint, never by value.
+    Reuse(ReuseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReuseArgs {
+    /// An environment to compare; repeat the flag (`--env staging --env production`).
+    #[arg(long = "env", value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
+
+    #[command(flatten)]
+    pub manifests: ManifestsArg,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +206,20 @@ mod tests {
         };
         assert_eq!(args.manifests.manifests.len(), 2);
         assert_eq!(args.format, LintFormat::Sarif);
+    }
+
+    #[test]
+    fn audit_reuse_needs_environments() {
+        assert!(Cli::try_parse_from(["credfile", "audit", "reuse"]).is_err());
+        let cli = Cli::try_parse_from(["credfile", "audit", "reuse", "--env", "a", "--env", "b"])
+            .unwrap();
+        let Command::Audit(AuditArgs {
+            command: AuditCommand::Reuse(args),
+        }) = cli.command
+        else {
+            panic!("not audit reuse")
+        };
+        assert_eq!(args.envs, vec!["a".to_string(), "b".to_string()]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+use crate::audit::AuditError;
 use crate::fetch::FetchError;
 use crate::identity::IdentityError;
 use crate::lint::LintFailed;
@@ -24,7 +25,8 @@ pub mod code {
     pub const RENDER: u8 = 5;
     pub const WRITE: u8 = 6;
     // 7 and 8 are reserved (verify drift, hook failure).
-    /// Governance findings: `lint` found errors.
+    /// Governance findings: `lint` found errors, or `audit reuse` found a protected environment
+    /// sharing a value.
     pub const GOVERNANCE: u8 = 9;
 }
 
@@ -44,6 +46,8 @@ pub enum Error {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Lint(#[from] LintFailed),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -57,7 +61,8 @@ impl Error {
             Error::Render(_) => code::RENDER,
             Error::Write(_) => code::WRITE,
             Error::Policy(_) => code::USAGE,
-            Error::Lint(_) => code::GOVERNANCE,
+            Error::Lint(_) | Error::Audit(AuditError::Shared { .. }) => code::GOVERNANCE,
+            Error::Audit(AuditError::Random(_)) => code::INTERNAL,
             Error::Runtime(_) => code::INTERNAL,
         })
     }
@@ -72,6 +77,7 @@ impl Error {
             Error::Write(e) => e.hint(),
             Error::Policy(e) => e.hint(),
             Error::Lint(e) => e.hint(),
+            Error::Audit(e) => e.hint(),
             Error::Runtime(_) => None,
         }
     }

@@ -2,11 +2,13 @@
 //! fetch -> render -> materialize -> report. Nothing touches the target until every secret is
 //! fetched and every file is rendered.
 //!
-//! The governance commands `lint` and `policy` stop after the manifest.
+//! The governance commands reuse the same stages: `lint` and `policy` stop after the manifest;
+//! `audit reuse` runs manifest -> identity -> fetch for each environment and compares values.
 
-use crate::cli::{Cli, Command, PolicyArgs, RunArgs, ValidateArgs};
+use crate::cli::{AuditCommand, Cli, Command, PolicyArgs, ReuseArgs, RunArgs, ValidateArgs};
 use crate::error::Error;
-use crate::{fetch, identity, lint, manifest, materialize, policy, render, report};
+use crate::manifest::ManifestError;
+use crate::{audit, fetch, identity, lint, manifest, materialize, policy, render, report};
 
 pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
@@ -15,6 +17,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Validate(args) => validate(&args),
         Command::Lint(args) => lint::command(&args),
         Command::Policy(args) => print_policy(&args),
+        Command::Audit(args) => match args.command {
+            AuditCommand::Reuse(args) => audit_reuse(&args),
+        },
     }
 }
 
@@ -87,5 +92,70 @@ fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
         );
     }
     print!("{}", generated.to_text());
+    Ok(())
+}
+
+/// `credfile audit reuse`: every manifest that defines an environment is fetched in it with that
+/// environment's identity, and the values are compared by keyed fingerprint.
+fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
+    let mut manifests = Vec::new();
+    for path in &args.manifests.manifests {
+        if !manifests
+            .iter()
+            .any(|m: &manifest::Manifest| m.file == *path)
+        {
+            manifests.push(manifest::load(path)?);
+        }
+    }
+    let mut envs: Vec<String> = Vec::new();
+    for env in &args.envs {
+        if !manifests
+            .iter()
+            .any(|m| m.environment_names().contains(env))
+        {
+            let mut known: Vec<String> = manifests
+                .iter()
+                .flat_map(|m| m.environment_names())
+                .collect();
+            known.sort();
+            known.dedup();
+            return Err(ManifestError::UnknownEnvironment {
+                file: manifests[0].file.clone(),
+                env: env.clone(),
+                known,
+            }
+            .into());
+        }
+        if !envs.contains(env) {
+            envs.push(env.clone());
+        }
+    }
+    let fingerprinter = audit::Fingerprinter::new()?;
+    let units = runtime()?.block_on(async {
+        let mut units = Vec::new();
+        for env in &envs {
+            for m in manifests
+                .iter()
+                .filter(|m| m.environment_names().contains(env))
+            {
+                let plan = m.resolve(env, Some(std::path::Path::new("/")))?;
+                let session = identity::establish(&plan).await?;
+                let client = aws_sdk_secretsmanager::Client::new(&session.config);
+                let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
+                units.extend(audit::fingerprint_plan(&plan, &fetched, &fingerprinter)?);
+                tracing::info!(app = %plan.app, env = %plan.env, "fingerprinted");
+            }
+        }
+        Ok::<_, Error>(units)
+    })?;
+    let report = audit::Report::new(envs, units);
+    report.print(args.output);
+    if report.protected_pairs() > 0 {
+        return Err(audit::AuditError::Shared {
+            pairs: report.pairs.len(),
+            protected: report.protected_pairs(),
+        }
+        .into());
+    }
     Ok(())
 }
