@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::manifest::{Manifest, Pin};
+use crate::manifest::{Manifest, ManifestError, Pin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -136,7 +136,11 @@ pub fn generate(
         .environments
         .iter()
         .find(|e| e.name == env)
-        .expect("resolve() found the environment");
+        .ok_or_else(|| ManifestError::UnknownEnvironment {
+            file: manifest.file.clone(),
+            env: env.to_string(),
+            known: manifest.environment_names(),
+        })?;
     let refs = plan.secret_refs();
     if refs.is_empty() {
         return Err(PolicyError::NoSecrets {

@@ -102,6 +102,16 @@ fn every_rule_has_help_and_a_unique_id() {
 }
 
 #[test]
+fn rules_that_validation_enforces_exist() {
+    for id in [
+        crate::manifest::RULE_PROTECTED_NO_ACCOUNT,
+        crate::manifest::RULE_VAR_UNKNOWN,
+    ] {
+        assert!(RULES.iter().any(|r| r.id == id), "{id}");
+    }
+}
+
+#[test]
 fn manifest_invalid() {
     let bad = lint(&with(
         "    key: password\n",
