@@ -60,6 +60,84 @@ pub enum Command {
     /// The identity credfile would use for an environment: source, account, ARN, session
     /// name, expiry. Never a credential.
     Whoami(WhoamiArgs),
+    /// Offline: check manifests against the secrets-management rules (rule ids, SARIF for code scanning).
+    Lint(LintArgs),
+    /// Print the least-privilege IAM policy (and, with --trust, the OIDC trust policy) for an environment's role.
+    Policy(PolicyArgs),
+    /// Governance checks that read live secrets.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArg {
+    /// A manifest file; repeat the flag to check several apps together.
+    #[arg(
+        long = "manifest",
+        value_name = "FILE",
+        default_value = "credfile.yaml",
+        env = "CREDFILE_MANIFEST"
+    )]
+    pub manifests: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub manifests: ManifestsArg,
+
+    /// Report format on stdout: `sarif` is SARIF 2.1.0, for GitHub code scanning.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human, env = "CREDFILE_LINT_FORMAT")]
+    pub format: LintFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The environment whose role the policy is for.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Also print the role's trust policy for a CI provider's OIDC tokens:
+    /// `github:OWNER/REPO[:ENVIRONMENT]` (default ENVIRONMENT: --env) or
+    /// `gitlab:GROUP/PROJECT[:BRANCH]` (default BRANCH: main).
+    #[arg(long, value_name = "PROVIDER:PATH[:QUALIFIER]", env = "CREDFILE_TRUST")]
+    pub trust: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Fetch every referenced value in each environment (each with its own identity) and report
+    /// values shared between environments or apps, by keyed fingerprint, never by value.
+    Reuse(ReuseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReuseArgs {
+    /// An environment to compare; repeat the flag (`--env staging --env production`).
+    #[arg(long = "env", value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
+
+    #[command(flatten)]
+    pub manifests: ManifestsArg,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +220,61 @@ mod tests {
         assert_eq!(args.manifest.manifest, PathBuf::from("credfile.yaml"));
         assert_eq!(args.output, Output::Human);
         assert!(args.root.is_none());
+    }
+
+    #[test]
+    fn lint_takes_several_manifests_and_defaults_to_one() {
+        let cli = Cli::try_parse_from(["credfile", "lint"]).unwrap();
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
+        assert_eq!(
+            args.manifests.manifests,
+            vec![PathBuf::from("credfile.yaml")]
+        );
+        assert_eq!(args.format, LintFormat::Human);
+        let cli = Cli::try_parse_from([
+            "credfile",
+            "lint",
+            "--manifest",
+            "a.yaml",
+            "--manifest",
+            "b.yaml",
+            "--format",
+            "sarif",
+        ])
+        .unwrap();
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
+        assert_eq!(args.manifests.manifests.len(), 2);
+        assert_eq!(args.format, LintFormat::Sarif);
+    }
+
+    #[test]
+    fn audit_reuse_needs_environments() {
+        assert!(Cli::try_parse_from(["credfile", "audit", "reuse"]).is_err());
+        let cli = Cli::try_parse_from(["credfile", "audit", "reuse", "--env", "a", "--env", "b"])
+            .unwrap();
+        let Command::Audit(AuditArgs {
+            command: AuditCommand::Reuse(args),
+        }) = cli.command
+        else {
+            panic!("not audit reuse")
+        };
+        assert_eq!(args.envs, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn policy_needs_env() {
+        assert!(Cli::try_parse_from(["credfile", "policy"]).is_err());
+        let cli =
+            Cli::try_parse_from(["credfile", "policy", "--env", "p", "--trust", "github:o/r"])
+                .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Policy(PolicyArgs { trust: Some(_), .. })
+        ));
     }
 
     #[test]

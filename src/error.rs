@@ -6,11 +6,14 @@
 
 use std::process::ExitCode;
 
+use crate::audit::AuditError;
 use crate::fetch::FetchError;
 use crate::guard::GuardError;
 use crate::identity::IdentityError;
+use crate::lint::LintFailed;
 use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
+use crate::policy::PolicyError;
 use crate::render::RenderError;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
@@ -22,6 +25,10 @@ pub mod code {
     pub const FETCH: u8 = 4;
     pub const RENDER: u8 = 5;
     pub const WRITE: u8 = 6;
+    // 7 and 8 are reserved (verify drift, hook failure).
+    /// Governance findings: `lint` found errors, or `audit reuse` found a protected environment
+    /// sharing a value.
+    pub const GOVERNANCE: u8 = 9;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,12 @@ pub enum Error {
     Guard(#[from] GuardError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Lint(#[from] LintFailed),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -50,6 +63,9 @@ impl Error {
             Error::Fetch(_) => code::FETCH,
             Error::Render(_) => code::RENDER,
             Error::Guard(_) | Error::Write(_) => code::WRITE,
+            Error::Policy(_) => code::USAGE,
+            Error::Lint(_) | Error::Audit(AuditError::Shared { .. }) => code::GOVERNANCE,
+            Error::Audit(AuditError::Random(_)) => code::INTERNAL,
             Error::Runtime(_) => code::INTERNAL,
         })
     }
@@ -63,6 +79,9 @@ impl Error {
             Error::Render(e) => e.hint(),
             Error::Guard(e) => e.hint(),
             Error::Write(e) => e.hint(),
+            Error::Policy(e) => e.hint(),
+            Error::Lint(e) => e.hint(),
+            Error::Audit(e) => e.hint(),
             Error::Runtime(_) => None,
         }
     }

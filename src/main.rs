@@ -6,14 +6,17 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod aws;
 mod cli;
 mod error;
 mod fetch;
 mod guard;
 mod identity;
+mod lint;
 mod manifest;
 mod materialize;
+mod policy;
 mod render;
 mod report;
 mod run;

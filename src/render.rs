@@ -126,6 +126,20 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
     Ok(Rendered { bytes, sources })
 }
 
+/// The bytes `source` selects from its fetched secret: the whole value, or the value under its
+/// key (a string as is, any other JSON value as JSON text). This is what a raw file without
+/// `encoding` holds; `audit reuse` compares these.
+///
+/// # Errors
+/// The same problems [`render_all`] reports for the source (no such key, not JSON, binary).
+pub fn select(source: &Source, fetched: &FetchSet) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut provenance = Vec::new();
+    Ok(match pick(source, fetched, &mut provenance)? {
+        Picked::Text(t) | Picked::Json(t) => Zeroizing::new(t.as_bytes().to_vec()),
+        Picked::Bytes(b) => b,
+    })
+}
+
 /// A selected value: text, bytes, or (for a non-string JSON value under a key) its JSON text.
 enum Picked {
     Text(Zeroizing<String>),

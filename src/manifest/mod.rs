@@ -5,7 +5,7 @@
 //! manifest in one pass. Validation checks every environment, so `credfile validate` in a pull
 //! request catches an undefined `${var}` in production before anyone deploys there.
 
-mod raw;
+pub mod raw;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -18,6 +18,10 @@ pub use raw::{Encoding, Format, WebIdentity};
 pub const DEFAULT_MODE: u32 = 0o400;
 /// The default mode of a directory credfile creates.
 pub const DEFAULT_DIR_MODE: u32 = 0o700;
+
+/// Lint rule ids of the governance rules that validation itself enforces (see [`Diagnostic::rule`]).
+pub const RULE_PROTECTED_NO_ACCOUNT: &str = "protected-no-account";
+pub const RULE_VAR_UNKNOWN: &str = "var-unknown";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -85,6 +89,9 @@ pub struct Diagnostic {
     pub column: usize,
     pub message: String,
     pub hint: Option<String>,
+    /// The `credfile lint` rule this problem also is, when validation enforces a governance rule
+    /// itself (a protected environment without `account`, an undefined `${var}`).
+    pub rule: Option<&'static str>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -249,6 +256,8 @@ pub struct Environment {
     pub account: Option<String>,
     pub identity: IdentitySpec,
     pub require_memory_fs: bool,
+    /// KMS key ARNs that encrypt this environment's secrets; used by `credfile policy` only.
+    pub kms_keys: Vec<String>,
     vars: Vec<(String, String)>,
 }
 
@@ -359,6 +368,7 @@ pub fn from_text(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
             column: e.column,
             message: e.message,
             hint,
+            rule: None,
         }])
     })?;
     let mut v = Validator {
@@ -489,7 +499,7 @@ fn resolve_source(s: &EntrySource, env: &Environment) -> Source {
 }
 
 /// Replaces `${name}` with the variable's value. Errors name the first undefined variable.
-fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, SubstError> {
+pub fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, SubstError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("${") {
@@ -510,7 +520,7 @@ fn substitute(template: &str, vars: &[(String, String)]) -> Result<String, Subst
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum SubstError {
+pub enum SubstError {
     Unclosed,
     Undefined(String),
 }
@@ -539,7 +549,22 @@ impl Validator<'_> {
             column,
             message: message.into(),
             hint: hint.map(str::to_string),
+            rule: None,
         });
+    }
+
+    /// A problem that is also a `credfile lint` rule.
+    fn rule_problem(
+        &mut self,
+        rule: &'static str,
+        path: &[Seg],
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
+        self.problem(path, message, hint);
+        if let Some(last) = self.problems.last_mut() {
+            last.rule = Some(rule);
+        }
     }
 
     fn manifest(&mut self, file: &Path, raw: raw::Manifest) -> Manifest {
@@ -623,7 +648,7 @@ impl Validator<'_> {
                 );
             }
         } else if e.protected {
-            self.problem(&base, format!("protected environment `{name}` has no `account`"), Some("a protected environment must pin the AWS account it deploys from: add `account: \"123456789012\"`"));
+            self.rule_problem(RULE_PROTECTED_NO_ACCOUNT, &base, format!("protected environment `{name}` has no `account`"), Some("a protected environment must pin the AWS account it deploys from: add `account: \"123456789012\"`"));
         }
         let identity = self.identity(&base, &e.identity, e.allow_static_credentials);
         let mut vars = Vec::new();
@@ -645,6 +670,21 @@ impl Validator<'_> {
                 );
             }
             vars.push((k.clone(), v.clone()));
+        }
+        let mut kms_keys: Vec<String> = Vec::new();
+        for (i, arn) in e.kms_keys.iter().flatten().enumerate() {
+            let kat = at(&base, &[key("kms_keys"), Seg::Index(i)]);
+            if let Some(msg) = check_kms_key_arn(arn) {
+                self.problem(
+                    &kat,
+                    format!("`{arn}` {msg}"),
+                    Some("give the key ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (IAM authorizes kms:Decrypt on the key, not on an alias)"),
+                );
+            } else if kms_keys.contains(arn) {
+                self.problem(&kat, format!("KMS key `{arn}` is listed twice"), None);
+            } else {
+                kms_keys.push(arn.clone());
+            }
         }
         Environment {
             name: name.to_string(),
@@ -672,6 +712,7 @@ impl Validator<'_> {
             account,
             identity,
             require_memory_fs: e.require_memory_fs,
+            kms_keys,
             vars,
         }
     }
@@ -924,7 +965,7 @@ impl Validator<'_> {
                     break;
                 }
                 Err(SubstError::Undefined(var)) => {
-                    self.problem(&secret_at, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
+                    self.rule_problem(RULE_VAR_UNKNOWN, &secret_at, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
                 }
             }
         }
@@ -1208,6 +1249,28 @@ fn foreign_arn(id: &str, env: &Environment) -> Option<String> {
         ));
     }
     None
+}
+
+/// A KMS key ARN: `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID`.
+fn check_kms_key_arn(arn: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("key/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        None
+    } else if parts.len() == 6 && parts[5].starts_with("alias/") {
+        Some("is an alias ARN, not a key ARN")
+    } else {
+        Some("is not a KMS key ARN")
+    }
 }
 
 fn check_pointer(p: &str) -> Option<&'static str> {

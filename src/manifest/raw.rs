@@ -55,6 +55,9 @@ pub struct Environment {
     pub identity: Identity,
     #[serde(default)]
     pub vars: OrderedMap<String>,
+    /// Customer-managed KMS keys that encrypt this environment's secrets (key ARNs). Only
+    /// `credfile policy` reads them, to grant `kms:Decrypt`.
+    pub kms_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

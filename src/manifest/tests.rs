@@ -200,3 +200,34 @@ fn substitute_variables() {
     assert_eq!(substitute("${a", &vars), Err(SubstError::Unclosed));
     assert_eq!(substitute("$a", &vars), Ok("$a".into()));
 }
+
+#[test]
+fn kms_keys_must_be_key_arns() {
+    let key = "arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let text = GOOD.replace(
+        "    vars: { prefix: payments/production }\n",
+        &format!("    vars: {{ prefix: payments/production }}\n    kms_keys: [{key}]\n"),
+    );
+    let m = from_text(Path::new("m.yaml"), &text).unwrap();
+    let prod = m
+        .environments
+        .iter()
+        .find(|e| e.name == "production")
+        .unwrap();
+    assert_eq!(prod.kms_keys, vec![key.to_string()]);
+
+    let text = GOOD.replace(
+        "    vars: { prefix: payments/production }\n",
+        &format!("    vars: {{ prefix: payments/production }}\n    kms_keys:\n      - arn:aws:kms:eu-west-1:222222222222:alias/payments\n      - {key}\n      - {key}\n"),
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("20:9: ") && errs[0].contains("alias ARN"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("22:9: ") && errs[1].contains("listed twice"),
+        "{errs:?}"
+    );
+}

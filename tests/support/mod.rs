@@ -25,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 pub use canary::{Canaries, assert_no_leak};
-pub use moto::{moto_endpoint, test_python};
+pub use moto::{PrivateMoto, moto_endpoint, test_python};
 pub use oidc::GithubTokenEndpoint;
 pub use proxy::{Mangle, Proxy};
 pub use runner::{Credfile, Output, hermetic_env};

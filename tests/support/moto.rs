@@ -206,3 +206,84 @@ fn probe(addr: &str) -> Result<(), String> {
         Err("not an HTTP response".into())
     }
 }
+
+/// A moto server of one's own, for a test that changes server-wide settings (IAM enforcement
+/// through `/moto-api/reset-auth`) which would break every other test on the shared server.
+/// Stopped (SIGKILL, then reaped) when dropped.
+pub struct PrivateMoto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl PrivateMoto {
+    /// Starts `moto_server` from the test venv (next to [`test_python`]) on a free port.
+    pub fn start() -> PrivateMoto {
+        let python = test_python();
+        let bin = python.with_file_name("moto_server");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: only async-signal-safe calls (prctl) between fork and exec. The signal is a
+        // backstop for a test process that dies without unwinding; Drop is the normal path.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}; {HINT}", bin.display()));
+        let (port_tx, port_rx) = mpsc::channel::<u16>();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let tx = port_tx.clone();
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
+                        let digits: String =
+                            rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                        if let Ok(port) = digits.parse::<u16>() {
+                            let _ = tx.send(port);
+                        }
+                    }
+                    line.clear();
+                }
+            });
+        }
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("private moto_server did not report its port within 30s; {HINT}");
+            }
+        };
+        let addr = format!("127.0.0.1:{port}");
+        if let Err(e) = wait_until_answers(&addr, Duration::from_secs(30)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("private moto_server on {addr} does not answer: {e}");
+        }
+        PrivateMoto {
+            child,
+            endpoint: format!("http://{addr}"),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

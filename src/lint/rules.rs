@@ -1,0 +1,915 @@
+//! The checks behind each lint rule. They work on the raw manifest (stage one), so that they run
+//! even when validation fails, and take validation's own diagnostics as findings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use super::{Finding, Level, finish, rule};
+use crate::manifest::raw::{self, Seg};
+use crate::manifest::{self, ManifestError, SubstError, substitute};
+
+/// Checks every manifest (path and text), alone and against each other.
+pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut all_refs: Vec<Ref> = Vec::new();
+    for (path, text) in inputs {
+        let mut doc = Doc {
+            file: path,
+            text,
+            findings: Vec::new(),
+        };
+        doc.validation();
+        doc.literals();
+        if let Ok(m) = raw::parse(text) {
+            let envs = effective_environments(&m);
+            doc.environments(&envs);
+            doc.modes(&m);
+            doc.roots(&envs, path);
+            doc.file_paths(&m);
+            doc.unused_vars(&m);
+            let refs = references(path, text, &m, &envs);
+            doc.shared_between_environments(&refs);
+            all_refs.extend(refs);
+        }
+        findings.extend(doc.findings);
+    }
+    findings.extend(shared_between_apps(&all_refs));
+    finish(findings)
+}
+
+struct Doc<'a> {
+    file: &'a Path,
+    text: &'a str,
+    findings: Vec<Finding>,
+}
+
+/// One environment with `defaults` applied, and where each inherited setting is written.
+struct Env<'m> {
+    name: &'m str,
+    raw: &'m raw::Environment,
+    protected: bool,
+    region: Option<&'m str>,
+    account: Option<String>,
+    /// The root and the node that sets it (the environment's or `defaults`').
+    root: Option<(&'m str, Vec<Seg>)>,
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+fn env_path(name: &str, more: &[Seg]) -> Vec<Seg> {
+    let mut p = vec![key("environments"), key(name)];
+    p.extend_from_slice(more);
+    p
+}
+
+fn effective_environments(m: &raw::Manifest) -> Vec<Env<'_>> {
+    m.environments
+        .0
+        .iter()
+        .map(|(name, e)| {
+            let role_account = e
+                .identity
+                .role_arn
+                .as_deref()
+                .and_then(|arn| arn.split(':').nth(4))
+                .filter(|a| !a.is_empty())
+                .map(str::to_string);
+            let root = match (&e.root, &m.defaults.root) {
+                (Some(r), _) => Some((r.as_str(), env_path(name, &[key("root")]))),
+                (None, Some(r)) => Some((r.as_str(), vec![key("defaults"), key("root")])),
+                (None, None) => None,
+            };
+            Env {
+                name,
+                raw: e,
+                protected: e.protected,
+                region: e.region.as_deref().or(m.defaults.region.as_deref()),
+                account: e.account.clone().or(role_account),
+                root,
+            }
+        })
+        .collect()
+}
+
+impl Doc<'_> {
+    fn add(&mut self, rule_id: &'static str, level: Level, at: &[Seg], message: String) {
+        let (line, column) = raw::locate(self.text, at);
+        self.add_at(rule_id, level, line, column, message);
+    }
+
+    fn add_at(
+        &mut self,
+        rule_id: &'static str,
+        level: Level,
+        line: usize,
+        column: usize,
+        message: String,
+    ) {
+        let r = rule(rule_id);
+        self.findings.push(Finding {
+            rule: r.id,
+            level,
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message,
+            hint: Some(r.help.to_string()),
+        });
+    }
+
+    /// Validation's diagnostics: `manifest-invalid`, or the rule a diagnostic enforces.
+    fn validation(&mut self) {
+        let diagnostics = match manifest::from_text(self.file, self.text) {
+            Ok(_) => return,
+            Err(ManifestError::Invalid { diagnostics, .. }) => diagnostics,
+            Err(other) => vec![manifest::Diagnostic {
+                line: 1,
+                column: 1,
+                message: other.to_string(),
+                hint: other.hint(),
+                rule: None,
+            }],
+        };
+        for d in diagnostics {
+            let r = rule(d.rule.unwrap_or("manifest-invalid"));
+            self.findings.push(Finding {
+                rule: r.id,
+                level: Level::Error,
+                file: self.file.to_path_buf(),
+                line: d.line,
+                column: d.column,
+                message: d.message,
+                hint: d.hint.or_else(|| Some(r.help.to_string())),
+            });
+        }
+    }
+
+    /// `literal-value`: every line of the text, comments included.
+    fn literals(&mut self) {
+        for (i, line) in self.text.lines().enumerate() {
+            for (column, what) in literal_candidates(line) {
+                self.add_at(
+                    "literal-value",
+                    Level::Error,
+                    i + 1,
+                    column,
+                    format!("this looks like a literal secret ({what}), not a reference; its text is not shown"),
+                );
+            }
+        }
+    }
+
+    /// `protected-no-role` (`protected-no-account` comes from validation).
+    fn environments(&mut self, envs: &[Env<'_>]) {
+        for e in envs {
+            if e.protected && e.raw.identity.role_arn.is_none() {
+                self.add(
+                    "protected-no-role",
+                    Level::Error,
+                    &env_path(e.name, &[]),
+                    format!(
+                        "protected environment `{}` has no `identity.role_arn`: it would read with whatever identity the host has",
+                        e.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `mode-writable` and `mode-other-read`, at each node that sets a mode.
+    fn modes(&mut self, m: &raw::Manifest) {
+        let mut nodes: Vec<(Vec<Seg>, &str, bool)> = Vec::new();
+        let d = &m.defaults;
+        if let Some(v) = &d.mode {
+            nodes.push((vec![key("defaults"), key("mode")], v, false));
+        }
+        if let Some(v) = &d.dir_mode {
+            nodes.push((vec![key("defaults"), key("dir_mode")], v, true));
+        }
+        for (name, e) in &m.environments.0 {
+            if let Some(v) = &e.mode {
+                nodes.push((env_path(name, &[key("mode")]), v, false));
+            }
+            if let Some(v) = &e.dir_mode {
+                nodes.push((env_path(name, &[key("dir_mode")]), v, true));
+            }
+        }
+        for (i, f) in m.files.iter().enumerate() {
+            if let Some(v) = &f.mode {
+                nodes.push((vec![key("files"), Seg::Index(i), key("mode")], v, false));
+            }
+        }
+        for (at, text, is_dir) in nodes {
+            // An unparsable mode is validation's finding.
+            let Ok(mode) = u32::from_str_radix(text.strip_prefix("0o").unwrap_or(text), 8) else {
+                continue;
+            };
+            let what = if is_dir { "directory mode" } else { "mode" };
+            if mode & 0o022 != 0 {
+                self.add(
+                    "mode-writable",
+                    Level::Error,
+                    &at,
+                    format!("{what} `{text}` lets the group or others write"),
+                );
+            }
+            if !is_dir && mode & 0o004 != 0 {
+                self.add(
+                    "mode-other-read",
+                    Level::Error,
+                    &at,
+                    format!("mode `{text}` lets every user on the host read the secret"),
+                );
+            }
+        }
+    }
+
+    /// `root-not-memory`, and the root half of `path-in-git-tree` / `path-in-web-root`. A root set
+    /// once in `defaults` is reported once, naming every environment it affects.
+    fn roots(&mut self, envs: &[Env<'_>], manifest_path: &Path) {
+        let mut by_node: BTreeMap<(usize, usize), (&str, Vec<&Env<'_>>)> = BTreeMap::new();
+        for e in envs {
+            if let Some((root, at)) = &e.root {
+                let pos = raw::locate(self.text, at);
+                by_node.entry(pos).or_insert((root, Vec::new())).1.push(e);
+            }
+        }
+        let worktree = git_worktree_of(manifest_path);
+        for ((line, column), (root, users)) in by_node {
+            let names = |list: &[&Env<'_>]| {
+                list.iter()
+                    .map(|e| format!("`{}`", e.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let protected: Vec<&Env<'_>> = users.iter().copied().filter(|e| e.protected).collect();
+            let root_path = Path::new(root);
+            if !protected.is_empty() && !on_memory_fs(root_path) {
+                self.add_at(
+                    "root-not-memory",
+                    Level::Warning,
+                    line,
+                    column,
+                    format!(
+                        "root `{root}` of protected environment(s) {} is not under /run or /dev/shm",
+                        names(&protected)
+                    ),
+                );
+            }
+            if let Some(repo) = git_tree_containing(root_path, worktree.as_deref()) {
+                self.add_at(
+                    "path-in-git-tree",
+                    Level::Error,
+                    line,
+                    column,
+                    format!(
+                        "root `{root}` (environment(s) {}) is inside the git work tree `{}`",
+                        names(&users),
+                        repo.display()
+                    ),
+                );
+            }
+            if let Some(why) = web_root(root_path) {
+                self.add_at(
+                    "path-in-web-root",
+                    Level::Error,
+                    line,
+                    column,
+                    format!("root `{root}` (environment(s) {}) is {why}", names(&users)),
+                );
+            }
+        }
+    }
+
+    /// The file-path half of `path-in-git-tree` / `path-in-web-root`.
+    fn file_paths(&mut self, m: &raw::Manifest) {
+        for (i, f) in m.files.iter().enumerate() {
+            let at = [key("files"), Seg::Index(i), key("path")];
+            let path = Path::new(&f.path);
+            if path.components().any(|c| c.as_os_str() == ".git") {
+                self.add(
+                    "path-in-git-tree",
+                    Level::Error,
+                    &at,
+                    format!("path `{}` writes into a `.git` directory", f.path),
+                );
+            }
+            if let Some(why) = web_root_component(path) {
+                self.add(
+                    "path-in-web-root",
+                    Level::Error,
+                    &at,
+                    format!("path `{}` is {why}", f.path),
+                );
+            }
+        }
+    }
+
+    /// `var-unused`: a variable that no entry applying to its environment uses.
+    fn unused_vars(&mut self, m: &raw::Manifest) {
+        for (name, e) in &m.environments.0 {
+            let mut used = BTreeSet::new();
+            for f in &m.files {
+                if !applies(f, name) {
+                    continue;
+                }
+                for (_, secret) in sources(f) {
+                    used.extend(var_names(secret));
+                }
+            }
+            for (var, _) in &e.vars.0 {
+                if !used.contains(var.as_str()) {
+                    self.add(
+                        "var-unused",
+                        Level::Warning,
+                        &env_path(name, &[key("vars"), key(var)]),
+                        format!(
+                            "variable `{var}` of environment `{name}` is not used by any file of that environment"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `env-shared-secret`: one finding per secret, at its first reference, naming every
+    /// environment that reads it.
+    fn shared_between_environments(&mut self, refs: &[Ref]) {
+        let clusters = cluster(refs, |a, b| a.env != b.env && a.same_secret(b));
+        for members in clusters {
+            let envs: BTreeSet<&str> = members.iter().map(|&i| refs[i].env.as_str()).collect();
+            if envs.len() < 2 {
+                continue;
+            }
+            let first = &refs[members[0]];
+            let protected = members.iter().any(|&i| refs[i].protected);
+            let unsure = members.iter().any(|&i| refs[i].account.is_none());
+            let list = members
+                .iter()
+                .map(|&i| refs[i].describe_env())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.add_at(
+                "env-shared-secret",
+                if protected {
+                    Level::Error
+                } else {
+                    Level::Warning
+                },
+                first.line,
+                first.column,
+                format!(
+                    "secret `{}` {} environments {list}{}",
+                    first.id,
+                    if unsure { "may be read by" } else { "is read by" },
+                    if unsure {
+                        " (an environment without `account` or `role_arn` could be in the same account)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a file entry applies to environment `env`.
+fn applies(f: &raw::File, env: &str) -> bool {
+    f.environments
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|e| e == env))
+}
+
+/// The `secret` strings of an entry, with the path to each node.
+fn sources(f: &raw::File) -> Vec<(Vec<Seg>, &str)> {
+    let mut out = Vec::new();
+    if let Some(s) = &f.secret {
+        out.push((vec![key("secret")], s.as_str()));
+    }
+    if let Some(values) = &f.values {
+        for (name, v) in &values.0 {
+            out.push((
+                vec![key("values"), key(name), key("secret")],
+                v.secret.as_str(),
+            ));
+        }
+    }
+    out
+}
+
+/// The names of the `${var}`s in a template.
+fn var_names(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// One secret reference, resolved for one environment.
+#[derive(Debug, Clone)]
+struct Ref {
+    file: PathBuf,
+    app: String,
+    env: String,
+    protected: bool,
+    /// The resolved id, as written (name or ARN).
+    id: String,
+    region: Option<String>,
+    account: Option<String>,
+    /// The secret's name (for an ARN, the name part, possibly with its random suffix).
+    name: String,
+    line: usize,
+    column: usize,
+}
+
+impl Ref {
+    /// Whether the two references can name the same secret: the same name (an ARN's six-character
+    /// suffix aside) in the same region and account, where an unknown region or account matches
+    /// any.
+    fn same_secret(&self, other: &Ref) -> bool {
+        let compatible = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        compatible(&self.region, &other.region)
+            && compatible(&self.account, &other.account)
+            && same_name(&self.name, &other.name)
+    }
+
+    fn describe_env(&self) -> String {
+        format!(
+            "`{}`{}",
+            self.env,
+            if self.protected { " (protected)" } else { "" }
+        )
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    let strip = |n: &str| {
+        let bytes = n.as_bytes();
+        if bytes.len() > 7
+            && bytes[bytes.len() - 7] == b'-'
+            && bytes[bytes.len() - 6..]
+                .iter()
+                .all(u8::is_ascii_alphanumeric)
+        {
+            n[..n.len() - 7].to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    a == b || strip(a) == b || a == strip(b)
+}
+
+/// Every secret reference of every environment, resolved with that environment's vars.
+/// References that do not resolve are validation's findings and are skipped here.
+fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env<'_>]) -> Vec<Ref> {
+    let mut out = Vec::new();
+    for (i, f) in m.files.iter().enumerate() {
+        for (rel, template) in sources(f) {
+            let mut at = vec![key("files"), Seg::Index(i)];
+            at.extend(rel);
+            let (line, column) = raw::locate(text, &at);
+            for e in envs {
+                if !applies(f, e.name) {
+                    continue;
+                }
+                let id = match substitute(template, &e.raw.vars.0) {
+                    Ok(id) => id,
+                    Err(SubstError::Unclosed | SubstError::Undefined(_)) => continue,
+                };
+                let (region, account, name) = match id.strip_prefix("arn:") {
+                    Some(rest) => {
+                        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+                        if parts.len() != 6 {
+                            continue;
+                        }
+                        (
+                            Some(parts[2].to_string()),
+                            Some(parts[3].to_string()),
+                            parts[5].to_string(),
+                        )
+                    }
+                    None => (e.region.map(str::to_string), e.account.clone(), id.clone()),
+                };
+                out.push(Ref {
+                    file: file.to_path_buf(),
+                    app: m.app.clone(),
+                    env: e.name.to_string(),
+                    protected: e.protected,
+                    id,
+                    region,
+                    account,
+                    name,
+                    line,
+                    column,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `app-shared-secret`: a secret referenced from manifests of two different apps, reported in each
+/// manifest at its first reference.
+fn shared_between_apps(refs: &[Ref]) -> Vec<Finding> {
+    let clusters = cluster(refs, |a, b| a.app != b.app && a.same_secret(b));
+    let mut out = Vec::new();
+    for members in clusters {
+        let apps: BTreeSet<&str> = members.iter().map(|&i| refs[i].app.as_str()).collect();
+        if apps.len() < 2 {
+            continue;
+        }
+        let protected = members.iter().any(|&i| refs[i].protected);
+        let mut reported = BTreeSet::new();
+        for &i in &members {
+            let r = &refs[i];
+            if !reported.insert((&r.file, &r.app)) {
+                continue;
+            }
+            let others = members
+                .iter()
+                .map(|&j| &refs[j])
+                .filter(|o| o.app != r.app)
+                .map(|o| {
+                    format!(
+                        "app `{}` ({}, environment {})",
+                        o.app,
+                        o.file.display(),
+                        o.describe_env()
+                    )
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let help = rule("app-shared-secret");
+            out.push(Finding {
+                rule: help.id,
+                level: if protected {
+                    Level::Error
+                } else {
+                    Level::Warning
+                },
+                file: r.file.clone(),
+                line: r.line,
+                column: r.column,
+                message: format!(
+                    "secret `{}` (app `{}`, environment {}) is also read by {others}",
+                    r.id,
+                    r.app,
+                    r.describe_env()
+                ),
+                hint: Some(help.help.to_string()),
+            });
+        }
+    }
+    out
+}
+
+/// Groups indices of `items` that are linked (directly or through others) by `linked`; each
+/// group is in index order, groups in order of their first index. Items linked to nothing are
+/// left out.
+fn cluster<T>(items: &[T], linked: impl Fn(&T, &T) -> bool) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..items.len()).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut any = vec![false; items.len()];
+    for a in 0..items.len() {
+        for b in a + 1..items.len() {
+            if linked(&items[a], &items[b]) {
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                parent[ra.max(rb)] = ra.min(rb);
+                any[a] = true;
+                any[b] = true;
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, linked) in any.iter().enumerate() {
+        if *linked {
+            let r = find(&mut parent, i);
+            groups.entry(r).or_default().push(i);
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// Whether `root` is on the memory-filesystem convention: /run or /dev/shm.
+fn on_memory_fs(root: &Path) -> bool {
+    root.starts_with("/run") || root.starts_with("/dev/shm")
+}
+
+/// Names of directories that web servers serve or client builds ship.
+const WEB_DIRS: &[&str] = &[
+    "public",
+    "public_html",
+    "static",
+    "dist",
+    "www",
+    "wwwroot",
+    "htdocs",
+];
+
+/// Why `path` is in a web root, if it is: a well-known served directory or a component name.
+fn web_root(path: &Path) -> Option<String> {
+    for prefix in ["/var/www", "/srv/www", "/usr/share/nginx/html"] {
+        if path.starts_with(prefix) {
+            return Some(format!("under the web server directory `{prefix}`"));
+        }
+    }
+    web_root_component(path)
+}
+
+fn web_root_component(path: &Path) -> Option<String> {
+    path.components().find_map(|c| match c {
+        Component::Normal(name) => {
+            let name = name.to_str()?;
+            WEB_DIRS
+                .iter()
+                .any(|w| name.eq_ignore_ascii_case(w))
+                .then(|| {
+                    format!(
+                        "in a `{name}/` directory, which web servers serve and client builds ship"
+                    )
+                })
+        }
+        _ => None,
+    })
+}
+
+/// The git work tree (the directory holding `.git`) that contains `path`'s directory, if any.
+fn git_worktree_of(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let abs = std::fs::canonicalize(dir).ok()?;
+    abs.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// The work tree that `root` would land in: the manifest's own, or one found on this host
+/// above `root`.
+fn git_tree_containing(root: &Path, manifest_tree: Option<&Path>) -> Option<PathBuf> {
+    if root.components().any(|c| c.as_os_str() == ".git") {
+        return Some(root.to_path_buf());
+    }
+    if let Some(tree) = manifest_tree
+        && root.starts_with(tree)
+    {
+        return Some(tree.to_path_buf());
+    }
+    root.ancestors()
+        .find(|a| a.join(".git").exists())
+        .map(Path::to_path_buf)
+}
+
+/// Positions (1-based columns) and kinds of literal-looking secrets in one line of text.
+pub(super) fn literal_candidates(line: &str) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    if let Some(pos) = line.find("-----BEGIN ") {
+        out.push((column_of(line, pos), "a PEM block"));
+    }
+    for (pos, token) in tokens(line) {
+        let kind = if aws_key_id(token) {
+            Some("an AWS access key id")
+        } else if KNOWN_TOKEN_PREFIXES
+            .iter()
+            .any(|p| token.starts_with(p) && token.len() >= p.len() + 16)
+        {
+            Some("an API token")
+        } else if looks_random(token) {
+            Some("a high-entropy string")
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            out.push((column_of(line, pos), kind));
+        }
+    }
+    out
+}
+
+/// Prefixes of well-known token formats (GitHub, GitLab, Slack, Stripe).
+const KNOWN_TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "sk_live_",
+];
+
+fn column_of(line: &str, byte: usize) -> usize {
+    line[..byte].chars().count() + 1
+}
+
+/// Maximal runs of the characters secrets are usually written with (base64, base64url, hex).
+fn tokens(line: &str) -> Vec<(usize, &str)> {
+    let is_tok = |c: char| c.is_ascii_alphanumeric() || "+/=_-".contains(c);
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (is_tok(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+/// An AWS access key id: a four-letter prefix and 16 upper-case letters or digits.
+fn aws_key_id(token: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
+    ];
+    let bytes = token.as_bytes();
+    (0..bytes.len().saturating_sub(19)).any(|i| {
+        PREFIXES
+            .iter()
+            .any(|p| bytes[i..].starts_with(p.as_bytes()))
+            && bytes[i + 4..i + 20]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            && bytes
+                .get(i + 20)
+                .is_none_or(|b| !(b.is_ascii_uppercase() || b.is_ascii_digit()))
+            && (i == 0 || !(bytes[i - 1].is_ascii_uppercase() || bytes[i - 1].is_ascii_digit()))
+    })
+}
+
+/// Shannon entropy in bits per character.
+fn entropy(token: &str) -> f64 {
+    let mut counts: BTreeMap<char, usize> = BTreeMap::new();
+    let mut n = 0usize;
+    for c in token.chars() {
+        *counts.entry(c).or_default() += 1;
+        n += 1;
+    }
+    let n = n as f64;
+    counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether a token looks generated rather than written by a person: long hex; or a long mix of
+/// upper case, lower case and digits that changes character class often (camelCase identifiers
+/// change class about once a word, random text at almost every other character); or a long,
+/// high-entropy run with several digits. A token with a plain word between slashes is a path and
+/// is judged segment by segment. UUIDs (version ids, KMS key ids) never qualify.
+fn looks_random(token: &str) -> bool {
+    let is_word = |s: &str| {
+        s.len() >= 3
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
+    };
+    if token.contains('/') && token.split('/').any(is_word) {
+        return token.split('/').any(random_segment);
+    }
+    random_segment(token)
+}
+
+fn random_segment(token: &str) -> bool {
+    let chars: Vec<char> = token.chars().collect();
+    let len = chars.len();
+    if len < 20 {
+        return false;
+    }
+    let digits = chars.iter().filter(|c| c.is_ascii_digit()).count();
+    let upper = chars.iter().any(char::is_ascii_uppercase);
+    let lower = chars.iter().any(char::is_ascii_lowercase);
+    let class = |c: char| match c {
+        'a'..='z' => 0,
+        'A'..='Z' => 1,
+        '0'..='9' => 2,
+        _ => 3,
+    };
+    let changes = chars
+        .windows(2)
+        .filter(|w| class(w[0]) != class(w[1]))
+        .count();
+    let e = entropy(token);
+    if len >= 32 && digits > 0 && chars.iter().all(char::is_ascii_hexdigit) {
+        return e >= 3.0;
+    }
+    if len >= 32 && digits > 0 && e >= 4.3 {
+        return true;
+    }
+    // Random base62 of 20 characters changes class at ~60% of positions and has an entropy
+    // above 0.83 * log2(len) in 99% of draws; camelCase names stay below one or the other.
+    digits > 0 && upper && lower && changes * 20 >= (len - 1) * 7 && e >= 0.83 * (len as f64).log2()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_detection() {
+        for (line, kind) in [
+            ("    token: AKIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+            (
+                "    key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "a high-entropy string",
+            ),
+            ("  x: -----BEGIN RSA PRIVATE KEY-----", "a PEM block"),
+            (
+                "    t: ghp_0123456789abcdefABCDEF0123456789ab",
+                "an API token",
+            ),
+            (
+                "  sha: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "a high-entropy string",
+            ),
+            (
+                "  # old: k3j4h5g6f7d8s9a0q1w2e3r4t5y6u7i8",
+                "a high-entropy string",
+            ),
+        ] {
+            let found = literal_candidates(line);
+            assert_eq!(found.len(), 1, "{line}: {found:?}");
+            assert_eq!(found[0].1, kind, "{line}");
+        }
+        assert_eq!(
+            literal_candidates("    token: AKIAIOSFODNN7EXAMPLE")[0].0,
+            12
+        );
+    }
+
+    #[test]
+    fn references_and_names_are_not_literals() {
+        for line in [
+            "    secret: ${prefix}/database-password",
+            "    secret: payments/production/db2/password-v2",
+            "    secret: arn:aws:secretsmanager:eu-west-1:222222222222:secret:payments/db-AbC123",
+            "      role_arn: arn:aws:iam::222222222222:role/payments-deploy-production",
+            "    version_id: 3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b",
+            "    account: \"222222222222\"",
+            "  root: /run/credfile/payments-production-eu-west-1",
+            "    path: tls/server-certificate-chain.pem",
+            "      API_KEY: { secret: \"${prefix}/api-key\", key: primaryApiKeyForPartner2 }",
+            "    kms_keys: [arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab]",
+        ] {
+            assert!(literal_candidates(line).is_empty(), "{line}");
+        }
+        assert!(literal_candidates("  root: /tmp/.tmpEu1ZB6/config/secrets").is_empty());
+    }
+
+    #[test]
+    fn names_match_modulo_the_arn_suffix() {
+        assert!(same_name("app/db", "app/db"));
+        assert!(same_name("app/db-AbC123", "app/db"));
+        assert!(same_name("app/db", "app/db-AbC123"));
+        assert!(!same_name("app/db", "app/dbx"));
+    }
+
+    #[test]
+    fn clusters_are_transitive() {
+        let items = [1, 2, 3, 10, 11, 20];
+        let groups = cluster(&items, |a: &i32, b: &i32| (a - b).abs() == 1);
+        assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4]]);
+    }
+
+    #[test]
+    fn web_roots() {
+        assert!(web_root(Path::new("/var/www/app")).is_some());
+        assert!(web_root(Path::new("/srv/app/public/config")).is_some());
+        assert!(web_root_component(Path::new("dist/keys")).is_some());
+        assert!(web_root(Path::new("/run/credfile/app")).is_none());
+        assert!(web_root_component(Path::new("statics/x")).is_none());
+    }
+}

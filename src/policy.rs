@@ -1,0 +1,473 @@
+//! Policy: the least-privilege IAM identity policy for one environment's role, derived from what
+//! the manifest makes that environment read, and the trust policy that lets a CI provider's OIDC
+//! token assume the role.
+//!
+//! The identity policy grants exactly what `credfile apply` calls and nothing else:
+//! - `secretsmanager:GetSecretValue` on each referenced secret's ARN. A name becomes
+//!   `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-??????` (Secrets Manager appends a
+//!   dash and six random characters to every secret's ARN); a full ARN is used as written; a
+//!   partial ARN (no six-character suffix) gets `-??????` appended.
+//! - `secretsmanager:BatchGetSecretValue` on `*` (AWS accepts no narrower resource for it), only
+//!   when at least one reference is unpinned: pinned versions are read with GetSecretValue.
+//! - `kms:Decrypt` on the environment's `kms_keys`, only when some are declared, and only through
+//!   Secrets Manager (`kms:ViaService`) for those secrets (`kms:EncryptionContext:SecretARN`).
+//!
+//! Output is deterministic: statements in a fixed order, lists sorted and deduplicated, keys in a
+//! fixed order, so the result can be committed and diffed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::manifest::{Manifest, ManifestError, Pin};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "{}: environment `{env}` has no `region`, so the ARNs of the secrets it names cannot be written",
+        file.display()
+    )]
+    NoRegion { file: PathBuf, env: String },
+    #[error("{}: environment `{env}` reads no secrets; there is nothing to grant", file.display())]
+    NoSecrets { file: PathBuf, env: String },
+    #[error("--trust `{spec}`: {reason}")]
+    Trust { spec: String, reason: String },
+    #[error(
+        "{}: environment `{env}` names no AWS account (`account` or `identity.role_arn`), so the OIDC provider's ARN cannot be written",
+        file.display()
+    )]
+    NoAccount { file: PathBuf, env: String },
+}
+
+impl PolicyError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            PolicyError::NoRegion { env, .. } => format!(
+                "set `region:` under `defaults` or `environments.{env}`, or reference the secrets by ARN"
+            ),
+            PolicyError::NoSecrets { .. } => {
+                "add files for this environment, or check the entries' `environments:` lists".into()
+            }
+            PolicyError::Trust { .. } => {
+                "use github:OWNER/REPO[:ENVIRONMENT] or gitlab:GROUP/PROJECT[:BRANCH]".into()
+            }
+            PolicyError::NoAccount { env, .. } => format!(
+                "set `environments.{env}.account` or `environments.{env}.identity.role_arn`"
+            ),
+        })
+    }
+}
+
+/// An IAM policy document. Field order is the output order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    #[serde(rename = "Version")]
+    version: &'static str,
+    #[serde(rename = "Statement")]
+    statement: Vec<Statement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Statement {
+    #[serde(rename = "Sid")]
+    sid: &'static str,
+    #[serde(rename = "Effect")]
+    effect: &'static str,
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
+    principal: Option<Value>,
+    #[serde(rename = "Action")]
+    action: &'static str,
+    #[serde(rename = "Resource", skip_serializing_if = "Option::is_none")]
+    resource: Option<Value>,
+    /// Operator -> condition key -> value(s); BTreeMaps keep the order stable.
+    #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
+    condition: Option<BTreeMap<&'static str, BTreeMap<String, Value>>>,
+}
+
+/// What `credfile policy` prints.
+#[derive(Debug)]
+pub struct Generated {
+    pub identity: Document,
+    pub trust: Option<Document>,
+    /// No account was known, so name references use `*` for the account.
+    pub wildcard_account: bool,
+}
+
+impl Generated {
+    /// Pretty JSON with a final newline: the identity policy document alone, or, with a trust
+    /// policy, `{"identity_policy": ..., "trust_policy": ...}`.
+    pub fn to_text(&self) -> String {
+        // Straight from the structs (not through serde_json::Value, whose maps sort keys), so
+        // the fields come out in IAM's customary order.
+        let text = match &self.trust {
+            None => serde_json::to_string_pretty(&self.identity),
+            Some(trust) => serde_json::to_string_pretty(&Both {
+                identity_policy: &self.identity,
+                trust_policy: trust,
+            }),
+        };
+        let mut text = text.unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+#[derive(Serialize)]
+struct Both<'a> {
+    identity_policy: &'a Document,
+    trust_policy: &'a Document,
+}
+
+/// Builds the policies for environment `env` of `manifest`.
+///
+/// # Errors
+/// An unknown environment, an environment that reads nothing, a name reference without a region,
+/// a malformed `--trust`, or a trust policy for an environment with no known account.
+pub fn generate(
+    manifest: &Manifest,
+    env: &str,
+    trust: Option<&str>,
+) -> Result<Generated, crate::error::Error> {
+    // A placeholder root: the policy depends on the manifest, not on the host.
+    let plan = manifest.resolve(env, Some(std::path::Path::new("/")))?;
+    let environment = manifest
+        .environments
+        .iter()
+        .find(|e| e.name == env)
+        .ok_or_else(|| ManifestError::UnknownEnvironment {
+            file: manifest.file.clone(),
+            env: env.to_string(),
+            known: manifest.environment_names(),
+        })?;
+    let refs = plan.secret_refs();
+    if refs.is_empty() {
+        return Err(PolicyError::NoSecrets {
+            file: manifest.file.clone(),
+            env: env.to_string(),
+        }
+        .into());
+    }
+    let role = plan.identity.role_arn.as_deref().map(ArnParts::parse);
+    let partition = role
+        .as_ref()
+        .map(|r| r.partition.clone())
+        .unwrap_or_else(|| partition_of_region(plan.region.as_deref().unwrap_or("")).into());
+    let account = plan
+        .account
+        .clone()
+        .or_else(|| role.as_ref().map(|r| r.account.clone()));
+    let wildcard_account = account.is_none();
+
+    let mut arns = BTreeSet::new();
+    let mut regions = BTreeSet::new();
+    for r in &refs {
+        let arn = if r.id.starts_with("arn:") {
+            if has_random_suffix(&r.id) {
+                r.id.clone()
+            } else {
+                format!("{}-??????", r.id)
+            }
+        } else {
+            let Some(region) = plan.region.as_deref() else {
+                return Err(PolicyError::NoRegion {
+                    file: manifest.file.clone(),
+                    env: env.to_string(),
+                }
+                .into());
+            };
+            format!(
+                "arn:{partition}:secretsmanager:{region}:{}:secret:{}-??????",
+                account.as_deref().unwrap_or("*"),
+                r.id
+            )
+        };
+        let parts = ArnParts::parse(&arn);
+        regions.insert((parts.partition, parts.region));
+        arns.insert(arn);
+    }
+    let arns: Vec<String> = arns.into_iter().collect();
+
+    let mut statement = vec![Statement {
+        sid: "CredfileGetSecretValue",
+        effect: "Allow",
+        principal: None,
+        action: "secretsmanager:GetSecretValue",
+        resource: Some(json!(arns)),
+        condition: None,
+    }];
+    if refs.iter().any(|r| r.pin == Pin::Current) {
+        statement.push(Statement {
+            sid: "CredfileBatchGetSecretValue",
+            effect: "Allow",
+            principal: None,
+            action: "secretsmanager:BatchGetSecretValue",
+            resource: Some(json!("*")),
+            condition: None,
+        });
+    }
+    if !environment.kms_keys.is_empty() {
+        let mut keys = environment.kms_keys.clone();
+        keys.sort();
+        let via: Vec<String> = regions
+            .iter()
+            .map(|(partition, region)| format!("secretsmanager.{region}.{}", dns_suffix(partition)))
+            .collect();
+        let mut condition = BTreeMap::new();
+        condition.insert(
+            "StringEquals",
+            BTreeMap::from([("kms:ViaService".to_string(), json!(via))]),
+        );
+        condition.insert(
+            "StringLike",
+            BTreeMap::from([("kms:EncryptionContext:SecretARN".to_string(), json!(arns))]),
+        );
+        statement.push(Statement {
+            sid: "CredfileKmsDecrypt",
+            effect: "Allow",
+            principal: None,
+            action: "kms:Decrypt",
+            resource: Some(json!(keys)),
+            condition: Some(condition),
+        });
+    }
+
+    let trust = match trust {
+        None => None,
+        Some(spec) => {
+            let provider = Trust::parse(spec, env)?;
+            // The OIDC provider lives in the role's account.
+            let account = role
+                .as_ref()
+                .map(|r| r.account.clone())
+                .or_else(|| plan.account.clone())
+                .ok_or_else(|| PolicyError::NoAccount {
+                    file: manifest.file.clone(),
+                    env: env.to_string(),
+                })?;
+            Some(provider.document(&partition, &account))
+        }
+    };
+
+    Ok(Generated {
+        identity: Document {
+            version: "2012-10-17",
+            statement,
+        },
+        trust,
+        wildcard_account,
+    })
+}
+
+/// A CI provider whose OIDC tokens may assume the role, and which of its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trust {
+    /// `repo:OWNER/REPO:environment:ENVIRONMENT`: only jobs that run in that GitHub environment
+    /// (where required reviewers and branch rules apply).
+    Github { repo: String, environment: String },
+    /// `project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH`.
+    Gitlab { project: String, branch: String },
+}
+
+impl Trust {
+    fn parse(spec: &str, env: &str) -> Result<Trust, PolicyError> {
+        let fail = |reason: &str| PolicyError::Trust {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let (provider, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| fail("expected PROVIDER:PATH"))?;
+        let (path, qualifier) = match rest.split_once(':') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        let segments: Vec<&str> = path.split('/').collect();
+        if !segments.iter().all(|s| segment_ok(s)) {
+            return Err(fail(
+                "the path segments may hold only letters, digits, `-`, `_` and `.`",
+            ));
+        }
+        if let Some(q) = qualifier
+            && (q.is_empty()
+                || q.contains(['*', '?', '"', '\\'])
+                || q.chars().any(char::is_control))
+        {
+            return Err(fail(
+                "the qualifier after the path must be a name, without wildcards",
+            ));
+        }
+        match provider {
+            "github" => {
+                if segments.len() != 2 {
+                    return Err(fail("a GitHub path is OWNER/REPO"));
+                }
+                Ok(Trust::Github {
+                    repo: path.to_string(),
+                    environment: qualifier.unwrap_or(env).to_string(),
+                })
+            }
+            "gitlab" => {
+                if segments.len() < 2 {
+                    return Err(fail("a GitLab path is GROUP/PROJECT (subgroups allowed)"));
+                }
+                Ok(Trust::Gitlab {
+                    project: path.to_string(),
+                    branch: qualifier.unwrap_or("main").to_string(),
+                })
+            }
+            _ => Err(fail("the provider must be `github` or `gitlab`")),
+        }
+    }
+
+    fn document(&self, partition: &str, account: &str) -> Document {
+        let (sid, host, aud, sub) = match self {
+            Trust::Github { repo, environment } => (
+                "CredfileGitHubActionsOidc",
+                "token.actions.githubusercontent.com",
+                "sts.amazonaws.com".to_string(),
+                format!("repo:{repo}:environment:{environment}"),
+            ),
+            Trust::Gitlab { project, branch } => (
+                "CredfileGitLabCiOidc",
+                "gitlab.com",
+                "https://gitlab.com".to_string(),
+                format!("project_path:{project}:ref_type:branch:ref:{branch}"),
+            ),
+        };
+        let condition = BTreeMap::from([(
+            "StringEquals",
+            BTreeMap::from([
+                (format!("{host}:aud"), json!(aud)),
+                (format!("{host}:sub"), json!(sub)),
+            ]),
+        )]);
+        Document {
+            version: "2012-10-17",
+            statement: vec![Statement {
+                sid,
+                effect: "Allow",
+                principal: Some(json!({
+                    "Federated": format!("arn:{partition}:iam::{account}:oidc-provider/{host}")
+                })),
+                action: "sts:AssumeRoleWithWebIdentity",
+                resource: None,
+                condition: Some(condition),
+            }],
+        }
+    }
+}
+
+/// The fields of an ARN credfile needs; missing fields are empty.
+struct ArnParts {
+    partition: String,
+    region: String,
+    account: String,
+}
+
+impl ArnParts {
+    fn parse(arn: &str) -> ArnParts {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let get = |i: usize| parts.get(i).copied().unwrap_or_default().to_string();
+        ArnParts {
+            partition: get(1),
+            region: get(3),
+            account: get(4),
+        }
+    }
+}
+
+/// Whether a secret ARN ends with the dash and six characters Secrets Manager appends. A partial
+/// ARN whose name itself ends that way cannot be told apart: write it as a full ARN or a name.
+pub fn has_random_suffix(arn: &str) -> bool {
+    let name = arn.splitn(7, ':').nth(6).unwrap_or_default();
+    let bytes = name.as_bytes();
+    bytes.len() > 7
+        && bytes[bytes.len() - 7] == b'-'
+        && bytes[bytes.len() - 6..]
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+}
+
+fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+fn dns_suffix(partition: &str) -> &'static str {
+    if partition == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_suffix_is_recognised() {
+        let base = "arn:aws:secretsmanager:us-east-1:123456789012:secret:";
+        assert!(has_random_suffix(&format!("{base}app/db-AbC123")));
+        assert!(!has_random_suffix(&format!("{base}app/db")));
+        assert!(!has_random_suffix(&format!("{base}-AbC123")));
+        assert!(!has_random_suffix(&format!("{base}app/db-Ab_123")));
+    }
+
+    #[test]
+    fn trust_specs_parse() {
+        assert_eq!(
+            Trust::parse("github:acme/pay", "production").unwrap(),
+            Trust::Github {
+                repo: "acme/pay".into(),
+                environment: "production".into()
+            }
+        );
+        assert_eq!(
+            Trust::parse("github:acme/pay:prod-eu", "production").unwrap(),
+            Trust::Github {
+                repo: "acme/pay".into(),
+                environment: "prod-eu".into()
+            }
+        );
+        assert_eq!(
+            Trust::parse("gitlab:grp/sub/proj", "x").unwrap(),
+            Trust::Gitlab {
+                project: "grp/sub/proj".into(),
+                branch: "main".into()
+            }
+        );
+        for bad in [
+            "github",
+            "github:acme",
+            "github:acme/pay/x",
+            "github:acme/*",
+            "github:acme/pay:*",
+            "github:acme/pay:",
+            "bitbucket:a/b",
+            "gitlab:proj",
+        ] {
+            assert!(Trust::parse(bad, "e").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partitions_follow_regions() {
+        assert_eq!(partition_of_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of_region("eu-west-1"), "aws");
+        assert_eq!(dns_suffix("aws-cn"), "amazonaws.com.cn");
+    }
+}
