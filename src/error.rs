@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use crate::fetch::FetchError;
+use crate::hooks::HookError;
 use crate::identity::IdentityError;
 use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
@@ -21,6 +22,11 @@ pub mod code {
     pub const FETCH: u8 = 4;
     pub const RENDER: u8 = 5;
     pub const WRITE: u8 = 6;
+    /// `verify` found the host different from the manifest.
+    pub const DRIFT: u8 = 7;
+    /// The files are committed, but a change hook failed.
+    pub const HOOK: u8 = 8;
+    // 9 is reserved (governance).
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +43,31 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "{count} difference(s) between the host and the manifest for environment `{env}` (listed above)"
+    )]
+    Drift { count: usize, env: String },
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
+        ExitCode::from(self.code())
+    }
+
+    /// The number from [`code`] for this error.
+    pub fn code(&self) -> u8 {
+        match self {
             Error::Manifest(_) => code::USAGE,
             Error::Identity(_) => code::IDENTITY,
             Error::Fetch(_) => code::FETCH,
             Error::Render(_) => code::RENDER,
             Error::Write(_) => code::WRITE,
             Error::Runtime(_) => code::INTERNAL,
-        })
+            Error::Drift { .. } => code::DRIFT,
+            Error::Hook(_) => code::HOOK,
+        }
     }
 
     /// What the user should do about it, when we know.
@@ -60,6 +79,10 @@ impl Error {
             Error::Render(e) => e.hint(),
             Error::Write(e) => e.hint(),
             Error::Runtime(_) => None,
+            Error::Drift { env, .. } => Some(format!(
+                "run `credfile apply --env {env}` to restore the files, after finding out who changed them"
+            )),
+            Error::Hook(e) => e.hint(),
         }
     }
 

@@ -120,6 +120,21 @@ pub async fn establish(plan: &Plan) -> Result<Session, IdentityError> {
     Ok(session)
 }
 
+/// The caller's ARN, best effort (for the audit line): `None` when STS cannot be reached.
+pub async fn caller_arn(session: &Session) -> Option<String> {
+    match aws_sdk_sts::Client::new(&session.config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(me) => me.arn().map(str::to_string),
+        Err(e) => {
+            tracing::warn!(error = %Failure::from_sdk(&e), "cannot find the caller's ARN for the audit line");
+            None
+        }
+    }
+}
+
 async fn assume_role(
     base: &SdkConfig,
     role_arn: &str,

@@ -10,6 +10,7 @@ mod aws;
 mod cli;
 mod error;
 mod fetch;
+mod hooks;
 mod identity;
 mod manifest;
 mod materialize;
