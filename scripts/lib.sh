@@ -10,7 +10,7 @@
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
-CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0')
+CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0' 'jsonschema==4.*' 'PyYAML==6.*')
 
 MOTO_PID=""
 MOTO_PORT=""
