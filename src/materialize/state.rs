@@ -177,9 +177,44 @@ pub(super) fn read(root: &Dir, euid: u32) -> Result<Option<State>, WriteError> {
         .take(MAX_STATE_BYTES)
         .read_to_end(&mut text)
         .map_err(|e| bad(root, format!("read failed: {e}")))?;
-    serde_json::from_slice(&text)
-        .map(Some)
-        .map_err(|e| bad(root, format!("not credfile state JSON ({e})")))
+    let state: State = serde_json::from_slice(&text)
+        .map_err(|e| bad(root, format!("not credfile state JSON ({e})")))?;
+    state.check_paths().map_err(|why| bad(root, why))?;
+    Ok(Some(state))
+}
+
+impl State {
+    /// Paths in a state file stay where credfile writes: files and links relative to the root
+    /// without `..`, created directories absolute without `..`. A state file that says
+    /// otherwise is refused, so `clean` can never be pointed outside the root.
+    fn check_paths(&self) -> Result<(), String> {
+        use std::path::Component;
+        let plain = |p: &Path| {
+            !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+        };
+        for f in &self.files {
+            if !plain(&f.path) {
+                return Err(format!("file path `{}` leaves the root", f.path.display()));
+            }
+        }
+        for l in &self.links {
+            if !plain(Path::new(l)) || l.contains('/') {
+                return Err(format!("link `{l}` is not a name in the root"));
+            }
+        }
+        for d in &self.created_dirs {
+            let ok = d.is_absolute()
+                && d.components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+            if !ok {
+                return Err(format!(
+                    "directory `{}` is not a plain absolute path",
+                    d.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes the state file atomically (same mechanism as a `files` layout file), unless it already
@@ -221,4 +256,60 @@ pub(super) fn remove(root: &Dir) -> Result<bool, WriteError> {
         errno: e,
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(files: &[&str], links: &[&str], dirs: &[&str]) -> State {
+        State {
+            version: 1,
+            app: "a".into(),
+            environment: "e".into(),
+            layout: "files".into(),
+            created_dirs: dirs.iter().map(PathBuf::from).collect(),
+            links: links.iter().map(|l| l.to_string()).collect(),
+            files: files
+                .iter()
+                .map(|p| FileRecord {
+                    path: PathBuf::from(p),
+                    mode: "0400".into(),
+                    uid: 0,
+                    gid: 0,
+                    inode: Some(1),
+                    secrets: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn paths_that_leave_the_root_are_refused() {
+        assert!(
+            state(&["a", "d/b"], &["a", "d"], &["/run/x"])
+                .check_paths()
+                .is_ok()
+        );
+        assert!(state(&["../etc/passwd"], &[], &[]).check_paths().is_err());
+        assert!(state(&["/etc/passwd"], &[], &[]).check_paths().is_err());
+        assert!(state(&[], &["a/b"], &[]).check_paths().is_err());
+        assert!(state(&[], &[".."], &[]).check_paths().is_err());
+        assert!(state(&[], &[], &["relative"]).check_paths().is_err());
+        assert!(state(&[], &[], &["/run/../etc"]).check_paths().is_err());
+    }
+
+    #[test]
+    fn the_state_never_holds_a_value() {
+        let mut s = state(&["a"], &[], &[]);
+        s.files[0].secrets.push(SecretRecord {
+            id: "app/db".into(),
+            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf".into(),
+            version_id: "v1".into(),
+        });
+        let text = serde_json::to_string(&s).unwrap();
+        for field in ["value", "hash", "sha", "digest"] {
+            assert!(!text.contains(field), "{text}");
+        }
+    }
 }

@@ -277,6 +277,21 @@ mod tests {
     }
 
     #[test]
+    fn unknown_filters_fail_the_render_by_name() {
+        let err = render(
+            "inline",
+            "{{ v | nosuchfilter }}",
+            vec![("v".into(), Value::from("secret-value"))],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("unknown filter") && err.contains("nosuchfilter"),
+            "{err}"
+        );
+        assert!(!err.contains("secret-value"), "{err}");
+    }
+
+    #[test]
     fn no_file_access() {
         let err = render("inline", "{% include '/etc/passwd' %}", vec![]).unwrap_err();
         assert!(!err.contains("root:"), "{err}");
