@@ -419,6 +419,19 @@ fn verify_is_in_sync_after_apply_and_names_each_drift_kind() {
     out.assert_code(DRIFT);
     assert_eq!(drift_kinds(&out), [("a".into(), "type".into())]);
     assert_eq!(fs::read(&outside).unwrap(), b"elsewhere");
+
+    // A live generation others could write to is reported, not trusted.
+    let live = c.live();
+    fs::set_permissions(&live, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = verify();
+    out.assert_code(DRIFT);
+    let generation = live.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(drift_kinds(&out), [(generation, "type".into())]);
+    assert!(
+        out.stdout.contains("writable by group or others"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -153,7 +153,14 @@ fn verify_generation(
     }
     // The live generation.
     let live = match generation::current(root) {
-        Ok(Current::Generation(name)) => GenTree::open(root, &name, checked.euid).ok().flatten(),
+        Ok(Current::Generation(name)) => match GenTree::open(root, &name, checked.euid) {
+            Ok(tree) => tree,
+            Err(WriteError::Unsafe { reason, .. }) => {
+                out.push(drift(name, DriftKind::Type, reason));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        },
         Ok(Current::Absent) => None,
         Err(WriteError::Unsafe { reason, .. }) => {
             out.push(drift(generation::CURRENT, DriftKind::Type, reason));
