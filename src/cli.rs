@@ -57,6 +57,10 @@ pub enum Command {
     Plan(RunArgs),
     /// Offline: parse and check the manifest (all environments, or one), no network.
     Validate(ValidateArgs),
+    /// Drift: compare the files on this host with what the manifest and secrets produce.
+    Verify(VerifyArgs),
+    /// Remove every file, link and generation credfile wrote for this environment, nothing else.
+    Clean(CleanArgs),
     /// The identity credfile would use for an environment: source, account, ARN, session
     /// name, expiry. Never a credential.
     Whoami(WhoamiArgs),
@@ -163,6 +167,58 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
     pub output: Output,
+
+    /// Append one JSON line per run to this file (time, app, environment, caller, files).
+    #[arg(long, env = "CREDFILE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Seconds each change hook may run before it is killed.
+    #[arg(long, default_value_t = 60, env = "CREDFILE_HOOK_TIMEOUT")]
+    pub hook_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The environment to check.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Check under this directory instead of the manifest's `root`.
+    #[arg(long, env = "CREDFILE_ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
+    pub output: Output,
+
+    /// Metadata only (existence, type, mode, owner, group, extra files): no AWS call at all.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Append one JSON line per run to this file.
+    #[arg(long, env = "CREDFILE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// The environment whose files to remove.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Clean this directory instead of the manifest's `root`.
+    #[arg(long, env = "CREDFILE_ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// Append one JSON line per run to this file.
+    #[arg(long, env = "CREDFILE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +330,17 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Policy(PolicyArgs { trust: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn verify_and_clean_need_an_environment() {
+        assert!(Cli::try_parse_from(["credfile", "verify"]).is_err());
+        assert!(Cli::try_parse_from(["credfile", "clean"]).is_err());
+        let cli = Cli::try_parse_from(["credfile", "verify", "--env", "s", "--offline"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Verify(VerifyArgs { offline: true, .. })
         ));
     }
 

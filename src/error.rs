@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use crate::audit::AuditError;
 use crate::fetch::FetchError;
 use crate::guard::GuardError;
+use crate::hooks::HookError;
 use crate::identity::IdentityError;
 use crate::lint::LintFailed;
 use crate::manifest::ManifestError;
@@ -25,7 +26,10 @@ pub mod code {
     pub const FETCH: u8 = 4;
     pub const RENDER: u8 = 5;
     pub const WRITE: u8 = 6;
-    // 7 and 8 are reserved (verify drift, hook failure).
+    /// `verify` found the host different from the manifest.
+    pub const DRIFT: u8 = 7;
+    /// The files are committed, but a change hook failed.
+    pub const HOOK: u8 = 8;
     /// Governance findings: `lint` found errors, or `audit reuse` found a protected environment
     /// sharing a value.
     pub const GOVERNANCE: u8 = 9;
@@ -53,11 +57,22 @@ pub enum Error {
     Audit(#[from] AuditError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "{count} difference(s) between the host and the manifest for environment `{env}` (listed above)"
+    )]
+    Drift { count: usize, env: String },
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
+        ExitCode::from(self.code())
+    }
+
+    /// The number from [`code`] for this error.
+    pub fn code(&self) -> u8 {
+        match self {
             Error::Manifest(_) => code::USAGE,
             Error::Identity(_) => code::IDENTITY,
             Error::Fetch(_) => code::FETCH,
@@ -67,7 +82,9 @@ impl Error {
             Error::Lint(_) | Error::Audit(AuditError::Shared { .. }) => code::GOVERNANCE,
             Error::Audit(AuditError::Random(_)) => code::INTERNAL,
             Error::Runtime(_) => code::INTERNAL,
-        })
+            Error::Drift { .. } => code::DRIFT,
+            Error::Hook(_) => code::HOOK,
+        }
     }
 
     /// What the user should do about it, when we know.
@@ -83,6 +100,10 @@ impl Error {
             Error::Lint(e) => e.hint(),
             Error::Audit(e) => e.hint(),
             Error::Runtime(_) => None,
+            Error::Drift { env, .. } => Some(format!(
+                "run `credfile apply --env {env}` to restore the files, after finding out who changed them"
+            )),
+            Error::Hook(e) => e.hint(),
         }
     }
 

@@ -12,6 +12,7 @@ mod cli;
 mod error;
 mod fetch;
 mod guard;
+mod hooks;
 mod identity;
 mod lint;
 mod manifest;

@@ -1,16 +1,27 @@
-//! Report: what a run did, per file, for people (a table) or machines (`--output json`).
-//! Paths, modes, owners, secret ids and version ids only: a value never reaches this module.
+//! Report: what a run did, per file, for people (a table) or machines (`--output json`, schema
+//! in `docs/report.schema.json`), plus the CI-native forms: a Markdown table appended to
+//! `$GITHUB_STEP_SUMMARY` in GitHub Actions, collapsible log sections in GitLab CI, and one audit
+//! line per run (`--audit-log FILE`, JSON lines).
+//!
+//! Paths, modes, owners, secret ids, ARNs and version ids only: a value never reaches this module.
 
 use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::unistd::{Gid, Group, Uid, User};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::Output;
+use crate::hooks::HookResult;
 use crate::identity::Session;
 use crate::manifest::Plan;
-use crate::materialize::{Outcome, Status};
+use crate::materialize::state::layout_name;
+use crate::materialize::{Drift, Outcome, Status};
 use crate::render::SourceInfo;
+
+/// The version of the JSON report's shape (`schema_version`); bumped on incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
 
 pub struct Report<'a> {
     pub command: &'static str,
@@ -18,6 +29,7 @@ pub struct Report<'a> {
     pub plan: &'a Plan,
     pub caller_arn: Option<&'a str>,
     pub files: Vec<(Outcome, Vec<SourceInfo>)>,
+    pub hooks: &'a [HookResult],
 }
 
 impl Report<'_> {
@@ -28,14 +40,16 @@ impl Report<'_> {
             .count()
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> Value {
         json!({
+            "schema_version": SCHEMA_VERSION,
             "command": self.command,
             "dry_run": self.dry_run,
             "app": self.plan.app,
             "environment": self.plan.env,
             "protected": self.plan.protected,
             "root": self.plan.root.display().to_string(),
+            "layout": layout_name(self.plan.layout),
             "caller_arn": self.caller_arn,
             "files": self.files.iter().map(|(o, sources)| json!({
                 "path": o.dest.path.display().to_string(),
@@ -47,10 +61,17 @@ impl Report<'_> {
                     "id": s.id, "arn": s.arn, "version_id": s.version_id,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+            "hooks": self.hooks.iter().map(|h| json!({
+                "argv": h.hook.argv,
+                "changed": h.hook.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "status": h.status.as_str(),
+                "exit_code": h.status.exit_code(),
+            })).collect::<Vec<_>>(),
             "summary": {
                 "created": self.count(Status::Created),
                 "updated": self.count(Status::Updated),
                 "unchanged": self.count(Status::Unchanged),
+                "removed": self.count(Status::Removed),
             },
         })
     }
@@ -64,65 +85,97 @@ impl Report<'_> {
             "SECRET@VERSION".to_string(),
         ]];
         for (o, sources) in &self.files {
-            let status = match (self.dry_run, o.status) {
-                (true, Status::Created) => "create",
-                (true, Status::Updated) => "update",
-                (_, s) => s.as_str(),
-            };
-            let secrets = sources
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}@{}",
-                        s.id,
-                        s.version_id.chars().take(8).collect::<String>()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
             rows.push([
-                status.to_string(),
+                self.status_word(o.status).to_string(),
                 format!("{:04o}", o.dest.mode),
                 format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid)),
                 o.dest.path.display().to_string(),
-                secrets,
+                secrets_cell(sources, 8),
             ]);
         }
-        let widths: Vec<usize> = (0..5)
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
         let mut out = format!(
-            "credfile {}: app {}, environment {}, root {}\n",
+            "credfile {}: app {}, environment {}, root {} (layout {})\n",
             self.command,
             self.plan.app,
             self.plan.env,
-            self.plan.root.display()
+            self.plan.root.display(),
+            layout_name(self.plan.layout)
         );
         if let Some(arn) = self.caller_arn {
             out.push_str(&format!("identity: {arn}\n"));
         }
-        for row in &rows {
-            let line: Vec<String> = row
-                .iter()
-                .enumerate()
-                .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
-                .collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
-        let (c, u, n) = (
+        out.push_str(&table(&rows));
+        let (c, u, n, r) = (
             self.count(Status::Created),
             self.count(Status::Updated),
             self.count(Status::Unchanged),
+            self.count(Status::Removed),
         );
         if self.dry_run {
             out.push_str(&format!(
-                "plan: {c} to create, {u} to update, {n} unchanged; nothing was written\n"
+                "plan: {c} to create, {u} to update, {n} unchanged, {r} to remove; nothing was written\n"
             ));
         } else {
-            out.push_str(&format!("{c} created, {u} updated, {n} unchanged\n"));
+            out.push_str(&format!(
+                "{c} created, {u} updated, {n} unchanged, {r} removed\n"
+            ));
+        }
+        for h in self.hooks {
+            out.push_str(&format!(
+                "hook {}: {}\n",
+                h.status.as_str(),
+                h.hook.argv.join(" ")
+            ));
         }
         crate::error::sanitize(&out)
+    }
+
+    fn status_word(&self, status: Status) -> &'static str {
+        match (self.dry_run, status) {
+            (true, Status::Created) => "create",
+            (true, Status::Updated) => "update",
+            (true, Status::Removed) => "remove",
+            (_, s) => s.as_str(),
+        }
+    }
+
+    /// A GitHub step summary: a heading and one table row per file.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!(
+            "### credfile {}: `{}` / `{}`\n\n| path | status | mode | owner | secret | version |\n| --- | --- | --- | --- | --- | --- |\n",
+            self.command,
+            md(&self.plan.app),
+            md(&self.plan.env)
+        );
+        for (o, sources) in &self.files {
+            out.push_str(&format!(
+                "| `{}` | {} | {:04o} | {}:{} | {} | {} |\n",
+                md(&o.dest.path.display().to_string()),
+                self.status_word(o.status),
+                o.dest.mode,
+                md(&user_name(o.dest.uid)),
+                md(&group_name(o.dest.gid)),
+                md(&sources
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                md(&sources
+                    .iter()
+                    .map(|s| s.version_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+            ));
+        }
+        for h in self.hooks {
+            out.push_str(&format!(
+                "\nhook `{}`: {}\n",
+                md(&h.hook.argv.join(" ")),
+                h.status.as_str()
+            ));
+        }
+        out.push('\n');
+        out
     }
 
     pub fn print(&self, output: Output) {
@@ -130,8 +183,267 @@ impl Report<'_> {
             Output::Human => self.to_human(),
             Output::Json => format!("{}\n", self.to_json()),
         };
-        // A closed stdout (`| head`) is not a failure of the deploy.
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        emit(output, self.command, &text, &self.to_markdown());
+    }
+}
+
+/// `credfile verify`'s report.
+pub struct VerifyReport<'a> {
+    pub plan: &'a Plan,
+    pub offline: bool,
+    pub caller_arn: Option<&'a str>,
+    pub drift: &'a [Drift],
+}
+
+impl VerifyReport<'_> {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "schema_version": SCHEMA_VERSION,
+            "command": "verify",
+            "app": self.plan.app,
+            "environment": self.plan.env,
+            "protected": self.plan.protected,
+            "root": self.plan.root.display().to_string(),
+            "layout": layout_name(self.plan.layout),
+            "caller_arn": self.caller_arn,
+            "offline": self.offline,
+            "in_sync": self.drift.is_empty(),
+            "files_checked": self.plan.files.len(),
+            "drift": self.drift.iter().map(|d| json!({
+                "path": d.path.display().to_string(),
+                "kind": d.kind.as_str(),
+                "detail": d.detail,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn to_human(&self) -> String {
+        let mut out = format!(
+            "credfile verify: app {}, environment {}, root {} (layout {}{})\n",
+            self.plan.app,
+            self.plan.env,
+            self.plan.root.display(),
+            layout_name(self.plan.layout),
+            if self.offline {
+                "; offline: content not compared"
+            } else {
+                ""
+            }
+        );
+        if self.drift.is_empty() {
+            out.push_str(&format!(
+                "in sync: {} file(s) as the manifest says\n",
+                self.plan.files.len()
+            ));
+        } else {
+            let mut rows = vec![[
+                "DRIFT".to_string(),
+                "PATH".to_string(),
+                "DETAIL".to_string(),
+            ]];
+            for d in self.drift {
+                rows.push([
+                    d.kind.as_str().to_string(),
+                    d.path.display().to_string(),
+                    d.detail.clone(),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
+        crate::error::sanitize(&out)
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!(
+            "### credfile verify: `{}` / `{}`: {}\n\n",
+            md(&self.plan.app),
+            md(&self.plan.env),
+            if self.drift.is_empty() {
+                "in sync"
+            } else {
+                "drift"
+            }
+        );
+        if !self.drift.is_empty() {
+            out.push_str("| path | drift | detail |\n| --- | --- | --- |\n");
+            for d in self.drift {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    md(&d.path.display().to_string()),
+                    d.kind.as_str(),
+                    md(&d.detail)
+                ));
+            }
+        }
+        out.push('\n');
+        out
+    }
+
+    pub fn print(&self, output: Output) {
+        let text = match output {
+            Output::Human => self.to_human(),
+            Output::Json => format!("{}\n", self.to_json()),
+        };
+        emit(output, "verify", &text, &self.to_markdown());
+    }
+}
+
+/// Writes the report to stdout (inside a collapsible section in GitLab CI) and appends the
+/// Markdown summary to `$GITHUB_STEP_SUMMARY` when GitHub Actions provides one.
+fn emit(output: Output, command: &str, text: &str, markdown: &str) {
+    let gitlab = output == Output::Human && std::env::var("GITLAB_CI").is_ok_and(|v| v == "true");
+    let text = if gitlab {
+        gitlab_section(command, text)
+    } else {
+        text.to_string()
+    };
+    // A closed stdout (`| head`) is not a failure of the deploy.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %Path::new(&path).display(), error = %e, "cannot append to GITHUB_STEP_SUMMARY");
+        }
+    }
+}
+
+/// GitLab's collapsible section markers around `text`.
+pub fn gitlab_section(command: &str, text: &str) -> String {
+    let now = unix_now();
+    let name = format!("credfile_{command}");
+    format!(
+        "\x1b[0Ksection_start:{now}:{name}[collapsed=true]\r\x1b[0Kcredfile {command}\n{text}\x1b[0Ksection_end:{now}:{name}\r\x1b[0K\n"
+    )
+}
+
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn secrets_cell(sources: &[SourceInfo], version_chars: usize) -> String {
+    sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{}@{}",
+                s.id,
+                s.version_id.chars().take(version_chars).collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Markdown table cell text: no pipes, backticks or line breaks that would break the table.
+fn md(text: &str) -> String {
+    crate::error::sanitize(text)
+        .replace('|', "\\|")
+        .replace('`', "'")
+        .replace(['\n', '\r'], " ")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// RFC 3339 UTC time with seconds, e.g. `2026-08-07T12:34:56Z`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// One audit record (README, "Audit log").
+pub struct Audit<'a> {
+    pub command: &'static str,
+    pub plan: Option<&'a Plan>,
+    pub env: &'a str,
+    pub caller_arn: Option<&'a str>,
+    pub files: &'a [(Outcome, Vec<SourceInfo>)],
+    pub drift: Option<usize>,
+    pub exit_code: u8,
+}
+
+impl Audit<'_> {
+    pub fn to_json(&self) -> Value {
+        let session = self
+            .caller_arn
+            .filter(|a| a.contains(":assumed-role/"))
+            .and_then(|a| a.rsplit('/').next());
+        json!({
+            "time": rfc3339(unix_now()),
+            "command": self.command,
+            "app": self.plan.map(|p| p.app.clone()),
+            "environment": self.env,
+            "root": self.plan.map(|p| p.root.display().to_string()),
+            "caller_arn": self.caller_arn,
+            "session_name": session,
+            "exit_code": self.exit_code,
+            "drift": self.drift,
+            "files": self.files.iter().map(|(o, sources)| json!({
+                "path": o.dest.path.display().to_string(),
+                "status": o.status.as_str(),
+                "secrets": sources.iter().map(|s| json!({
+                    "id": s.id, "arn": s.arn, "version_id": s.version_id,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Appends the line to `path` (created 0600, never through a symlink), or logs it on stderr
+    /// when no file is given.
+    pub fn write(&self, path: Option<&Path>) {
+        let line = self.to_json().to_string();
+        let Some(path) = path else {
+            tracing::info!(target: "credfile::audit", "{line}");
+            return;
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let result = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = result {
+            tracing::error!(path = %path.display(), error = %e, "cannot append the audit line");
+        }
     }
 }
 
@@ -185,5 +497,30 @@ fn group_name(gid: u32) -> String {
     match Group::from_gid(Gid::from_raw(gid)) {
         Ok(Some(g)) => g.name,
         _ => gid.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_785_000_000), "2026-07-25T17:20:00Z");
+    }
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        assert_eq!(md("a|b`c\nd"), "a\\|b'c d");
+    }
+
+    #[test]
+    fn gitlab_sections_wrap_the_text() {
+        let s = gitlab_section("apply", "body\n");
+        assert!(s.starts_with("\x1b[0Ksection_start:"));
+        assert!(s.contains(":credfile_apply[collapsed=true]\r\x1b[0K"));
+        assert!(s.contains("body\n\x1b[0Ksection_end:"));
     }
 }

@@ -186,7 +186,8 @@ fn a_hard_linked_target_is_replaced_with_a_warning() {
     let c = Case::new("hardlink");
     let old = canary_value();
     c.seeder.create_string(&c.name("a"), &old);
-    c.manifest("", "  - path: a\n    secret: ${p}/a\n");
+    // Per-file replacement (`layout: files`) is where a hard link keeps an old secret alive.
+    c.manifest("    layout: files\n", "  - path: a\n    secret: ${p}/a\n");
     c.apply().assert_code(0);
     let elsewhere = c.dir.path().join("copy");
     fs::hard_link(c.root.join("a"), &elsewhere).unwrap();
@@ -360,51 +361,67 @@ fn enospc_leaves_the_previous_files_and_no_debris() {
         let v = format!("{}{}", canary_value(), "x".repeat(40_000));
         c.seeder.create_string(&c.name(n), &v);
     }
-    let text = format!(
-        "version: 1\napp: attack\nenvironments:\n  small:\n    region: us-east-1\n    root: {root}\n  big:\n    region: us-east-1\n    root: {root}\nfiles:\n  - path: a\n    secret: {small}\n    environments: [small]\n  - path: a\n    secret: {b1}\n    environments: [big]\n  - path: b\n    secret: {b2}\n    environments: [big]\n  - path: c\n    secret: {b3}\n    environments: [big]\n",
-        root = c.root.display(),
-        small = c.name("small"),
-        b1 = c.name("big1"),
-        b2 = c.name("big2"),
-        b3 = c.name("big3"),
-    );
-    fs::write(c.dir.path().join("credfile.yaml"), text).unwrap();
-    fs::create_dir(&c.root).unwrap();
-    let script = r#"
-        mount -t tmpfs -o size=64k,mode=0700 tmpfs "$ROOT" || exit 77
-        "$CREDFILE" apply --env small >/dev/null || exit 78
-        cp -a "$ROOT/a" "$REF"
-        "$CREDFILE" apply --env big
-        echo "rc=$?"
-        cmp -s "$ROOT/a" "$REF" && echo "a: unchanged" || echo "a: CHANGED"
-        echo "entries: $(ls -A "$ROOT" | tr '\n' ' ')"
-    "#;
-    let Some(out) = in_mount_namespace(&c, script) else {
-        return;
-    };
-    out.assert_code(0);
-    assert!(
-        out.stdout.contains("rc=6"),
-        "ENOSPC is a write error: {}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("No space left on device") || out.stderr.contains("ENOSPC"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("free space"),
-        "the hint: {}",
-        out.stderr
-    );
-    assert!(out.stdout.contains("a: unchanged"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("entries: a \n") || out.stdout.trim_end().ends_with("entries: a"),
-        "no debris, nothing half-published: {}",
-        out.stdout
-    );
+    for layout in ["generation", "files"] {
+        let manifest = |files: &str| {
+            format!(
+                "version: 1\napp: attack\nenvironments:\n  test:\n    region: us-east-1\n    root: {}\n    layout: {layout}\nfiles:\n{files}",
+                c.root.display()
+            )
+        };
+        let small = manifest(&format!("  - path: a\n    secret: {}\n", c.name("small")));
+        let big = manifest(&format!(
+            "  - path: a\n    secret: {}\n  - path: b\n    secret: {}\n  - path: c\n    secret: {}\n",
+            c.name("big1"),
+            c.name("big2"),
+            c.name("big3")
+        ));
+        fs::write(c.dir.path().join("credfile.yaml"), small).unwrap();
+        fs::write(c.dir.path().join("big.yaml"), big).unwrap();
+        let _ = fs::remove_dir_all(&c.root);
+        fs::create_dir(&c.root).unwrap();
+        // First the small set fits; then the big set cannot: the small set must survive whole.
+        let script = r#"
+            mount -t tmpfs -o size=64k,mode=0700 tmpfs "$ROOT" || exit 77
+            "$CREDFILE" apply --env test >/dev/null 2>&1 || exit 78
+            cp -L "$ROOT/a" "$REF"
+            before="$(ls -A "$ROOT" | tr '\n' ' ')"
+            "$CREDFILE" apply --env test --manifest big.yaml
+            echo "rc=$?"
+            cmp -s "$ROOT/a" "$REF" && echo "a: unchanged" || echo "a: CHANGED"
+            after="$(ls -A "$ROOT" | tr '\n' ' ')"
+            [ "$before" = "$after" ] && echo "entries: same" || echo "entries: before [$before] after [$after]"
+        "#;
+        let Some(out) = in_mount_namespace(&c, script) else {
+            return;
+        };
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("rc=6"),
+            "{layout}: ENOSPC is a write error: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("No space left on device") || out.stderr.contains("ENOSPC"),
+            "{layout}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("free space"),
+            "{layout}: the hint: {}",
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("a: unchanged"),
+            "{layout}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("entries: same"),
+            "{layout}: no debris, nothing half-published: {}",
+            out.stdout
+        );
+    }
 }
 
 #[test]

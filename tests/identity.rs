@@ -582,6 +582,9 @@ fn gitlab_example_job_runs_locally() {
         args.push("--variable".into());
         args.push(format!("{k}={v}"));
     }
+    // A real job always has GITLAB_CI=true; gitlab-ci-local sets it false unless told.
+    args.push("--ignore-predefined-vars".into());
+    args.push("GITLAB_CI".into());
     args.push("deploy-payments-production".into());
     let out = Credfile::new(&proxy.endpoint())
         .program(&gcl)
@@ -593,7 +596,8 @@ fn gitlab_example_job_runs_locally() {
         .run(&args);
     out.assert_code(0);
     assert!(
-        out.stdout.contains("4 created, 0 updated, 0 unchanged"),
+        out.stdout
+            .contains("5 created, 0 updated, 0 unchanged, 0 removed"),
         "{}",
         out.stdout
     );

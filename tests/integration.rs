@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -89,6 +90,21 @@ impl Case {
     fn file(&self, rel: &str) -> Vec<u8> {
         fs::read(self.root().join(rel)).unwrap()
     }
+
+    /// Where `rel` really is in the generation layout: `<root>/<top>` is the link
+    /// `current/<top>`, and `current` names the live generation directory. The metadata helpers
+    /// use lstat, so they must be given this path to see the file itself.
+    #[track_caller]
+    fn live(&self, rel: &str) -> PathBuf {
+        let top = rel.split('/').next().unwrap();
+        assert_eq!(
+            fs::read_link(self.root().join(top)).unwrap(),
+            Path::new("current").join(top),
+            "{top} is credfile's link"
+        );
+        let generation = fs::read_link(self.root().join("current")).unwrap();
+        self.root().join(generation).join(rel)
+    }
 }
 
 /// Every entry under `root`: bytes (files), link target (symlinks), mode, inode, mtime.
@@ -120,6 +136,15 @@ fn snapshot(root: &Path) -> Snapshot {
         }
     }
     out
+}
+
+/// The generation directory that was live in `snapshot` (its `current` link target), checked
+/// to hold `rel`.
+fn before_live(rel: &str, snap: &Snapshot, c: &Case) -> PathBuf {
+    let (target, ..) = &snap[&c.root().join("current")];
+    let generation = c.root().join(std::ffi::OsStr::from_bytes(target));
+    assert!(snap.contains_key(&generation.join(rel)));
+    generation
 }
 
 fn statuses(out: &Output) -> BTreeMap<String, String> {
@@ -194,10 +219,10 @@ fn writes_every_kind_of_value_exactly() {
     assert_eq!(c.file("db/port"), b"5432");
     assert_eq!(c.file("blob.bin"), binary, "SecretBinary is byte-exact");
     assert_eq!(c.file("tls/server.key"), tls_bytes);
-    assert_eq!(mode_of(c.root().join("plain")), 0o400, "default mode");
-    assert_eq!(mode_of(c.root().join("blob.bin")), 0o440);
+    assert_eq!(mode_of(c.live("plain")), 0o400, "default mode");
+    assert_eq!(mode_of(c.live("blob.bin")), 0o440);
     assert_eq!(
-        mode_of(c.root().join("db")),
+        mode_of(c.live("db")),
         0o700,
         "created directories are private"
     );
@@ -214,11 +239,14 @@ fn writes_every_kind_of_value_exactly() {
     );
     assert_eq!(first["secrets"][0]["id"], c.name("plain"));
     // The db secret is read by three files but fetched once.
+    // The generation layout keeps exactly its state file and the live generation.
+    let live = fs::read_link(c.root().join("current")).unwrap();
     let leftovers: Vec<_> = fs::read_dir(c.root())
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .filter(|n| n.to_string_lossy().starts_with(".credfile"))
+        .filter(|n| *n != ".credfile-state.json" && *n != live.as_os_str())
         .collect();
     assert!(leftovers.is_empty(), "no temp debris: {leftovers:?}");
 }
@@ -234,7 +262,7 @@ fn pinned_versions_use_the_named_version() {
     c.manifest(
         "",
         &format!(
-            r#"  - path: current
+            r#"  - path: latest
     secret: ${{prefix}}/rotating
   - path: previous
     secret: ${{prefix}}/rotating
@@ -247,7 +275,7 @@ fn pinned_versions_use_the_named_version() {
     );
     let out = c.apply();
     out.assert_code(0);
-    assert_eq!(c.file("current"), v2.as_bytes());
+    assert_eq!(c.file("latest"), v2.as_bytes());
     assert_eq!(c.file("previous"), v1.as_bytes());
     assert_eq!(c.file("by-id"), v1.as_bytes());
     let report = out.json();
@@ -383,14 +411,22 @@ fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
         ("unchanged", "updated", "unchanged")
     );
     assert_eq!(c.file("sub/b"), rotated.as_bytes());
+    // A new generation: unchanged files keep their inode (and bytes, mode, mtime), the rotated
+    // one is a new inode.
     let after = snapshot(&c.root());
+    let old_generation = before_live("a", &before, &c);
     for p in ["a", "c"] {
-        let p = c.root().join(p);
-        assert_eq!(after[&p], before[&p], "{} untouched", p.display());
+        let now = c.live(p);
+        assert_ne!(now, old_generation.join(p), "a new generation is live");
+        assert_eq!(
+            after[&now],
+            before[&old_generation.join(p)],
+            "{p} untouched"
+        );
     }
     assert_ne!(
-        after[&c.root().join("sub/b")].2,
-        before[&c.root().join("sub/b")].2,
+        after[&c.live("sub/b")].2,
+        before[&old_generation.join("sub/b")].2,
         "a new inode"
     );
 }
@@ -408,7 +444,7 @@ fn mode_change_alone_rewrites_the_file() {
     let out = c.apply();
     out.assert_code(0);
     assert_eq!(statuses(&out)["a"], "updated");
-    assert_eq!(mode_of(c.root().join("a")), 0o440);
+    assert_eq!(mode_of(c.live("a")), 0o440);
 }
 
 #[test]
@@ -422,8 +458,8 @@ fn owner_and_group_are_applied() {
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n    owner: 65534\n    group: \"65534\"\n    mode: \"0440\"\n  - path: b\n    secret: ${prefix}/a\n    owner: root\n");
     let out = c.apply();
     out.assert_code(0);
-    assert_eq!(uid_gid(c.root().join("a")), (65534, 65534));
-    assert_eq!(uid_gid(c.root().join("b")).0, 0);
+    assert_eq!(uid_gid(c.live("a")), (65534, 65534));
+    assert_eq!(uid_gid(c.live("b")).0, 0);
     assert_eq!(out.json()["files"][0]["uid"], 65534);
     let again = c.apply();
     assert_eq!(statuses(&again)["a"], "unchanged");
@@ -594,7 +630,7 @@ fn forty_five_secrets_take_three_batch_calls() {
         ));
     }
     // Two entries reading the same secret, and an explicit AWSCURRENT (the same version).
-    files.push_str("  - path: dup\n    secret: ${prefix}/s00\n  - path: current\n    secret: ${prefix}/s01\n    version_stage: AWSCURRENT\n");
+    files.push_str("  - path: dup\n    secret: ${prefix}/s00\n  - path: latest\n    secret: ${prefix}/s01\n    version_stage: AWSCURRENT\n");
     c.manifest("", &files);
     c.apply().assert_code(0);
     assert_eq!(
@@ -868,13 +904,11 @@ fn root_override_and_trace_logs_leak_nothing() {
     out.assert_code(0);
     assert!(out.stderr.len() > 1000, "trace logging was on");
     assert!(elsewhere.join("a").exists() && !c.root().exists());
-    let before = inode_of(elsewhere.join("a"));
-    let mtime = mtime_of(elsewhere.join("a"));
+    let live = elsewhere.join("current/a");
+    let before = inode_of(&live);
+    let mtime = mtime_of(&live);
     c.credfile()
         .run(["apply", "--env", "test", "--root", "elsewhere"])
         .assert_code(0);
-    assert_eq!(
-        (inode_of(elsewhere.join("a")), mtime_of(elsewhere.join("a"))),
-        (before, mtime)
-    );
+    assert_eq!((inode_of(&live), mtime_of(&live)), (before, mtime));
 }

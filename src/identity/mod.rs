@@ -339,6 +339,24 @@ fn chain_source(var: &dyn Fn(&str) -> Option<String>) -> &'static str {
     }
 }
 
+/// The caller's ARN, best effort (for the audit line): `None` when STS cannot be reached.
+pub async fn caller_arn(session: &Session) -> Option<String> {
+    if let Some(arn) = &session.arn {
+        return Some(arn.clone());
+    }
+    match aws::sts_client(&session.config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(me) => me.arn().map(str::to_string),
+        Err(e) => {
+            tracing::warn!(error = %Failure::from_sdk(&e), "cannot find the caller's ARN for the audit line");
+            None
+        }
+    }
+}
+
 fn ensure_region(config: &SdkConfig, plan: &Plan) -> Result<(), IdentityError> {
     match config.region() {
         Some(_) => Ok(()),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use raw::Seg;
-pub use raw::{Encoding, Format, WebIdentity};
+pub use raw::{Encoding, Format, Layout, WebIdentity};
 
 /// The default mode of a file: readable by its owner only.
 pub const DEFAULT_MODE: u32 = 0o400;
@@ -179,6 +179,13 @@ pub enum Content {
         format: Format,
         values: Vec<(String, Source)>,
     },
+    /// A minijinja template (strict: undefined is an error) over named values.
+    Template {
+        /// `inline` or the template file's path, for messages.
+        name: String,
+        source: String,
+        values: Vec<(String, Source)>,
+    },
 }
 
 /// One file to write, fully resolved for one environment.
@@ -194,13 +201,17 @@ pub struct FileSpec {
     pub content: Content,
     /// The entry accepts a target inside a git work tree (when git ignores the path).
     pub allow_in_repository: bool,
+    /// Change hook (argv, no shell); empty: none.
+    pub on_change: Vec<String>,
 }
 
 impl FileSpec {
     pub fn sources(&self) -> Vec<&Source> {
         match &self.content {
             Content::Raw { source, .. } => vec![source],
-            Content::Map { values, .. } => values.iter().map(|(_, s)| s).collect(),
+            Content::Map { values, .. } | Content::Template { values, .. } => {
+                values.iter().map(|(_, s)| s).collect()
+            }
         }
     }
 }
@@ -219,6 +230,9 @@ pub struct Plan {
     pub dir_group: Option<Principal>,
     /// Refuse a root that is not on a memory filesystem (tmpfs, ramfs).
     pub require_memory_fs: bool,
+    pub layout: Layout,
+    /// The environment's change hook (argv, no shell); empty: none.
+    pub on_change: Vec<String>,
     pub files: Vec<FileSpec>,
 }
 
@@ -253,6 +267,8 @@ pub struct Environment {
     pub group: Option<Principal>,
     pub mode: u32,
     pub dir_mode: u32,
+    pub layout: Layout,
+    pub on_change: Vec<String>,
     pub account: Option<String>,
     pub identity: IdentitySpec,
     pub require_memory_fs: bool,
@@ -298,6 +314,7 @@ struct Entry {
     environments: Option<Vec<String>>,
     content: EntryContent,
     allow_in_repository: bool,
+    on_change: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -308,6 +325,11 @@ enum EntryContent {
     },
     Map {
         format: Format,
+        values: Vec<(String, EntrySource)>,
+    },
+    Template {
+        name: String,
+        source: String,
         values: Vec<(String, EntrySource)>,
     },
 }
@@ -373,6 +395,10 @@ pub fn from_text(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
     })?;
     let mut v = Validator {
         text,
+        dir: file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
         problems: Vec::new(),
     };
     let manifest = v.manifest(file, raw);
@@ -460,7 +486,20 @@ impl Manifest {
                             .map(|(k, s)| (k.clone(), resolve_source(s, e)))
                             .collect(),
                     },
+                    EntryContent::Template {
+                        name,
+                        source,
+                        values,
+                    } => Content::Template {
+                        name: name.clone(),
+                        source: source.clone(),
+                        values: values
+                            .iter()
+                            .map(|(k, s)| (k.clone(), resolve_source(s, e)))
+                            .collect(),
+                    },
                 },
+                on_change: f.on_change.clone(),
             })
             .collect();
         Ok(Plan {
@@ -474,6 +513,8 @@ impl Manifest {
             dir_mode: e.dir_mode,
             dir_group: e.group.clone(),
             require_memory_fs: e.require_memory_fs,
+            layout: e.layout,
+            on_change: e.on_change.clone(),
             files,
         })
     }
@@ -527,6 +568,8 @@ pub enum SubstError {
 
 struct Validator<'a> {
     text: &'a str,
+    /// The manifest's directory: `template_file` is relative to it.
+    dir: PathBuf,
     problems: Vec<Diagnostic>,
 }
 
@@ -596,6 +639,8 @@ impl Validator<'_> {
             group: self.principal(&at(&dpath, &[key("group")]), d.group.as_deref()),
             mode: self.mode(&at(&dpath, &[key("mode")]), d.mode.as_deref()),
             dir_mode: self.mode(&at(&dpath, &[key("dir_mode")]), d.dir_mode.as_deref()),
+            layout: d.layout,
+            on_change: self.argv(&at(&dpath, &[key("on_change")]), d.on_change.as_ref()),
         };
         if raw.environments.0.is_empty() {
             self.problem(
@@ -617,6 +662,7 @@ impl Validator<'_> {
             .filter_map(|(i, f)| self.entry(i, f, &environments))
             .collect();
         self.conflicts(&files, &environments);
+        self.reserved(&files, &environments);
         Manifest {
             file: file.to_path_buf(),
             app: raw.app,
@@ -709,6 +755,11 @@ impl Validator<'_> {
                 .mode(&at(&base, &[key("dir_mode")]), e.dir_mode.as_deref())
                 .or(d.dir_mode)
                 .unwrap_or(DEFAULT_DIR_MODE),
+            layout: e.layout.or(d.layout).unwrap_or_default(),
+            on_change: self
+                .argv(&at(&base, &[key("on_change")]), e.on_change.as_ref())
+                .or_else(|| d.on_change.clone())
+                .unwrap_or_default(),
             account,
             identity,
             require_memory_fs: e.require_memory_fs,
@@ -821,6 +872,23 @@ impl Validator<'_> {
             .iter()
             .filter(|e| f.environments.as_ref().is_none_or(|l| l.contains(&e.name)))
             .collect();
+        if f.format != Format::Template {
+            for (k, given) in [
+                ("template", f.template.is_some()),
+                ("template_file", f.template_file.is_some()),
+            ] {
+                if given {
+                    self.problem(
+                        &at(&base, &[key(k)]),
+                        format!("`{k}` needs `format: template`"),
+                        None,
+                    );
+                }
+            }
+        }
+        let on_change = self
+            .argv(&at(&base, &[key("on_change")]), f.on_change.as_ref())
+            .unwrap_or_default();
         let content = match f.format {
             Format::Raw => {
                 if f.values.is_some() {
@@ -888,6 +956,9 @@ impl Validator<'_> {
                     if format == Format::Dotenv && !is_ident(name) {
                         self.problem(&vbase, format!("dotenv name `{name}` must be letters, digits and `_`, not starting with a digit"), None);
                     }
+                    if format == Format::Template && !is_ident(name) {
+                        self.problem(&vbase, format!("template value name `{name}` must be letters, digits and `_`, not starting with a digit"), None);
+                    }
                     if name.is_empty() {
                         self.problem(&vbase, "empty value name", None);
                     }
@@ -902,10 +973,14 @@ impl Validator<'_> {
                     );
                     out.push((name.clone(), source));
                 }
-                Some(EntryContent::Map {
-                    format,
-                    values: out,
-                })
+                if format == Format::Template {
+                    self.template(&base, f, out)
+                } else {
+                    Some(EntryContent::Map {
+                        format,
+                        values: out,
+                    })
+                }
             }
         };
         let mode = self.mode(&at(&base, &[key("mode")]), f.mode.as_deref());
@@ -924,7 +999,106 @@ impl Validator<'_> {
             environments: f.environments.clone(),
             content: content?,
             allow_in_repository: f.allow_in_repository,
+            on_change,
         })
+    }
+
+    /// `format: template`: exactly one of `template` and `template_file`, which must compile
+    /// and may use only the names in `values`.
+    fn template(
+        &mut self,
+        base: &[Seg],
+        f: &raw::File,
+        values: Vec<(String, EntrySource)>,
+    ) -> Option<EntryContent> {
+        let (at_key, name, source) = match (&f.template, &f.template_file) {
+            (Some(t), None) => ("template", "inline".to_string(), t.clone()),
+            (None, Some(file)) => {
+                let path = self.dir.join(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => ("template_file", path.display().to_string(), text),
+                    Err(e) => {
+                        self.problem(
+                            &at(base, &[key("template_file")]),
+                            format!("cannot read template file {}: {e}", path.display()),
+                            Some("`template_file` is relative to the manifest's directory"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.problem(
+                    &at(base, &[key("template_file")]),
+                    "give `template` or `template_file`, not both",
+                    None,
+                );
+                return None;
+            }
+            (None, None) => {
+                self.problem(
+                    base,
+                    "`format: template` needs `template:` (inline) or `template_file:`",
+                    None,
+                );
+                return None;
+            }
+        };
+        let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+        if let Err(problem) = crate::render::template::check(&name, &source, &names) {
+            self.problem(
+                &at(base, &[key(at_key)]),
+                problem,
+                Some(
+                    "templates use minijinja syntax; every name must be one of the file's `values`",
+                ),
+            );
+            return None;
+        }
+        Some(EntryContent::Template {
+            name,
+            source,
+            values,
+        })
+    }
+
+    /// A hook's argv: a non-empty list, the program first; no shell is involved.
+    fn argv(&mut self, p: &[Seg], argv: Option<&Vec<String>>) -> Option<Vec<String>> {
+        let argv = argv?;
+        if argv.is_empty() || argv[0].is_empty() {
+            self.problem(
+                p,
+                "`on_change` needs a program and its arguments, e.g. [systemctl, reload, app]",
+                Some("hooks run without a shell: write each argument as its own list item"),
+            );
+            return None;
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            self.problem(p, "`on_change` arguments must not contain NUL bytes", None);
+            return None;
+        }
+        Some(argv.clone())
+    }
+
+    /// In the generation layout the root holds `current` and one link per top-level name, so
+    /// no file may be called `current`.
+    fn reserved(&mut self, files: &[Entry], envs: &[Environment]) {
+        for f in files {
+            let top = f.path.components().next().map(|c| c.as_os_str());
+            let clash = envs
+                .iter()
+                .any(|e| e.layout == Layout::Generation && applies(f, &e.name));
+            if clash && top == Some(std::ffi::OsStr::new("current")) {
+                self.problem(
+                    &[key("files"), Seg::Index(f.index), key("path")],
+                    format!(
+                        "path `{}`: `current` is reserved in `layout: generation` (it points at the live generation)",
+                        f.path.display()
+                    ),
+                    Some("rename the file, or use `layout: files` for this environment"),
+                );
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1167,6 +1341,8 @@ struct Settings {
     group: Option<Principal>,
     mode: Option<u32>,
     dir_mode: Option<u32>,
+    layout: Option<Layout>,
+    on_change: Option<Vec<String>>,
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -1174,6 +1350,7 @@ fn format_name(f: Format) -> &'static str {
         Format::Raw => "raw",
         Format::Dotenv => "dotenv",
         Format::Json => "json",
+        Format::Template => "template",
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Defaults {
     pub group: Option<String>,
     pub mode: Option<String>,
     pub dir_mode: Option<String>,
+    pub layout: Option<Layout>,
+    pub on_change: Option<Vec<String>>,
 }
 
 /// One environment. The `defaults` keys are repeated here rather than flattened, because serde's
@@ -44,6 +46,8 @@ pub struct Environment {
     pub group: Option<String>,
     pub mode: Option<String>,
     pub dir_mode: Option<String>,
+    pub layout: Option<Layout>,
+    pub on_change: Option<Vec<String>>,
     pub account: Option<String>,
     #[serde(default)]
     pub protected: bool,
@@ -89,6 +93,18 @@ pub enum Format {
     Raw,
     Dotenv,
     Json,
+    Template,
+}
+
+/// How a root's files are published (README, "Layouts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Set-atomic: hidden generation directories, one `current` symlink flip.
+    #[default]
+    Generation,
+    /// Per-file atomic replacement at fixed paths.
+    Files,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -109,6 +125,9 @@ pub struct File {
     pub version_id: Option<String>,
     pub encoding: Option<Encoding>,
     pub values: Option<OrderedMap<Value>>,
+    pub template: Option<String>,
+    pub template_file: Option<String>,
+    pub on_change: Option<Vec<String>>,
     pub mode: Option<String>,
     pub owner: Option<String>,
     pub group: Option<String>,

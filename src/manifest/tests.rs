@@ -231,3 +231,44 @@ fn kms_keys_must_be_key_arns() {
         "{errs:?}"
     );
 }
+
+const LIFECYCLE_BASE: &str = "version: 1\napp: a\ndefaults:\n  root: /r\n  on_change: [systemctl, reload, a]\nenvironments:\n  s:\n    vars: { p: x }\n  f:\n    layout: files\n    on_change: [/bin/true]\n    vars: { p: x }\nfiles:\n";
+
+#[test]
+fn layout_and_hooks_resolve_per_environment() {
+    let text = format!(
+        "{LIFECYCLE_BASE}  - path: a\n    secret: ${{p}}/a\n    on_change: [touch, /tmp/x]\n"
+    );
+    let m = from_text(Path::new("m.yaml"), &text).unwrap();
+    let s = m.resolve("s", None).unwrap();
+    assert_eq!(s.layout, Layout::Generation, "the default");
+    assert_eq!(s.on_change, ["systemctl", "reload", "a"], "from defaults");
+    assert_eq!(s.files[0].on_change, ["touch", "/tmp/x"]);
+    let f = m.resolve("f", None).unwrap();
+    assert_eq!(f.layout, Layout::Files);
+    assert_eq!(f.on_change, ["/bin/true"], "the environment overrides");
+}
+
+#[test]
+fn hooks_and_templates_are_checked() {
+    let errs = errors(&format!(
+        "{LIFECYCLE_BASE}  - path: a\n    secret: ${{p}}/a\n    on_change: []\n  - path: b\n    secret: ${{p}}/a\n    template: 'x'\n  - path: c\n    format: template\n    values: {{ v: {{ secret: \"${{p}}/a\" }} }}\n  - path: d\n    format: template\n    template: 'x'\n    template_file: t.j2\n    values: {{ v: {{ secret: \"${{p}}/a\" }} }}\n  - path: e\n    format: template\n    template: '{{{{ v | nosuchfilter }}}}'\n    values: {{ v: {{ secret: \"${{p}}/a\" }} }}\n  - path: g\n    format: template\n    template_file: missing.j2\n    values: {{ v: {{ secret: \"${{p}}/a\" }} }}\n"
+    ));
+    let all = errs.join("\n");
+    assert!(all.contains("16:16: `on_change` needs a program"), "{all}");
+    assert!(
+        all.contains("19:15: `template` needs `format: template`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("needs `template:` (inline) or `template_file:`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("give `template` or `template_file`, not both"),
+        "{all}"
+    );
+    // Filters are looked up when rendering (an unknown one fails the render, exit 5).
+    assert!(!all.contains("\n31:"), "{all}");
+    assert!(all.contains("cannot read template file"), "{all}");
+}

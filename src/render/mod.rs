@@ -3,6 +3,8 @@
 //! Nothing here touches the disk. Any problem in any file fails the whole render, and every
 //! problem is reported (file, manifest line, secret, key) without the value itself.
 
+pub mod template;
+
 use std::path::PathBuf;
 
 use base64::Engine;
@@ -121,6 +123,32 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
             }
             Zeroizing::new(std::mem::take(&mut *body).into_bytes())
         }
+        Content::Template {
+            name,
+            source,
+            values,
+        } => {
+            let mut context = Vec::with_capacity(values.len());
+            for (key, source) in values {
+                let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+                let value = match picked {
+                    Picked::Json(text) => json_value(&text),
+                    other => {
+                        let text = other.into_text().map_err(|w| problem(source, w))?;
+                        minijinja::Value::from(text.as_str())
+                    }
+                };
+                context.push((key.clone(), value));
+            }
+            let text = template::render(name, source, context).map_err(|what| Problem {
+                path: spec.path.clone(),
+                line: spec.line,
+                secret: format!("template {name}"),
+                key: None,
+                what,
+            })?;
+            Zeroizing::new(text.as_bytes().to_vec())
+        }
     };
     sources.dedup();
     Ok(Rendered { bytes, sources })
@@ -210,6 +238,34 @@ fn pick(
         Some(serde_json::Value::String(s)) => Ok(Picked::Text(Zeroizing::new(s.clone()))),
         Some(other) => Ok(Picked::Json(Zeroizing::new(other.to_string()))),
     }
+}
+
+/// A non-string JSON value under a key, as a template value (objects and arrays keep their
+/// shape, so `{{ db.port }}` and loops work).
+fn json_value(text: &str) -> minijinja::Value {
+    fn convert(v: serde_json::Value) -> minijinja::Value {
+        use minijinja::Value;
+        match v {
+            serde_json::Value::Null => Value::from(()),
+            serde_json::Value::Bool(b) => Value::from(b),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Value::from(i),
+                (None, Some(f)) => Value::from(f),
+                _ => Value::from(n.to_string()),
+            },
+            serde_json::Value::String(s) => Value::from(s),
+            serde_json::Value::Array(a) => a.into_iter().map(convert).collect(),
+            serde_json::Value::Object(o) => Value::from(
+                o.into_iter()
+                    .map(|(k, v)| (k, convert(v)))
+                    .collect::<std::collections::BTreeMap<String, Value>>(),
+            ),
+        }
+    }
+    // `text` came from serde_json, so it parses.
+    serde_json::from_str(text)
+        .map(convert)
+        .unwrap_or_else(|_| minijinja::Value::from(text))
 }
 
 fn decode_base64(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {

@@ -1,38 +1,48 @@
-//! Materialize: put rendered files on disk so that no one can redirect, read early, or tear them.
+//! Materialize: put rendered files on disk so that no one can redirect, read early, or tear them,
+//! and keep track of what credfile owns so that `verify` and `clean` can be exact.
 //!
-//! The rules (README, "Write guarantees"):
+//! Two layouts (README, "Layouts"), one set of safety rules:
 //! - every path component is opened with `O_NOFOLLOW`, starting at `/`: a symlink anywhere is
 //!   refused, never followed; directories must belong to root or to us and must not be group- or
 //!   world-writable (a root-owned sticky directory such as /tmp is accepted above the root only);
-//! - the current target is inspected without following it: a symlink, a non-regular file or a
-//!   file owned by someone else is refused; its mode and owner are never inherited;
-//! - the new inode is anonymous (`O_TMPFILE`) until it is complete: fchown first (an EPERM fails
-//!   before any secret byte is on disk), then the bytes, fsync, fchmod;
-//! - all changed files are staged before the first one is published, then each is published
-//!   with one rename, each directory is fsynced once, and the published name is checked to be our
-//!   inode;
-//! - a file whose bytes, mode and owner already match is not touched (same inode, same mtime).
+//! - what is at a target is inspected without following it and refused unless it is what credfile
+//!   put there; its mode and owner are never inherited;
+//! - a new inode is private until complete: fchown first (an EPERM fails before any secret byte is
+//!   on disk), then the bytes, fsync, fchmod;
+//! - an unchanged file is not touched (same inode, same mtime).
+//!
+//! [`generation`] (the default) builds a hidden generation directory and commits the whole set
+//! with one atomic `current` symlink flip; [`files`] replaces each file with one rename. [`state`]
+//! records what credfile owns (paths, modes, owners, secret ids, version ids; never a value or a
+//! hash of one). [`verify`] compares the host with the manifest; [`clean`] removes what credfile
+//! wrote and nothing else.
 //!
 //! [`preflight`] runs before any secret is fetched and checks every destination, so an unsafe or
 //! unwritable target fails the run while no secret is in memory.
 
-use std::collections::{BTreeSet, HashMap};
+mod clean;
+mod files;
+mod generation;
+pub mod state;
+mod verify;
+
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::fcntl::{AT_FDCWD, AtFlags, Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
-use nix::unistd::{Gid, Group, Uid, UnlinkatFlags, User, fchown, fsync, linkat, unlinkat};
-use zeroize::Zeroizing;
+use nix::unistd::{Gid, Group, Uid, UnlinkatFlags, User, fchown, fsync, unlinkat};
 
-use crate::manifest::{Plan, Principal};
+pub use clean::clean;
+pub use verify::{Drift, verify};
+
+use crate::manifest::{Layout, Plan, Principal};
 use crate::render::Rendered;
 
 /// Names credfile creates next to targets while publishing; swept when found later.
@@ -76,12 +86,34 @@ pub enum WriteError {
     },
     #[error("{}: after publishing, the name does not point to the file credfile wrote", path.display())]
     Tampered { path: PathBuf },
+    #[error("{}: this root belongs to app `{app}`, environment `{env}` (per its state file), not to app `{want_app}`, environment `{want_env}`", root.display())]
+    OtherOwner {
+        root: PathBuf,
+        app: String,
+        env: String,
+        want_app: String,
+        want_env: String,
+    },
+    #[error("{}: written with `layout: {from}`, but the manifest now says `layout: {to}`", root.display())]
+    LayoutChange {
+        root: PathBuf,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("{}: unreadable state file: {reason}", path.display())]
+    BadState { path: PathBuf, reason: String },
+    #[error("{}: the files are committed, but {op} failed: {errno}", path.display())]
+    AfterCommit {
+        path: PathBuf,
+        op: &'static str,
+        errno: Errno,
+    },
 }
 
 impl WriteError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            WriteError::Unsafe { .. } => "credfile never writes through symlinks or into directories others can modify; remove the offending entry or fix the ownership and permissions, then run again".into(),
+            WriteError::Unsafe { .. } => "credfile never writes through symlinks, into directories others can modify, or over entries it did not create; remove the offending entry or fix the ownership and permissions, then run again".into(),
             WriteError::UnknownPrincipal { kind, .. } => format!("create the {kind} on this host, or use a numeric id in the manifest"),
             WriteError::ChownDenied { .. } => "run credfile as root (sudo), or remove `owner`/`group` so files belong to the invoking user".into(),
             WriteError::ReadOnly { .. } => "choose a root on a writable filesystem (for example under /run)".into(),
@@ -90,6 +122,10 @@ impl WriteError {
             WriteError::Io { .. } => "nothing was published; fix the cause and run again".into(),
             WriteError::Partial { .. } => "the files listed as published are new, the rest are as before; run again to complete the set".into(),
             WriteError::Tampered { .. } => "another process is changing the target directory while credfile runs; investigate before trusting these files".into(),
+            WriteError::OtherOwner { env, app, .. } => format!("give each app and environment its own root, or remove the old set first with `credfile clean --env {env}` (manifest of app `{app}`)"),
+            WriteError::LayoutChange { .. } => "run `credfile clean --env ENV` with the old layout first (consumers briefly see no files), or keep the old layout".into(),
+            WriteError::BadState { .. } => "the state file is credfile's record of what it owns; if it was damaged, inspect the root by hand, remove the file, and apply again".into(),
+            WriteError::AfterCommit { .. } => "the new files are live; run again to bring the state file up to date".into(),
         })
     }
 }
@@ -100,6 +136,8 @@ pub enum Status {
     Created,
     Updated,
     Unchanged,
+    /// In the previous set, no longer in the manifest for this environment.
+    Removed,
 }
 
 impl Status {
@@ -108,7 +146,12 @@ impl Status {
             Status::Created => "created",
             Status::Updated => "updated",
             Status::Unchanged => "unchanged",
+            Status::Removed => "removed",
         }
+    }
+
+    pub fn changed(self) -> bool {
+        self != Status::Unchanged
     }
 }
 
@@ -124,15 +167,86 @@ pub struct Destination {
 /// Every destination checked, owners resolved. Produced before any secret is fetched.
 #[derive(Debug)]
 pub struct Checked {
-    root: PathBuf,
+    pub root: PathBuf,
+    pub layout: Layout,
+    app: String,
+    env: String,
     dir_mode: u32,
     dir_gid: u32,
     euid: u32,
+    egid: u32,
     pub files: Vec<Destination>,
+    /// What the state file says credfile owns in this root (None: nothing yet).
+    pub state: Option<state::State>,
+}
+
+impl Checked {
+    /// Top-level names of the set, in manifest order, once each (the generation layout's links).
+    fn top_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for f in &self.files {
+            if let Some(Component::Normal(n)) = f.path.components().next() {
+                let n = n.to_string_lossy().into_owned();
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        names
+    }
 }
 
 /// Checks every destination of the plan without changing anything.
 pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
+    let mut checked = resolve(plan)?;
+    let euid = checked.euid;
+    let mut dirs = Dirs::new(&checked, false)?;
+    let state = match dirs.root.clone() {
+        Some(root) => {
+            ensure_writable(&root.fd, &checked.root, euid)?;
+            let state = state::read(&root, euid)?;
+            if let Some(s) = &state {
+                s.check_owner(&checked)?;
+            }
+            state
+        }
+        None => None,
+    };
+    match checked.layout {
+        Layout::Files => {
+            for dest in &checked.files {
+                let (parent, name) = split(&dest.path);
+                match dirs.open(parent)? {
+                    Some(dir) => {
+                        ensure_writable(&dir.fd, &checked.root.join(parent), euid)?;
+                        inspect_target(&dir.fd, name, &checked.root.join(&dest.path), dest, euid)?;
+                    }
+                    None => {
+                        // Missing directories are created at write time; the deepest existing
+                        // one must accept them.
+                        if let Some((fd, path)) = dirs.deepest_existing(parent) {
+                            ensure_writable(&fd, &path, euid)?;
+                        }
+                    }
+                }
+            }
+        }
+        Layout::Generation => match dirs.root.clone() {
+            Some(root) => generation::preflight(&checked, &root)?,
+            None => {
+                if let Some((fd, path)) = dirs.deepest_existing(Path::new("")) {
+                    ensure_writable(&fd, &path, euid)?;
+                }
+            }
+        },
+    }
+    drop(dirs);
+    checked.state = state;
+    Ok(checked)
+}
+
+/// Resolves owners and modes for every file of the plan (no disk access but user lookups).
+pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
     let euid = Uid::effective().as_raw();
     let egid = Gid::effective().as_raw();
     let groups: Vec<u32> = nix::unistd::getgroups()
@@ -171,32 +285,18 @@ pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
             gid,
         });
     }
-    let checked = Checked {
+    Ok(Checked {
         root,
+        layout: plan.layout,
+        app: plan.app.clone(),
+        env: plan.env.clone(),
         dir_mode: plan.dir_mode,
         dir_gid,
         euid,
+        egid,
         files,
-    };
-    let mut dirs = Dirs::new(&checked, false)?;
-    for dest in &checked.files {
-        let (parent, name) = split(&dest.path);
-        match dirs.open(parent)? {
-            Some(dir) => {
-                ensure_writable(&dir.fd, &checked.root.join(parent), euid)?;
-                inspect_target(&dir.fd, name, &checked.root.join(&dest.path), dest, euid)?;
-            }
-            None => {
-                // Missing directories are created at write time; the deepest existing one must
-                // accept them.
-                let deepest = dirs.deepest_existing(parent);
-                if let Some((fd, path)) = deepest {
-                    ensure_writable(&fd, &path, euid)?;
-                }
-            }
-        }
-    }
-    Ok(checked)
+        state: None,
+    })
 }
 
 /// The outcome of one file.
@@ -206,235 +306,25 @@ pub struct Outcome {
     pub dest: Destination,
 }
 
-/// Compares the rendered files with what is on disk and, unless `dry_run`, writes what changed.
-/// `rendered` is in the same order as `checked.files`.
+/// What a write did: one outcome per file of the plan (same order), then the files that left
+/// the set (status `Removed`).
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub outcomes: Vec<Outcome>,
+    pub removed: Vec<Outcome>,
+}
+
+/// Compares the rendered files with what is on disk and, unless `dry_run`, writes what changed,
+/// then records the set in the state file. `rendered` is in the same order as `checked.files`.
 pub fn write(
     checked: &Checked,
     rendered: &[Rendered],
     dry_run: bool,
-) -> Result<Vec<Outcome>, WriteError> {
-    let mut dirs = Dirs::new(checked, !dry_run)?;
-    // Serialize concurrent runs on the same root (held until this function returns).
-    let _lock = match (&dirs.root, dry_run) {
-        (Some(root), false) => Some(lock(root, &checked.root)?),
-        _ => None,
-    };
-    let mut outcomes = Vec::with_capacity(rendered.len());
-    let mut staged: Vec<Staged> = Vec::new();
-    let mut swept: BTreeSet<PathBuf> = BTreeSet::new();
-    let result = (|| {
-        for (dest, r) in checked.files.iter().zip(rendered) {
-            let (parent, name) = split(&dest.path);
-            let full = checked.root.join(&dest.path);
-            let status = match dirs.open(parent)? {
-                None => Status::Created,
-                Some(dir) => {
-                    if !dry_run && swept.insert(dir.path.clone()) {
-                        sweep(&dir, checked.euid);
-                    }
-                    compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid)?
-                }
-            };
-            outcomes.push(Outcome {
-                status,
-                dest: dest.clone(),
-            });
-            if status != Status::Unchanged && !dry_run {
-                let dir = dirs.open(parent)?.expect("created when writing");
-                staged.push(stage(dir, name, &full, dest, &r.bytes)?);
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        drop(staged);
-        dirs.undo();
-        return Err(e);
+) -> Result<Applied, WriteError> {
+    match checked.layout {
+        Layout::Files => files::write(checked, rendered, dry_run),
+        Layout::Generation => generation::write(checked, rendered, dry_run),
     }
-    publish(staged)?;
-    Ok(outcomes)
-}
-
-/// A complete file, not yet visible under its name.
-struct Staged {
-    dir: Rc<Dir>,
-    name: PathBuf,
-    full: PathBuf,
-    file: File,
-    /// `Some` when O_TMPFILE was unavailable and a named temp in the directory was used.
-    temp_name: Option<PathBuf>,
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        // A named temp that was never published is removed; an anonymous one vanishes by itself.
-        if let Some(t) = self.temp_name.take() {
-            let _ = unlinkat(&self.dir.fd, &t, UnlinkatFlags::NoRemoveDir);
-        }
-    }
-}
-
-fn stage(
-    dir: Rc<Dir>,
-    name: &Path,
-    full: &Path,
-    dest: &Destination,
-    bytes: &[u8],
-) -> Result<Staged, WriteError> {
-    let io = |op, errno| WriteError::Io {
-        path: full.to_path_buf(),
-        op,
-        errno,
-    };
-    let (fd, temp_name) = match openat(
-        &dir.fd,
-        ".",
-        OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    ) {
-        Ok(fd) => (fd, None),
-        Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
-            let t = temp_name();
-            let fd = openat(
-                &dir.fd,
-                &t,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(|e| io("create temporary file", e))?;
-            (fd, Some(t))
-        }
-        Err(e) => return Err(io("create temporary file", e)),
-    };
-    let mut staged = Staged {
-        dir,
-        name: name.to_path_buf(),
-        full: full.to_path_buf(),
-        file: File::from(fd),
-        temp_name,
-    };
-    fchown(
-        &staged.file,
-        Some(Uid::from_raw(dest.uid)),
-        Some(Gid::from_raw(dest.gid)),
-    )
-    .map_err(|e| io("fchown", e))?;
-    staged
-        .file
-        .write_all(bytes)
-        .map_err(|e| io("write", errno_of(&e)))?;
-    fsync(&staged.file).map_err(|e| io("fsync", e))?;
-    fchmod(&staged.file, Mode::from_bits_truncate(dest.mode)).map_err(|e| io("fchmod", e))?;
-    Ok(staged)
-}
-
-/// Publishes every staged file with one rename each, then fsyncs each directory once.
-fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
-    let mut published: Vec<PathBuf> = Vec::new();
-    let mut synced: BTreeSet<PathBuf> = BTreeSet::new();
-    for mut s in staged {
-        let partial = |op, errno, published: &Vec<PathBuf>| WriteError::Partial {
-            failed: s.full.clone(),
-            op,
-            errno,
-            published: published.clone(),
-        };
-        let temp = match s.temp_name.clone() {
-            Some(t) => t,
-            None => {
-                let t = temp_name();
-                let proc_path = format!("/proc/self/fd/{}", s.file.as_raw_fd());
-                linkat(
-                    AT_FDCWD,
-                    proc_path.as_str(),
-                    &s.dir.fd,
-                    &t,
-                    AtFlags::AT_SYMLINK_FOLLOW,
-                )
-                .map_err(|e| partial("link", e, &published))?;
-                s.temp_name = Some(t.clone());
-                t
-            }
-        };
-        renameat(&s.dir.fd, &temp, &s.dir.fd, &s.name)
-            .map_err(|e| partial("rename", e, &published))?;
-        s.temp_name = None;
-        published.push(s.full.clone());
-        // The name must now be our inode: anything else means someone raced us.
-        let ours = fstat(&s.file).map_err(|e| partial("fstat", e, &published))?;
-        match fstatat(&s.dir.fd, &s.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_dev == ours.st_dev && st.st_ino == ours.st_ino => {}
-            _ => {
-                return Err(WriteError::Tampered {
-                    path: s.full.clone(),
-                });
-            }
-        }
-        if synced.insert(s.dir.path.clone()) {
-            fsync(&s.dir.fd).map_err(|e| partial("fsync directory", e, &published))?;
-        }
-        tracing::debug!(path = %s.full.display(), "published");
-    }
-    Ok(())
-}
-
-/// Decides whether a target needs writing, reading it without following links.
-fn compare(
-    dir: &OwnedFd,
-    name: &Path,
-    full: &Path,
-    dest: &Destination,
-    bytes: &[u8],
-    euid: u32,
-) -> Result<Status, WriteError> {
-    let Some(st) = inspect_target(dir, name, full, dest, euid)? else {
-        return Ok(Status::Created);
-    };
-    if st.st_nlink > 1 {
-        tracing::warn!(path = %full.display(), links = st.st_nlink, "the target has other hard links: its old content stays readable under them after the update");
-    }
-    let meta_same =
-        st.st_mode & 0o7777 == dest.mode && st.st_uid == dest.uid && st.st_gid == dest.gid;
-    if !meta_same || st.st_size as u64 != bytes.len() as u64 {
-        return Ok(Status::Updated);
-    }
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| WriteError::Io {
-        path: full.to_path_buf(),
-        op: "open",
-        errno: e,
-    })?;
-    let now = fstat(&fd).map_err(|e| WriteError::Io {
-        path: full.to_path_buf(),
-        op: "fstat",
-        errno: e,
-    })?;
-    if now.st_ino != st.st_ino || now.st_dev != st.st_dev {
-        return Ok(Status::Updated);
-    }
-    let mut current = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
-    File::from(fd)
-        .take(bytes.len() as u64 + 1)
-        .read_to_end(&mut current)
-        .map_err(|e| WriteError::Io {
-            path: full.to_path_buf(),
-            op: "read",
-            errno: errno_of(&e),
-        })?;
-    Ok(if current.as_slice() == bytes {
-        Status::Unchanged
-    } else {
-        Status::Updated
-    })
 }
 
 /// Looks at the current target without following it. `None`: it does not exist.
@@ -715,6 +605,22 @@ impl<'a> Dirs<'a> {
             }
         }
         None
+    }
+
+    /// Like [`Dirs::open`], but never creates anything.
+    fn find(&mut self, rel: &Path) -> Result<Option<Rc<Dir>>, WriteError> {
+        let create = std::mem::replace(&mut self.create, false);
+        let found = self.open(rel);
+        self.create = create;
+        found
+    }
+
+    /// Absolute paths of the directories this run created, parents first.
+    fn created_paths(&self) -> Vec<PathBuf> {
+        self.created
+            .iter()
+            .map(|(parent, name)| parent.path.join(name))
+            .collect()
     }
 
     /// Removes the directories this run created (after a failure), deepest first.

@@ -1,0 +1,305 @@
+//! `credfile verify`: what is on the host against what the manifest (and, online, the current
+//! secret values) would produce. Read-only; takes a shared lock so it never sees a run half-way.
+//!
+//! Drift kinds: a file missing, an extra file, changed content, wrong mode, owner or group, and
+//! the wrong type (a symlink, a directory or anything else where credfile put a file or a link).
+//! Content is compared in memory with the freshly rendered bytes; nothing about a value is kept.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
+use nix::sys::stat::{Mode, fstat, fstatat};
+use zeroize::Zeroizing;
+
+use super::generation::{self, Current, GenTree, Link};
+use super::state::{self, STATE_NAME};
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftKind {
+    Missing,
+    Extra,
+    Content,
+    Mode,
+    Owner,
+    Group,
+    Type,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Missing => "missing",
+            DriftKind::Extra => "extra",
+            DriftKind::Content => "content",
+            DriftKind::Mode => "mode",
+            DriftKind::Owner => "owner",
+            DriftKind::Group => "group",
+            DriftKind::Type => "type",
+        }
+    }
+}
+
+/// One difference, at a path relative to the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub path: PathBuf,
+    pub kind: DriftKind,
+    pub detail: String,
+}
+
+fn drift(path: impl Into<PathBuf>, kind: DriftKind, detail: impl Into<String>) -> Drift {
+    Drift {
+        path: path.into(),
+        kind,
+        detail: detail.into(),
+    }
+}
+
+/// Compares the host with the plan. `rendered` is `None` offline (metadata only).
+pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Drift>, WriteError> {
+    let dirs = Dirs::new(checked, false);
+    let mut dirs = match dirs {
+        Ok(d) => d,
+        Err(WriteError::Unsafe { path, reason }) => {
+            return Ok(vec![drift(path, DriftKind::Type, reason)]);
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(root) = dirs.root.clone() else {
+        return Ok(checked
+            .files
+            .iter()
+            .map(|d| drift(&d.path, DriftKind::Missing, "the root does not exist"))
+            .collect());
+    };
+    let fd = root.fd.try_clone().map_err(|e| WriteError::Io {
+        path: checked.root.clone(),
+        op: "dup",
+        errno: errno_of(&e),
+    })?;
+    let _shared = Flock::lock(fd, FlockArg::LockShared).map_err(|(_, e)| WriteError::Io {
+        path: checked.root.clone(),
+        op: "lock",
+        errno: e,
+    })?;
+    let state = state::read(&root, checked.euid)?;
+    let mut out = Vec::new();
+    match checked.layout {
+        Layout::Files => {
+            for (i, dest) in checked.files.iter().enumerate() {
+                let (parent, name) = split(&dest.path);
+                match dirs.find(parent) {
+                    Ok(Some(dir)) => {
+                        let bytes = rendered.map(|r| &r[i].bytes[..]);
+                        check_file(&dir.fd, name, dest, bytes, &mut out);
+                    }
+                    Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
+                    Err(WriteError::Unsafe { reason, .. }) => {
+                        out.push(drift(parent, DriftKind::Type, reason));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            for rec in state.iter().flat_map(|s| &s.files) {
+                if checked.files.iter().any(|d| d.path == rec.path) {
+                    continue;
+                }
+                let (parent, name) = split(&rec.path);
+                if let Ok(Some(dir)) = dirs.find(parent)
+                    && fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+                {
+                    out.push(drift(
+                        &rec.path,
+                        DriftKind::Extra,
+                        "written by credfile, no longer in the manifest",
+                    ));
+                }
+            }
+        }
+        Layout::Generation => verify_generation(checked, &root, rendered, &mut out)?,
+    }
+    Ok(out)
+}
+
+fn verify_generation(
+    checked: &Checked,
+    root: &Dir,
+    rendered: Option<&[Rendered]>,
+    out: &mut Vec<Drift>,
+) -> Result<(), WriteError> {
+    let names = checked.top_names();
+    // Links.
+    for name in &names {
+        match generation::check_link(root, name) {
+            Ok(Link::Ours) => {}
+            Ok(Link::Missing) => out.push(drift(
+                name,
+                DriftKind::Missing,
+                format!(
+                    "the link `{name} -> {}` is missing",
+                    generation::link_target(name)
+                ),
+            )),
+            Err(WriteError::Unsafe { reason, .. }) => {
+                out.push(drift(name, DriftKind::Type, reason))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // The live generation.
+    let live = match generation::current(root) {
+        Ok(Current::Generation(name)) => match GenTree::open(root, &name, checked.euid) {
+            Ok(tree) => tree,
+            Err(WriteError::Unsafe { reason, .. }) => {
+                out.push(drift(name, DriftKind::Type, reason));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        },
+        Ok(Current::Absent) => None,
+        Err(WriteError::Unsafe { reason, .. }) => {
+            out.push(drift(generation::CURRENT, DriftKind::Type, reason));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(mut live) = live else {
+        for d in &checked.files {
+            out.push(drift(
+                &d.path,
+                DriftKind::Missing,
+                "there is no live generation (`current`)",
+            ));
+        }
+        return Ok(());
+    };
+    for (i, dest) in checked.files.iter().enumerate() {
+        let (parent, name) = split(&dest.path);
+        match live.dir(parent) {
+            Ok(Some(dir)) => {
+                let bytes = rendered.map(|r| &r[i].bytes[..]);
+                check_file(&dir.fd, name, dest, bytes, out);
+            }
+            Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
+            Err(WriteError::Unsafe { reason, .. }) => {
+                out.push(drift(parent, DriftKind::Type, reason));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for extra in live.entries() {
+        if !checked.files.iter().any(|d| d.path == extra) {
+            out.push(drift(
+                extra,
+                DriftKind::Extra,
+                "in the live generation, not in the manifest",
+            ));
+        }
+    }
+    // Anything else in the root that credfile did not put there.
+    for entry in generation::list(&root.fd) {
+        let bytes = entry.as_bytes();
+        let known = bytes.starts_with(TEMP_PREFIX.as_bytes())
+            || bytes == generation::CURRENT.as_bytes()
+            || bytes == STATE_NAME.as_bytes()
+            || names.iter().any(|n| n.as_bytes() == bytes);
+        if !known {
+            out.push(drift(
+                PathBuf::from(&entry),
+                DriftKind::Extra,
+                "in the root, not in the manifest",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One file: exists, is a regular file, has the manifest's mode, owner and group, and (online)
+/// the rendered bytes.
+fn check_file(
+    dir: &OwnedFd,
+    name: &Path,
+    dest: &Destination,
+    bytes: Option<&[u8]>,
+    out: &mut Vec<Drift>,
+) {
+    let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => {
+            out.push(drift(&dest.path, DriftKind::Missing, "does not exist"));
+            return;
+        }
+        Err(e) => {
+            out.push(drift(
+                &dest.path,
+                DriftKind::Missing,
+                format!("cannot stat: {e}"),
+            ));
+            return;
+        }
+    };
+    let t = file_type(&st);
+    if t != SFlag::S_IFREG {
+        out.push(drift(
+            &dest.path,
+            DriftKind::Type,
+            format!("is a {}, not a regular file", type_name(t)),
+        ));
+        return;
+    }
+    if st.st_mode & 0o7777 != dest.mode {
+        out.push(drift(
+            &dest.path,
+            DriftKind::Mode,
+            format!(
+                "mode {:04o}, manifest says {:04o}",
+                st.st_mode & 0o7777,
+                dest.mode
+            ),
+        ));
+    }
+    if st.st_uid != dest.uid {
+        out.push(drift(
+            &dest.path,
+            DriftKind::Owner,
+            format!("owner uid {}, manifest says {}", st.st_uid, dest.uid),
+        ));
+    }
+    if st.st_gid != dest.gid {
+        out.push(drift(
+            &dest.path,
+            DriftKind::Group,
+            format!("group gid {}, manifest says {}", st.st_gid, dest.gid),
+        ));
+    }
+    let Some(bytes) = bytes else { return };
+    let same = st.st_size as u64 == bytes.len() as u64
+        && openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .filter(|fd| fstat(fd).is_ok_and(|now| now.st_ino == st.st_ino))
+        .is_some_and(|fd| {
+            let mut current = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
+            File::from(fd)
+                .take(bytes.len() as u64 + 1)
+                .read_to_end(&mut current)
+                .is_ok()
+                && current.as_slice() == bytes
+        });
+    if !same {
+        out.push(drift(
+            &dest.path,
+            DriftKind::Content,
+            "content differs from what the manifest and the current secret values produce",
+        ));
+    }
+}
