@@ -31,6 +31,10 @@ cargo fmt --all -- --check
 credfile_log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+credfile_log "cargo build --features fault-points (a separate binary for the crash tests)"
+cargo build --locked --quiet --features fault-points --target-dir target/fault-points
+export CREDFILE_TEST_FAULT_BIN="$CREDFILE_ROOT/target/fault-points/debug/credfile"
+
 credfile_log "cargo test (manifest fuzzing for ${CREDFILE_FUZZ_SECONDS:=60}s inside it)"
 export CREDFILE_FUZZ_SECONDS
 test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"

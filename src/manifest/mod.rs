@@ -894,7 +894,7 @@ impl Validator<'_> {
                 if f.values.is_some() {
                     self.problem(
                         &at(&base, &[key("values")]),
-                        "`values` needs `format: dotenv` or `format: json`",
+                        "`values` needs `format: dotenv`, `json` or `template`",
                         None,
                     );
                 }

@@ -265,6 +265,7 @@ pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
             .map_err(|e| partial("rename", e, &published))?;
         s.temp_name = None;
         published.push(s.full.clone());
+        crate::fault::point("file-published");
         // The name must now be our inode: anything else means someone raced us.
         let ours = fstat(&s.file).map_err(|e| partial("fstat", e, &published))?;
         match fstatat(&s.dir.fd, &s.name, AtFlags::AT_SYMLINK_NOFOLLOW) {

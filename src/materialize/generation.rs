@@ -433,6 +433,7 @@ pub fn write(
     };
     let result = (|| {
         let _lock = lock(&root, &checked.root)?;
+        crate::fault::point("locked");
         // Everything again under the lock: another run may have committed since preflight.
         let old_state = state::read(&root, euid)?;
         if let Some(s) = &old_state {
@@ -451,10 +452,13 @@ pub fn write(
         if changed {
             let name = next_name(keep.as_deref());
             build(checked, &root, &name, rendered, &outcomes, live)?;
+            crate::fault::point("generation-built");
             flip(&root, &name)?;
+            crate::fault::point("committed");
             tracing::info!(root = %checked.root.display(), generation = %name, "committed a new generation");
         }
         let links = relink(checked, &root, old_state.as_ref())?;
+        crate::fault::point("linked");
         let mut created_dirs = old_state
             .as_ref()
             .map(|s| s.created_dirs.clone())
@@ -579,6 +583,7 @@ fn build(
                 .map_err(|e| io(&full, "write")(errno_of(&e)))?;
             fsync(&file).map_err(io(&full, "fsync"))?;
             fchmod(&file, Mode::from_bits_truncate(dest.mode)).map_err(io(&full, "fchmod"))?;
+            crate::fault::point("generation-file-written");
         }
         // Directories get their final owner and mode last, deepest first, then are made durable.
         for rel in order.iter().rev() {
@@ -618,6 +623,7 @@ fn flip(root: &Dir, name: &str) -> Result<(), WriteError> {
         op: "symlink",
         errno: e,
     })?;
+    crate::fault::point("commit-link-made");
     if let Err(e) = renameat(&root.fd, tmp.as_str(), &root.fd, CURRENT) {
         let _ = unlinkat(&root.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         let _ = remove_tree(&root.fd, OsStr::new(name), 0);

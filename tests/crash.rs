@@ -1,0 +1,265 @@
+//! SIGKILL at every step of a write, with the crash points of a binary built with the
+//! `fault-points` feature (scripts/test.sh builds it aside and names it in
+//! CREDFILE_TEST_FAULT_BIN). After a kill, a reader sees the old set or the new set, complete,
+//! never a mix; the next run completes the change and sweeps the debris. Also: two concurrent
+//! applies to one root serialize on its lock.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Credfile, Seeder, canary_value, moto_endpoint, unique_prefix};
+
+const KILLED: i32 = 128 + 9;
+const NAMES: [&str; 3] = ["a", "sub/b", "c"];
+
+fn fault_bin() -> Option<PathBuf> {
+    let bin = std::env::var_os("CREDFILE_TEST_FAULT_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
+    if bin.is_none() {
+        eprintln!(
+            "skipped: CREDFILE_TEST_FAULT_BIN is not set (scripts/test.sh builds credfile with --features fault-points and sets it)"
+        );
+    }
+    bin
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+    prefix: String,
+    seeder: Seeder,
+}
+
+impl Case {
+    fn new(name: &str, layout: &str) -> Case {
+        let c = Case {
+            dir: tempfile::Builder::new()
+                .prefix("credfile-crash-")
+                .tempdir()
+                .unwrap(),
+            prefix: unique_prefix(name),
+            seeder: Seeder::new(&moto_endpoint()),
+        };
+        let mut files = String::new();
+        for n in NAMES {
+            c.seeder
+                .create_string(&c.name(n), &format!("v1-{}", canary_value()));
+            files.push_str(&format!("  - path: {n}\n    secret: {}\n", c.name(n)));
+        }
+        fs::write(
+            c.dir.path().join("credfile.yaml"),
+            format!(
+                "version: 1\napp: crash\nenvironments:\n  test:\n    region: us-east-1\n    root: {}\n    layout: {layout}\nfiles:\n{files}",
+                c.root().display()
+            ),
+        )
+        .unwrap();
+        c
+    }
+
+    fn name(&self, short: &str) -> String {
+        format!("{}/{short}", self.prefix.replace('/', "-"))
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn credfile(&self) -> Credfile {
+        Credfile::new(&moto_endpoint()).cwd(self.dir.path())
+    }
+
+    fn rotate(&self) {
+        for n in NAMES {
+            self.seeder
+                .put_string(&self.name(n), &format!("v2-{}", canary_value()));
+        }
+    }
+
+    /// Which version each file holds, read through `dir`.
+    fn versions_in(&self, dir: &Path) -> Vec<String> {
+        NAMES
+            .iter()
+            .map(|n| {
+                let bytes = fs::read(dir.join(n))
+                    .unwrap_or_else(|e| panic!("{n} unreadable after the crash: {e}"));
+                let value = String::from_utf8(bytes).unwrap();
+                let current = self.seeder.get_string(&self.name(n));
+                if value == current {
+                    "new".to_string()
+                } else if value.starts_with("v1-") {
+                    "old".to_string()
+                } else {
+                    panic!("{n} holds neither the old nor the new value (torn?)")
+                }
+            })
+            .collect()
+    }
+}
+
+/// One set: all old or all new. Read through one resolution of `current`, as consumers must.
+fn one_set(c: &Case) -> String {
+    let generation = fs::canonicalize(c.root().join("current")).unwrap();
+    let through_current = c.versions_in(&generation);
+    assert!(
+        through_current.windows(2).all(|w| w[0] == w[1]),
+        "a mixed set: {through_current:?}"
+    );
+    let through_links = c.versions_in(&c.root());
+    assert_eq!(
+        through_links, through_current,
+        "the stable names show the same set"
+    );
+    through_current[0].clone()
+}
+
+fn debris(root: &Path) -> Vec<String> {
+    fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".credfile") && n.ends_with(".tmp"))
+        .collect()
+}
+
+fn generations(root: &Path) -> usize {
+    fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".credfile-gen-")
+        })
+        .count()
+}
+
+#[test]
+fn a_kill_at_any_step_leaves_the_old_or_the_new_set() {
+    let Some(bin) = fault_bin() else { return };
+    // (point, the set a reader must see after the kill)
+    let points = [
+        ("locked", "old"),
+        ("generation-file-written", "old"),
+        ("generation-built", "old"),
+        ("commit-link-made", "old"),
+        ("committed", "new"),
+        ("linked", "new"),
+    ];
+    for (point, expected) in points {
+        let c = Case::new(&format!("kill-{point}"), "generation");
+        c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+        c.rotate();
+        let out = c
+            .credfile()
+            .program(&bin)
+            .env("CREDFILE_FAULT", format!("kill@{point}"))
+            .run(["apply", "--env", "test"]);
+        assert_eq!(
+            out.status_code, KILLED,
+            "{point}: the fault point was reached\n{}",
+            out.stderr
+        );
+        assert_eq!(one_set(&c), expected, "{point}");
+
+        // The next run completes the change and sweeps what the killed run left.
+        let out = c.credfile().run(["apply", "--env", "test"]);
+        out.assert_code(0);
+        assert_eq!(one_set(&c), "new", "{point}: completed");
+        assert!(
+            debris(&c.root()).is_empty(),
+            "{point}: debris {:?}",
+            debris(&c.root())
+        );
+        assert!(
+            generations(&c.root()) <= 2,
+            "{point}: the live generation and at most the previous one"
+        );
+        let again = c
+            .credfile()
+            .run(["apply", "--env", "test", "--output", "json"]);
+        again.assert_code(0);
+        assert_eq!(
+            again.json()["summary"]["unchanged"],
+            3,
+            "{point}: nothing left to do"
+        );
+        assert!(generations(&c.root()) <= 2);
+    }
+}
+
+#[test]
+fn a_kill_between_files_in_the_files_layout_leaves_only_whole_files() {
+    let Some(bin) = fault_bin() else { return };
+    let c = Case::new("kill-files", "files");
+    c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+    c.rotate();
+    let out = c
+        .credfile()
+        .program(&bin)
+        .env("CREDFILE_FAULT", "kill@file-published")
+        .run(["apply", "--env", "test"]);
+    assert_eq!(out.status_code, KILLED, "{}", out.stderr);
+    // Per-file replacement: each file is whole (old or new); the set may be mixed, which is
+    // why `generation` is the default layout.
+    let versions = c.versions_in(&c.root());
+    assert_eq!(
+        versions.iter().filter(|v| *v == "new").count(),
+        1,
+        "exactly the first file was published: {versions:?}"
+    );
+    c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+    assert!(c.versions_in(&c.root()).iter().all(|v| v == "new"));
+    assert!(debris(&c.root()).is_empty(), "{:?}", debris(&c.root()));
+    let mut stack = vec![c.root()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !(name.starts_with(".credfile-") && name.ends_with(".tmp")),
+                "debris {name}"
+            );
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_applies_serialize_on_the_root_lock() {
+    let Some(bin) = fault_bin() else { return };
+    let c = Case::new("lock", "generation");
+    c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+    c.rotate();
+    let started = Instant::now();
+    let holder = {
+        let cf = c
+            .credfile()
+            .program(&bin)
+            .env("CREDFILE_FAULT", "pause@locked=1500");
+        thread::spawn(move || {
+            let out = cf.run(["apply", "--env", "test"]);
+            (out, started.elapsed())
+        })
+    };
+    thread::sleep(Duration::from_millis(400));
+    let second = c
+        .credfile()
+        .run(["apply", "--env", "test", "--output", "json"]);
+    let second_done = started.elapsed();
+    let (first, first_done) = holder.join().unwrap();
+    first.assert_code(0);
+    second.assert_code(0);
+    assert!(
+        second_done >= first_done,
+        "the second run waited for the first to release the lock ({second_done:?} < {first_done:?})"
+    );
+    // The first run wrote the new set; the second found nothing left to do.
+    assert_eq!(second.json()["summary"]["unchanged"], 3);
+    assert_eq!(one_set(&c), "new");
+}
