@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::{
-    Credfile, Mangle, Output, Proxy, Seeder, canary_value, moto_endpoint, unique_prefix,
+    Credfile, Mangle, Output, Proxy, Seeder, canary_value, moto_endpoint, snapshot, unique_prefix,
 };
 
 const IDENTITY: i32 = 3;
@@ -79,30 +78,6 @@ impl Case {
     }
 }
 
-/// Bytes, inode and mtime nanoseconds of every entry.
-type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u64, i64)>;
-
-fn snapshot(root: &Path) -> Snapshot {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap().flatten() {
-            let m = fs::symlink_metadata(e.path()).unwrap();
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-            let bytes = if m.is_file() {
-                fs::read(e.path()).unwrap()
-            } else {
-                Vec::new()
-            };
-            out.insert(e.path(), (bytes, m.ino(), m.mtime_nsec()));
-        }
-    }
-    out
-}
-
 fn assert_clean_failure(out: &Output, code: i32) {
     out.assert_code(code);
     assert!(!out.stderr.contains("panicked"), "no panic: {}", out.stderr);
@@ -157,7 +132,7 @@ fn a_reset_connection_is_retried() {
 fn persistent_faults_fail_cleanly_within_the_attempt_budget() {
     let c = Case::new("persistent");
     c.rotate();
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
     type Inject = Box<dyn Fn(&Proxy)>;
     let cases: [(&str, Inject); 4] = [
         (
@@ -204,7 +179,7 @@ fn persistent_faults_fail_cleanly_within_the_attempt_budget() {
             "{what}: {}",
             out.stderr
         );
-        assert_eq!(snapshot(&c.root()), before, "{what}: nothing written");
+        assert_eq!(snapshot(c.root()), before, "{what}: nothing written");
     }
 }
 
@@ -212,7 +187,7 @@ fn persistent_faults_fail_cleanly_within_the_attempt_budget() {
 fn a_stalled_response_times_out_and_fails_cleanly() {
     let c = Case::new("stall");
     c.rotate();
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
     c.proxy.delay("BatchGetSecretValue", Duration::from_secs(5));
     let started = Instant::now();
     let out = c.run(&["--attempt-timeout", "1", "--max-attempts", "2"]);
@@ -226,19 +201,19 @@ fn a_stalled_response_times_out_and_fails_cleanly() {
         started.elapsed() < Duration::from_secs(5),
         "gave up after the attempt timeouts, not the stall"
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 #[test]
 fn garbage_bodies_fail_cleanly() {
     let c = Case::new("garbage");
     c.rotate();
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
     c.proxy
         .mangle_next("BatchGetSecretValue", usize::MAX, Mangle::Garbage);
     let out = c.run(&["--max-attempts", "1"]);
     assert_clean_failure(&out, FETCH);
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 
     // The same for STS: the account guard cannot be confirmed.
     c.proxy.clear_rules();
@@ -247,14 +222,14 @@ fn garbage_bodies_fail_cleanly() {
     let out = c.run(&["--max-attempts", "1"]);
     assert_clean_failure(&out, IDENTITY);
     assert!(out.stderr.contains("GetCallerIdentity"), "{}", out.stderr);
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 #[test]
 fn one_undecryptable_or_denied_secret_fails_the_run_by_name() {
     let c = Case::new("per-secret");
     c.rotate();
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
     for code in ["DecryptionFailure", "AccessDeniedException"] {
         c.proxy.clear_rules();
         c.proxy.fail_secret(&c.name("db"), code);
@@ -270,7 +245,7 @@ fn one_undecryptable_or_denied_secret_fails_the_run_by_name() {
             !out.stderr.contains(&format!("{}: ", c.name("a"))),
             "only the failing secret is named"
         );
-        assert_eq!(snapshot(&c.root()), before, "{code}: nothing written");
+        assert_eq!(snapshot(c.root()), before, "{code}: nothing written");
         if code == "DecryptionFailure" {
             assert!(out.stderr.contains("kms:Decrypt"), "{}", out.stderr);
         }
@@ -283,6 +258,6 @@ fn one_undecryptable_or_denied_secret_fails_the_run_by_name() {
             "{code}: {}",
             out.stderr
         );
-        assert_eq!(snapshot(&c.root()), before);
+        assert_eq!(snapshot(c.root()), before);
     }
 }

@@ -8,14 +8,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::Value;
 use support::{
-    Credfile, Output, Proxy, Seeder, canary_value, inode_of, mode_of, moto_endpoint, mtime_of,
-    test_python, uid_gid, unique_prefix,
+    Credfile, Output, Proxy, Seeder, Snapshot, canary_value, inode_of, mode_of, moto_endpoint,
+    mtime_of, snapshot, test_python, uid_gid, unique_prefix,
 };
 
 /// Exit codes from the README's table.
@@ -107,41 +107,10 @@ impl Case {
     }
 }
 
-/// Every entry under `root`: bytes (files), link target (symlinks), mode, inode, mtime.
-/// Bytes (or link target), mode, inode, mtime seconds and nanoseconds of every entry.
-type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32, u64, i64, i64)>;
-
-fn snapshot(root: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.file_type().is_symlink() {
-                fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if m.is_file() {
-                fs::read(&p).unwrap()
-            } else {
-                stack.push(p.clone());
-                Vec::new()
-            };
-            out.insert(p, (content, m.mode(), m.ino(), m.mtime(), m.mtime_nsec()));
-        }
-    }
-    out
-}
-
 /// The generation directory that was live in `snapshot` (its `current` link target), checked
 /// to hold `rel`.
 fn before_live(rel: &str, snap: &Snapshot, c: &Case) -> PathBuf {
-    let (target, ..) = &snap[&c.root().join("current")];
+    let target = &snap[&c.root().join("current")].content;
     let generation = c.root().join(std::ffi::OsStr::from_bytes(target));
     assert!(snap.contains_key(&generation.join(rel)));
     generation
@@ -390,7 +359,7 @@ fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
     }
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n  - path: sub/b\n    secret: ${prefix}/b\n  - path: c\n    secret: ${prefix}/c\n");
     c.apply().assert_code(0);
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
 
     let again = c.apply();
     again.assert_code(0);
@@ -399,7 +368,7 @@ fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
         "{}",
         again.stdout
     );
-    assert_eq!(snapshot(&c.root()), before, "same bytes, inodes and mtimes");
+    assert_eq!(snapshot(c.root()), before, "same bytes, inodes and mtimes");
 
     let rotated = canary_value();
     c.seeder.put_string(&c.name("b"), &rotated);
@@ -413,7 +382,7 @@ fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
     assert_eq!(c.file("sub/b"), rotated.as_bytes());
     // A new generation: unchanged files keep their inode (and bytes, mode, mtime), the rotated
     // one is a new inode.
-    let after = snapshot(&c.root());
+    let after = snapshot(c.root());
     let old_generation = before_live("a", &before, &c);
     for p in ["a", "c"] {
         let now = c.live(p);
@@ -425,8 +394,8 @@ fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
         );
     }
     assert_ne!(
-        after[&c.live("sub/b")].2,
-        before[&old_generation.join("sub/b")].2,
+        after[&c.live("sub/b")].ino,
+        before[&old_generation.join("sub/b")].ino,
         "a new inode"
     );
 }
@@ -493,7 +462,7 @@ fn plan_fetches_and_compares_but_writes_nothing() {
     assert!(!c.root().exists(), "plan created nothing");
     c.apply().assert_code(0);
     c.seeder.put_string(&c.name("a"), &canary_value());
-    let before = snapshot(&c.root());
+    let before = snapshot(c.root());
     let out = c.credfile().run(["plan", "--env", "test"]);
     out.assert_code(0);
     assert!(
@@ -501,7 +470,7 @@ fn plan_fetches_and_compares_but_writes_nothing() {
         "{}",
         out.stdout
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 /// Seeds two files' worth of secrets and applies once, so failure tests can check that a failing
@@ -518,7 +487,7 @@ fn applied_case(name: &str, endpoint: Option<&str>) -> (Case, Snapshot) {
     );
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n  - path: db/password\n    secret: ${prefix}/db\n    key: password\n");
     c.apply().assert_code(0);
-    let snap = snapshot(&c.root());
+    let snap = snapshot(c.root());
     (c, snap)
 }
 
@@ -537,7 +506,7 @@ fn missing_secret_fails_naming_it_and_writes_nothing() {
     );
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert_eq!(
-        snapshot(&c.root()),
+        snapshot(c.root()),
         before,
         "the rotated `a` was not written either"
     );
@@ -559,7 +528,7 @@ fn missing_key_fails_naming_secret_and_key() {
         "a non-JSON secret asked for a key: {}",
         out.stderr
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 #[test]
@@ -581,7 +550,7 @@ fn denied_secret_fails_naming_it_in_batch_and_single_paths() {
         "only the denied secret is named: {}",
         out.stderr
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
     // Pinned: GetSecretValue answers AccessDeniedException.
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n  - path: db/password\n    secret: ${prefix}/db\n    key: password\n    version_stage: AWSCURRENT\n  - path: p\n    secret: ${prefix}/db\n    version_stage: AWSPREVIOUS\n");
     let out = c.credfile().fail_fast().run(["apply", "--env", "test"]);
@@ -591,7 +560,7 @@ fn denied_secret_fails_naming_it_in_batch_and_single_paths() {
         "{}",
         out.stderr
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 #[test]
@@ -678,7 +647,7 @@ fn account_guard_refuses_before_any_secret_is_read() {
         proxy.count("GetSecretValue") + proxy.count("BatchGetSecretValue"),
         0
     );
-    assert_eq!(snapshot(&c.root()), before);
+    assert_eq!(snapshot(c.root()), before);
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -14,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Canaries, Credfile, Output, Seeder, assert_no_leak, canary_value, moto_endpoint, test_python,
-    unique_prefix,
+    Canaries, Credfile, Output, Seeder, assert_no_leak, canary_value, moto_endpoint, snapshot,
+    test_python, unique_prefix,
 };
 
 const USAGE: i32 = 2;
@@ -83,34 +82,6 @@ impl Case {
         self.root()
             .join(fs::read_link(self.root().join("current")).unwrap())
     }
-}
-
-/// Every entry under `dir`: bytes (files) or link target, mode, inode, uid.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, u64, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.file_type().is_symlink() {
-                fs::read_link(&p)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if m.is_file() {
-                fs::read(&p).unwrap()
-            } else {
-                stack.push(p.clone());
-                Vec::new()
-            };
-            out.insert(p, (content, m.mode(), m.ino(), m.uid()));
-        }
-    }
-    out
 }
 
 fn drift_kinds(out: &Output) -> Vec<(String, String)> {

@@ -85,3 +85,80 @@ pub fn uid_gid(path: impl AsRef<Path>) -> (u32, u32) {
     let m = lstat(path.as_ref());
     (m.uid(), m.gid())
 }
+
+/// One entry of a [`snapshot`]: what a reader or an attacker could tell apart.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File bytes, or a symlink's target; empty for directories.
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub ino: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i128,
+}
+
+/// Never prints the bytes: they may be secrets, and a failing assertion prints its operands.
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Entry {{ {} bytes, mode {:o}, ino {}, {}:{}, mtime {} }}",
+            self.content.len(),
+            self.mode,
+            self.ino,
+            self.uid,
+            self.gid,
+            self.mtime_ns
+        )
+    }
+}
+
+/// Every entry under `root`, recursively, without following symlinks.
+pub type Snapshot = std::collections::BTreeMap<std::path::PathBuf, Entry>;
+
+/// Takes a [`Snapshot`]: "byte-identical" and "untouched" (same inode, same mtime) checks compare
+/// two of them.
+pub fn snapshot(root: impl AsRef<Path>) -> Snapshot {
+    let mut out = Snapshot::new();
+    let mut stack = vec![root.as_ref().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let m = lstat(&p);
+            let content = if m.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if m.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                stack.push(p.clone());
+                Vec::new()
+            };
+            // A directory's mtime moves whenever an entry comes or goes, even when the set is
+            // restored: its entries are compared instead.
+            let mtime_ns = if m.is_dir() {
+                0
+            } else {
+                i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+            };
+            out.insert(
+                p,
+                Entry {
+                    content,
+                    mode: m.mode(),
+                    ino: m.ino(),
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    mtime_ns,
+                },
+            );
+        }
+    }
+    out
+}
