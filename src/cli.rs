@@ -173,7 +173,7 @@ pub struct RunArgs {
     pub audit_log: Option<PathBuf>,
 
     /// Seconds each change hook may run before it is killed.
-    #[arg(long, default_value_t = 60, env = "CREDFILE_HOOK_TIMEOUT")]
+    #[arg(long, default_value_t = 60, env = "CREDFILE_HOOK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hook_timeout: u64,
 }
 

@@ -50,29 +50,34 @@ impl GuardError {
 /// Checks the plan's destinations; returns warnings to log, or the first violation.
 pub fn check(plan: &Plan) -> Result<Vec<String>, GuardError> {
     let mut warnings = Vec::new();
-    if let Some(repo) = enclosing_work_tree(&plan.root) {
-        for f in &plan.files {
-            let path = plan.root.join(&f.path);
-            if !f.allow_in_repository {
-                return Err(GuardError::InRepository {
-                    path,
-                    line: f.line,
-                    repo,
-                });
-            }
-            if !git_ignores(&repo, &path)? {
-                return Err(GuardError::NotIgnored {
-                    path,
-                    line: f.line,
-                    repo,
-                });
-            }
+    // Each target on its own: a repository may sit below the root as well as above it.
+    let mut repos: Vec<PathBuf> = Vec::new();
+    for f in &plan.files {
+        let path = plan.root.join(&f.path);
+        let Some(repo) = enclosing_work_tree(path.parent().unwrap_or(&plan.root)) else {
+            continue;
+        };
+        if !f.allow_in_repository {
+            return Err(GuardError::InRepository {
+                path,
+                line: f.line,
+                repo,
+            });
         }
-        warnings.push(format!(
-            "root {} is inside the git work tree at {}; every target is git-ignored and allowed by allow_in_repository",
-            plan.root.display(),
-            repo.display()
-        ));
+        if !git_ignores(&repo, &path)? {
+            return Err(GuardError::NotIgnored {
+                path,
+                line: f.line,
+                repo,
+            });
+        }
+        if !repos.contains(&repo) {
+            warnings.push(format!(
+                "targets inside the git work tree at {} are git-ignored and allowed by allow_in_repository",
+                repo.display()
+            ));
+            repos.push(repo);
+        }
     }
     if let Some(fs) = disk_filesystem(&plan.root) {
         if plan.require_memory_fs {

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::manifest::Plan;
-use crate::materialize::Applied;
+use crate::materialize::{Applied, Outcome};
 
 /// Variables a hook inherits from credfile's environment, when set.
 pub const ALLOWED_ENV: &[&str] = &[
@@ -119,18 +119,26 @@ pub fn select(plan: &Plan, applied: &Applied) -> Vec<Hook> {
             }),
         }
     };
+    // Changed now, or changed by an earlier run that died before its hooks ran.
+    let owed = |o: &Outcome| o.status.changed() || applied.pending.contains(&o.dest.path);
     for (spec, outcome) in plan.files.iter().zip(&applied.outcomes) {
-        if outcome.status.changed() {
+        if owed(outcome) {
             add(&spec.on_change, vec![plan.root.join(&spec.path)]);
         }
     }
-    let all: Vec<PathBuf> = applied
+    let mut all: Vec<PathBuf> = applied
         .outcomes
         .iter()
         .chain(&applied.removed)
-        .filter(|o| o.status.changed())
+        .filter(|o| owed(o))
         .map(|o| plan.root.join(&o.dest.path))
         .collect();
+    for p in &applied.pending {
+        let full = plan.root.join(p);
+        if !all.contains(&full) {
+            all.push(full);
+        }
+    }
     add(&plan.on_change, all);
     hooks
 }

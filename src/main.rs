@@ -49,9 +49,16 @@ fn harden() {
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
 }
 
-/// Logs go to stderr, filtered by `CREDFILE_LOG` (or `RUST_LOG`). The SDK's wire logger is
-/// always off: with `LOG_SENSITIVE_BODIES` set it would print response bodies, i.e. secrets.
+/// Logs go to stderr, filtered by `CREDFILE_LOG` (or `RUST_LOG`). credfile's own events may go
+/// to `trace`; every library below it stops at `debug`, whatever the filter says: at `trace` the
+/// SDK, its HTTP stack and its signer print request headers (an SSO bearer token, session
+/// tokens) and, with `LOG_SENSITIVE_BODIES`, response bodies (secrets).
 fn init_logging(format: cli::LogFormat) {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+
     let spec = std::env::var("CREDFILE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "warn,credfile=info".to_string());
@@ -60,12 +67,19 @@ fn init_logging(format: cli::LogFormat) {
             .parse()
             .expect("valid directive"),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match format {
-        cli::LogFormat::Text => builder.with_ansi(false).init(),
-        cli::LogFormat::Json => builder.json().init(),
-    }
+    let libraries_at_most_debug = filter_fn(|meta| {
+        meta.target().starts_with("credfile") || *meta.level() <= tracing::Level::DEBUG
+    });
+    let layer = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let layer = match format {
+        cli::LogFormat::Text => layer.with_ansi(false).boxed(),
+        cli::LogFormat::Json => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            layer
+                .with_filter(libraries_at_most_debug)
+                .with_filter(filter),
+        )
+        .init();
 }

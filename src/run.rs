@@ -127,7 +127,12 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
                 })
                 .collect()
         } else {
-            hooks::run(&plan, selected, Duration::from_secs(args.hook_timeout))
+            let results = hooks::run(&plan, selected, Duration::from_secs(args.hook_timeout));
+            // Run (or failed, and said so): no longer owed to the next run.
+            if let Err(e) = materialize::hooks_ran(&checked) {
+                tracing::warn!(error = %e, "cannot clear the record of pending hooks; the next run will run them again");
+            }
+            results
         };
         trail.files = applied
             .outcomes

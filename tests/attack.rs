@@ -489,6 +489,29 @@ fn git_work_trees_are_refused_unless_ignored_and_allowed() {
     let out = c.credfile().run(["apply", "--env", "test"]);
     out.assert_code(0);
     assert!(out.stderr.contains("git-ignored"), "{}", out.stderr);
+
+    // A repository below the root counts too: a target inside it is refused.
+    let d = Case::new("git-below");
+    d.seeder.create_string(&d.name("a"), &canary_value());
+    fs::create_dir_all(d.root.join("myapp")).unwrap();
+    assert!(
+        Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(d.root.join("myapp"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    d.manifest("", "  - path: myapp/.env\n    secret: ${p}/a\n");
+    let out = d.credfile().run(["apply", "--env", "test"]);
+    out.assert_code(WRITE);
+    assert!(
+        out.stderr.contains("inside the git work tree") && out.stderr.contains("myapp"),
+        "{}",
+        out.stderr
+    );
+    assert!(!d.root.join("myapp/.env").exists());
 }
 
 #[test]

@@ -263,3 +263,47 @@ fn concurrent_applies_serialize_on_the_root_lock() {
     assert_eq!(second.json()["summary"]["unchanged"], 3);
     assert_eq!(one_set(&c), "new");
 }
+
+#[test]
+fn a_kill_after_the_commit_does_not_lose_the_change_hook() {
+    let Some(bin) = fault_bin() else { return };
+    for (layout, point) in [
+        ("generation", "committed"),
+        ("generation", "linked"),
+        ("files", "file-published"),
+    ] {
+        let c = Case::new(&format!("hook-{point}"), layout);
+        let log = c.dir.path().join("hook.log");
+        let manifest = c.dir.path().join("credfile.yaml");
+        let text = fs::read_to_string(&manifest).unwrap().replace(
+            "    layout:",
+            &format!(
+                "    on_change: [/bin/sh, -c, 'echo ran >> {}']\n    layout:",
+                log.display()
+            ),
+        );
+        fs::write(&manifest, text).unwrap();
+        let runs = || {
+            fs::read_to_string(&log)
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        };
+
+        c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+        assert_eq!(runs(), 1, "{layout}: the first apply ran the hook");
+        c.rotate();
+        let out = c
+            .credfile()
+            .program(&bin)
+            .env("CREDFILE_FAULT", format!("kill@{point}"))
+            .run(["apply", "--env", "test"]);
+        assert_eq!(out.status_code, KILLED, "{}", out.stderr);
+        assert_eq!(runs(), 1, "{layout}: killed before its hook");
+
+        // The next run finds the change already live, and still owes the reload.
+        c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+        assert_eq!(runs(), 2, "{layout}@{point}: the owed hook ran");
+        c.credfile().run(["apply", "--env", "test"]).assert_code(0);
+        assert_eq!(runs(), 2, "{layout}: and only once");
+    }
+}

@@ -728,6 +728,22 @@ fn manifest_errors_name_file_line_and_column() {
         "no default environment: {}",
         out.stderr
     );
+
+    // `..` in --root is refused, never resolved behind the user's back.
+    fs::write(
+        c.manifest_path(),
+        "version: 1\napp: it\nenvironments:\n  test:\n    root: /tmp/x\nfiles:\n  - path: a\n    secret: s\n",
+    )
+    .unwrap();
+    let out = c
+        .credfile()
+        .run(["apply", "--env", "test", "--root", "../elsewhere"]);
+    out.assert_code(USAGE);
+    assert!(
+        out.stderr.contains("--root ../elsewhere contains `..`"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -864,14 +880,21 @@ fn root_override_and_trace_logs_leak_nothing() {
         .create_json(&c.name("a"), &serde_json::json!({ "k": canary_value() }));
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n    key: k\n");
     let elsewhere = c.dir.path().join("elsewhere");
+    // A session token is a credential: it must not show up in logs either.
+    let session_token = format!("session-{}", canary_value());
+    support::Canaries::global().add(&session_token);
     // The runner checks stdout and stderr for every canary, including the whole JSON secret.
     let out = c
         .credfile()
         .env("RUST_LOG", "trace")
         .env("LOG_SENSITIVE_BODIES", "true")
+        .env("AWS_SESSION_TOKEN", &session_token)
         .run(["apply", "--env", "test", "--root", "elsewhere"]);
     out.assert_code(0);
-    assert!(out.stderr.len() > 1000, "trace logging was on");
+    assert!(out.stderr.contains(" DEBUG "), "debug logging was on");
+    // At trace, the SDK and its HTTP stack print request headers (SSO bearer tokens among
+    // them): no library may log at trace, whatever the filter asks.
+    assert!(!out.stderr.contains(" TRACE "), "a library logged at trace");
     assert!(elsewhere.join("a").exists() && !c.root().exists());
     let live = elsewhere.join("current/a");
     let before = inode_of(&live);

@@ -207,7 +207,8 @@ impl Doc<'_> {
                 continue;
             };
             let what = if is_dir { "directory mode" } else { "mode" };
-            if mode & 0o022 != 0 {
+            // A writable directory mode is refused by validation, reported under this rule.
+            if mode & 0o022 != 0 && !is_dir {
                 self.add(
                     "mode-writable",
                     Level::Error,

@@ -22,6 +22,8 @@ pub const DEFAULT_DIR_MODE: u32 = 0o700;
 /// Lint rule ids of the governance rules that validation itself enforces (see [`Diagnostic::rule`]).
 pub const RULE_PROTECTED_NO_ACCOUNT: &str = "protected-no-account";
 pub const RULE_VAR_UNKNOWN: &str = "var-unknown";
+/// Directories writable by group or others are refused here; lint reports it under this rule.
+pub const RULE_MODE_WRITABLE: &str = "mode-writable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -51,6 +53,8 @@ pub enum ManifestError {
     },
     #[error("{}: environment `{env}` has no root directory", file.display())]
     NoRoot { file: PathBuf, env: String },
+    #[error("--root {} contains `..`", path.display())]
+    RootDotDot { path: PathBuf },
     #[error("cannot resolve --root {}: {source}", path.display())]
     RootArg {
         path: PathBuf,
@@ -78,6 +82,9 @@ impl ManifestError {
                 "set `root:` under `defaults` or `environments.{env}`, or pass --root DIR"
             )),
             ManifestError::RootArg { .. } => None,
+            ManifestError::RootDotDot { .. } => Some(
+                "give the directory without `..` (an absolute path, or one below the working directory); credfile never resolves `..` itself".into(),
+            ),
         }
     }
 }
@@ -343,6 +350,9 @@ struct EntrySource {
 
 /// A manifest holds references only; anything larger is a mistake or an attack on the parser.
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// How deep a file may sit below the root; deeper trees are a mistake (and would make cleaning
+/// up old generations recursive without bound).
+const MAX_PATH_DEPTH: usize = 32;
 /// Validation stops reporting after this many problems.
 const MAX_DIAGNOSTICS: usize = 50;
 
@@ -447,8 +457,20 @@ impl Manifest {
                 known: self.environment_names(),
             });
         };
+        if let Some(dir) = root_override
+            && dir
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(ManifestError::RootDotDot {
+                path: dir.to_path_buf(),
+            });
+        }
         let root = match root_override {
-            Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+            Some(dir) if dir.is_absolute() => dir
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect(),
             Some(dir) => std::env::current_dir()
                 .map_err(|source| ManifestError::RootArg {
                     path: dir.to_path_buf(),
@@ -638,7 +660,7 @@ impl Validator<'_> {
             owner: self.principal(&at(&dpath, &[key("owner")]), d.owner.as_deref()),
             group: self.principal(&at(&dpath, &[key("group")]), d.group.as_deref()),
             mode: self.mode(&at(&dpath, &[key("mode")]), d.mode.as_deref()),
-            dir_mode: self.mode(&at(&dpath, &[key("dir_mode")]), d.dir_mode.as_deref()),
+            dir_mode: self.dir_mode(&at(&dpath, &[key("dir_mode")]), d.dir_mode.as_deref()),
             layout: d.layout,
             on_change: self.argv(&at(&dpath, &[key("on_change")]), d.on_change.as_ref()),
         };
@@ -752,7 +774,7 @@ impl Validator<'_> {
                 .or(d.mode)
                 .unwrap_or(DEFAULT_MODE),
             dir_mode: self
-                .mode(&at(&base, &[key("dir_mode")]), e.dir_mode.as_deref())
+                .dir_mode(&at(&base, &[key("dir_mode")]), e.dir_mode.as_deref())
                 .or(d.dir_mode)
                 .unwrap_or(DEFAULT_DIR_MODE),
             layout: e.layout.or(d.layout).unwrap_or_default(),
@@ -1117,10 +1139,14 @@ impl Validator<'_> {
             match substitute(secret, &env.vars) {
                 Ok(id) => {
                     if let Some(msg) = check_secret_id(&id) {
+                        // Not quoted: an invalid reference may be a value pasted by mistake.
                         self.problem(
                             &secret_at,
-                            format!("secret `{id}` (environment `{}`): {msg}", env.name),
-                            None,
+                            format!(
+                                "the secret reference (environment `{}`) is not valid: {msg}",
+                                env.name
+                            ),
+                            Some("`secret:` takes a Secrets Manager name or ARN, never a value"),
                         );
                     } else if !cross_account && let Some(msg) = foreign_arn(&id, env) {
                         self.problem(
@@ -1250,6 +1276,10 @@ impl Validator<'_> {
             ))
         } else if path.split('/').any(|c| c.len() > 255) {
             Some(bad("has a component longer than 255 bytes"))
+        } else if path.split('/').count() > MAX_PATH_DEPTH {
+            Some(bad(&format!(
+                "is more than {MAX_PATH_DEPTH} directories deep"
+            )))
         } else if path.split('/').any(|c| c.starts_with(".credfile")) {
             Some(bad("uses the reserved prefix `.credfile`"))
         } else {
@@ -1274,6 +1304,22 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// A directory mode: as [`Self::mode`], and never writable by group or others, since credfile
+    /// itself refuses to write into such a directory.
+    fn dir_mode(&mut self, p: &[Seg], mode: Option<&str>) -> Option<u32> {
+        let m = self.mode(p, mode)?;
+        if m & 0o022 != 0 {
+            self.rule_problem(
+                RULE_MODE_WRITABLE,
+                p,
+                format!("dir_mode `{:04o}` lets group or others write into the directories holding secrets", m),
+                Some("drop the group and other write bits, e.g. \"0750\" or \"0710\""),
+            );
+            return None;
+        }
+        Some(m)
     }
 
     fn principal(&mut self, p: &[Seg], value: Option<&str>) -> Option<Principal> {

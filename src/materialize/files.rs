@@ -111,11 +111,43 @@ pub fn write(
             },
         })
         .collect();
+    let pending: Vec<PathBuf> = old_state
+        .as_ref()
+        .map(|s| s.pending_hooks.clone())
+        .unwrap_or_default();
     if dry_run {
-        return Ok(Applied { outcomes, removed });
+        return Ok(Applied {
+            outcomes,
+            removed,
+            pending,
+        });
     }
     let changed = !staged.is_empty() || !removed.is_empty();
-    publish(staged)?;
+    let changing: Vec<PathBuf> = outcomes
+        .iter()
+        .chain(&removed)
+        .filter(|o| o.status.changed())
+        .map(|o| o.dest.path.clone())
+        .collect();
+    if let (true, Some(root)) = (changed, dirs.root.clone()) {
+        state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())?;
+    }
+    if let Err(e) = publish(staged) {
+        // Nothing published: the state goes back to what it was. (A failure between renames
+        // keeps the pending mark: some files did change.)
+        let nothing_published = match &e {
+            WriteError::Io { .. } => true,
+            WriteError::Partial { published, .. } => published.is_empty(),
+            _ => false,
+        };
+        if let (true, Some(root)) = (nothing_published, dirs.root.clone()) {
+            let _ = match &old_state {
+                Some(old) => state::write(&root, old, checked.euid, checked.egid),
+                None => state::remove(&root).map(|_| ()),
+            };
+        }
+        return Err(e);
+    }
     for (dir, name, rec) in &leftovers {
         unlinkat(&dir.fd, name, UnlinkatFlags::NoRemoveDir).map_err(|errno| {
             WriteError::AfterCommit {
@@ -145,7 +177,8 @@ pub fn write(
         }
     }
     if let Some(root) = dirs.root.clone() {
-        let new_state = state::State::new(checked, records, Vec::new(), created_dirs);
+        let mut new_state = state::State::new(checked, records, Vec::new(), created_dirs);
+        new_state.add_pending(pending.iter().cloned().chain(changing));
         state::write(&root, &new_state, checked.euid, checked.egid).map_err(|e| match e {
             WriteError::Io { path, op, errno } if changed => {
                 WriteError::AfterCommit { path, op, errno }
@@ -153,7 +186,11 @@ pub fn write(
             other => other,
         })?;
     }
-    Ok(Applied { outcomes, removed })
+    Ok(Applied {
+        outcomes,
+        removed,
+        pending,
+    })
 }
 
 /// A complete file, not yet visible under its name.
@@ -236,7 +273,7 @@ pub(super) fn stage(
 /// Publishes every staged file with one rename each, then fsyncs each directory once.
 pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
     let mut published: Vec<PathBuf> = Vec::new();
-    let mut synced: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dirs: Vec<Rc<Dir>> = Vec::new();
     for mut s in staged {
         let partial = |op, errno, published: &Vec<PathBuf>| WriteError::Partial {
             failed: s.full.clone(),
@@ -265,7 +302,9 @@ pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
             .map_err(|e| partial("rename", e, &published))?;
         s.temp_name = None;
         published.push(s.full.clone());
-        crate::fault::point("file-published");
+        if s.name != Path::new(state::STATE_NAME) {
+            crate::fault::point("file-published");
+        }
         // The name must now be our inode: anything else means someone raced us.
         let ours = fstat(&s.file).map_err(|e| partial("fstat", e, &published))?;
         match fstatat(&s.dir.fd, &s.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -276,10 +315,18 @@ pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
                 });
             }
         }
-        if synced.insert(s.dir.path.clone()) {
-            fsync(&s.dir.fd).map_err(|e| partial("fsync directory", e, &published))?;
+        if !dirs.iter().any(|d| d.path == s.dir.path) {
+            dirs.push(s.dir.clone());
         }
         tracing::debug!(path = %s.full.display(), "published");
+    }
+    // After the last rename in each directory, so that every rename is durable.
+    for d in &dirs {
+        fsync(&d.fd).map_err(|errno| WriteError::AfterCommit {
+            path: d.path.clone(),
+            op: "fsync directory",
+            errno,
+        })?;
     }
     Ok(())
 }

@@ -413,11 +413,17 @@ pub fn write(
                     })
                     .collect(),
                 removed: Vec::new(),
+                pending: Vec::new(),
             });
         };
         let state = state::read(&root, euid)?;
         let (outcomes, removed, _) = compare_set(checked, &root, rendered, state.as_ref())?;
-        return Ok(Applied { outcomes, removed });
+        let pending = state.map(|s| s.pending_hooks).unwrap_or_default();
+        return Ok(Applied {
+            outcomes,
+            removed,
+            pending,
+        });
     }
 
     let mut dirs = Dirs::new(checked, true)?;
@@ -449,11 +455,33 @@ pub fn write(
         let (outcomes, removed, live) = compare_set(checked, &root, rendered, old_state.as_ref())?;
         let changed =
             live.is_none() || !removed.is_empty() || outcomes.iter().any(|o| o.status.changed());
+        let pending: Vec<PathBuf> = old_state
+            .as_ref()
+            .map(|s| s.pending_hooks.clone())
+            .unwrap_or_default();
+        let changing: Vec<PathBuf> = outcomes
+            .iter()
+            .chain(&removed)
+            .filter(|o| o.status.changed())
+            .map(|o| o.dest.path.clone())
+            .collect();
         if changed {
+            // Hooks owed for this change survive a kill after the commit (see pending_hooks).
+            state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())?;
             let name = next_name(keep.as_deref());
-            build(checked, &root, &name, rendered, &outcomes, live)?;
-            crate::fault::point("generation-built");
-            flip(&root, &name)?;
+            let committed =
+                build(checked, &root, &name, rendered, &outcomes, live).and_then(|()| {
+                    crate::fault::point("generation-built");
+                    flip(&root, &name)
+                });
+            if let Err(e) = committed {
+                // Nothing was published: the state goes back to what it was.
+                let _ = match &old_state {
+                    Some(old) => state::write(&root, old, euid, checked.egid),
+                    None => state::remove(&root).map(|_| ()),
+                };
+                return Err(e);
+            }
             crate::fault::point("committed");
             tracing::info!(root = %checked.root.display(), generation = %name, "committed a new generation");
         }
@@ -474,9 +502,14 @@ pub fn write(
             .zip(rendered)
             .map(|(d, r)| FileRecord::new(d, &r.sources, None))
             .collect();
-        let new_state = State::new(checked, records, links, created_dirs);
+        let mut new_state = State::new(checked, records, links, created_dirs);
+        new_state.add_pending(pending.iter().cloned().chain(changing));
         state::write(&root, &new_state, euid, checked.egid).map_err(after_commit(changed))?;
-        Ok(Applied { outcomes, removed })
+        Ok(Applied {
+            outcomes,
+            removed,
+            pending,
+        })
     })();
     if result.is_err() && !root_has_entries(&root) {
         // A first run that failed left an empty root it created: remove it again.

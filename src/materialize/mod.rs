@@ -312,6 +312,19 @@ pub struct Outcome {
 pub struct Applied {
     pub outcomes: Vec<Outcome>,
     pub removed: Vec<Outcome>,
+    /// Paths changed by an earlier run that died before its hooks ran (relative to the root).
+    pub pending: Vec<PathBuf>,
+}
+
+/// After the change hooks of a run have run: clears the record of pending hooks (see
+/// `state::State::pending_hooks`), under the root's lock.
+pub fn hooks_ran(checked: &Checked) -> Result<(), WriteError> {
+    let dirs = Dirs::new(checked, false)?;
+    let Some(root) = dirs.root.clone() else {
+        return Ok(());
+    };
+    let _lock = lock(&root, &checked.root)?;
+    state::clear_pending(&root, checked)
 }
 
 /// Compares the rendered files with what is on disk and, unless `dry_run`, writes what changed,
@@ -444,13 +457,20 @@ impl<'a> Dirs<'a> {
             fd,
             path: PathBuf::from("/"),
         });
-        let parts: Vec<&OsStr> = root
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
+        let mut parts: Vec<&OsStr> = Vec::new();
+        for c in root.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                Component::RootDir => {}
+                // The manifest and --root refuse these; never drop one silently.
+                _ => {
+                    return Err(WriteError::Unsafe {
+                        path: root.clone(),
+                        reason: "the root must be an absolute path without `.` or `..`".into(),
+                    });
+                }
+            }
+        }
         for (i, part) in parts.iter().enumerate() {
             let is_root = i + 1 == parts.len();
             match self.step(&current, Path::new(part), !is_root)? {

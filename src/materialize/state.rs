@@ -38,6 +38,11 @@ pub struct State {
     #[serde(default)]
     pub links: Vec<String>,
     pub files: Vec<FileRecord>,
+    /// Paths (relative) whose change is committed or about to be, but whose change hooks have
+    /// not run yet. Recorded before the commit and cleared after the hooks ran, so a run killed
+    /// in between does not lose a reload: the next run runs those hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_hooks: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +95,16 @@ impl State {
             created_dirs,
             links,
             files,
+            pending_hooks: Vec::new(),
+        }
+    }
+
+    /// Adds `paths` to the pending hooks (once each).
+    pub fn add_pending(&mut self, paths: impl IntoIterator<Item = PathBuf>) {
+        for p in paths {
+            if !self.pending_hooks.contains(&p) {
+                self.pending_hooks.push(p);
+            }
         }
     }
 
@@ -218,6 +233,11 @@ impl State {
                 return Err(format!("file path `{}` leaves the root", f.path.display()));
             }
         }
+        for p in &self.pending_hooks {
+            if !plain(p) {
+                return Err(format!("pending path `{}` leaves the root", p.display()));
+            }
+        }
         for l in &self.links {
             if !plain(Path::new(l)) || l.contains('/') {
                 return Err(format!("link `{l}` is not a name in the root"));
@@ -262,6 +282,33 @@ pub(super) fn write(root: &Rc<Dir>, state: &State, euid: u32, egid: u32) -> Resu
         &bytes,
     )?;
     files::publish(vec![staged])
+}
+
+/// Records, before a commit, that `paths` are changing and their hooks have yet to run. Keeps
+/// the rest of the state as it was (it still describes the live set).
+pub(super) fn mark_pending(
+    root: &Rc<Dir>,
+    checked: &Checked,
+    old: Option<&State>,
+    paths: Vec<PathBuf>,
+) -> Result<(), WriteError> {
+    let mut state = old
+        .cloned()
+        .unwrap_or_else(|| State::new(checked, Vec::new(), Vec::new(), Vec::new()));
+    state.add_pending(paths);
+    write(root, &state, checked.euid, checked.egid)
+}
+
+/// After the hooks ran: forget the pending paths.
+pub(super) fn clear_pending(root: &Rc<Dir>, checked: &Checked) -> Result<(), WriteError> {
+    let Some(mut state) = read(root, checked.euid)? else {
+        return Ok(());
+    };
+    if state.pending_hooks.is_empty() {
+        return Ok(());
+    }
+    state.pending_hooks.clear();
+    write(root, &state, checked.euid, checked.egid)
 }
 
 /// Removes the state file (clean). A missing one is fine.
@@ -326,6 +373,7 @@ mod tests {
                     secrets: Vec::new(),
                 })
                 .collect(),
+            pending_hooks: Vec::new(),
         }
     }
 
