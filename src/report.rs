@@ -1,6 +1,7 @@
 //! Report: what a run did, per file, for people (a table) or machines (`--output json`).
 //! Paths, modes, owners, secret ids and version ids only: a value never reaches this module.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use nix::unistd::{Gid, Group, Uid, User};
@@ -63,6 +64,8 @@ impl Report<'_> {
             "PATH".to_string(),
             "SECRET@VERSION".to_string(),
         ]];
+        // One passwd/group lookup per distinct id, not two per file (each is an NSS query).
+        let mut owners: HashMap<(u32, u32), String> = HashMap::new();
         for (o, sources) in &self.files {
             let status = match (self.dry_run, o.status) {
                 (true, Status::Created) => "create",
@@ -83,7 +86,12 @@ impl Report<'_> {
             rows.push([
                 status.to_string(),
                 format!("{:04o}", o.dest.mode),
-                format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid)),
+                owners
+                    .entry((o.dest.uid, o.dest.gid))
+                    .or_insert_with(|| {
+                        format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid))
+                    })
+                    .clone(),
                 o.dest.path.display().to_string(),
                 secrets,
             ]);
