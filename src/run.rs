@@ -2,6 +2,8 @@
 //! fetch -> render -> materialize -> report. Nothing touches the target until every secret is
 //! fetched and every file is rendered.
 
+use std::time::Duration;
+
 use crate::cli::{Cli, Command, RunArgs, ValidateArgs, WhoamiArgs};
 use crate::error::Error;
 use crate::{fetch, identity, manifest, materialize, render, report};
@@ -36,6 +38,13 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     let checked = materialize::preflight(&plan)?;
 
     let (session, fetched) = runtime()?.block_on(async {
+        if let Some(delay) = jitter(args.jitter) {
+            tracing::info!(
+                seconds = delay.as_secs_f64(),
+                "jitter: waiting before the first AWS call"
+            );
+            tokio::time::sleep(delay).await;
+        }
         let session = identity::establish(&plan, false).await?;
         let client = crate::aws::secrets_client(&session.config);
         let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
@@ -60,6 +69,14 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// A uniformly random wait in `[0, max]` (`--jitter`), or `None` when there is nothing to wait.
+fn jitter(max: Option<Duration>) -> Option<Duration> {
+    let max = max.filter(|m| !m.is_zero())?;
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    Some(max.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX)))
+}
+
 fn validate(args: &ValidateArgs) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let names = match &args.env {
@@ -78,4 +95,20 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
         summary.join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        assert_eq!(jitter(None), None);
+        assert_eq!(jitter(Some(Duration::ZERO)), None);
+        let max = Duration::from_millis(1500);
+        let waits: Vec<Duration> = (0..200).map(|_| jitter(Some(max)).unwrap()).collect();
+        assert!(waits.iter().all(|w| *w <= max), "{waits:?}");
+        // Spread over the range, not one fixed value.
+        assert!(waits.iter().any(|w| *w < max / 2) && waits.iter().any(|w| *w > max / 2));
+    }
 }
