@@ -607,7 +607,7 @@ stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 # --- the report ----------------------------------------------------------------------------
 fs_type() {
     # stat -f names ext4 "ext2/ext3" (one magic number); findmnt knows better.
-    findmnt -n -o FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"
+    findmnt -n -o FSTYPE -T "$1" 2>/dev/null | head -n 1 | grep . || stat -f -c %T "$1"
 }
 {
     echo "# credfile benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
