@@ -11,7 +11,10 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -80,7 +83,27 @@ pub async fn load_config(region: Option<&str>, default_credentials: bool) -> Sdk
     if !default_credentials {
         loader = loader.no_credentials();
     }
-    loader.load().await
+    loader.http_client(http_client()).load().await
+}
+
+/// The run's one HTTP client: one connection pool and one TLS configuration for STS, Secrets
+/// Manager and the credential providers. Without it aws-config leaves the shared config's
+/// client unset and every service client builds its own default one (its own pool, and its own
+/// trust store, parsed again). This is the SDK's default client, built once: hyper 1 + rustls
+/// with aws-lc, the system's root certificates, proxies from `HTTPS_PROXY` / `NO_PROXY`, made
+/// the way aws-smithy-runtime's `default_https_client` makes it (same builder call).
+fn http_client() -> SharedHttpClient {
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// A Secrets Manager client for this configuration, with credfile's User-Agent.
@@ -226,6 +249,17 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
+
+    #[tokio::test]
+    async fn clients_share_the_config_http_client() {
+        let config = load_config(Some("us-east-1"), false).await;
+        assert!(
+            config.http_client().is_some(),
+            "without a client in the shared config, each service client builds its own"
+        );
+        assert!(secrets_client(&config).config().http_client().is_some());
+        assert!(sts_client(&config).config().http_client().is_some());
+    }
 
     #[test]
     fn error_chain_joins_sources_once() {

@@ -4,6 +4,7 @@
 //! templating argv. No flag ever carries a secret value.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -175,6 +176,11 @@ pub struct RunArgs {
     /// Seconds each change hook may run before it is killed.
     #[arg(long, default_value_t = 60, env = "CREDFILE_HOOK_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hook_timeout: u64,
+
+    /// Wait a random time between 0 and SECONDS before the first AWS call, so that hosts
+    /// deploying at once spread their calls over the account's request quotas.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_jitter, env = "CREDFILE_JITTER")]
+    pub jitter: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +225,19 @@ pub struct CleanArgs {
     /// Append one JSON line per run to this file.
     #[arg(long, env = "CREDFILE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+}
+
+/// The longest `--jitter`: an hour is already longer than any deploy should wait.
+pub const MAX_JITTER: Duration = Duration::from_secs(3600);
+
+fn parse_jitter(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(0.0..=MAX_JITTER.as_secs_f64()).contains(&seconds) {
+        return Err(format!("must be between 0 and {}", MAX_JITTER.as_secs()));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +295,23 @@ mod tests {
         assert_eq!(args.manifest.manifest, PathBuf::from("credfile.yaml"));
         assert_eq!(args.output, Output::Human);
         assert!(args.root.is_none());
+        assert!(args.jitter.is_none());
+    }
+
+    #[test]
+    fn jitter_takes_seconds() {
+        let cli =
+            Cli::try_parse_from(["credfile", "apply", "--env", "p", "--jitter", "2.5"]).unwrap();
+        let Command::Apply(args) = cli.command else {
+            panic!("not apply")
+        };
+        assert_eq!(args.jitter, Some(Duration::from_millis(2500)));
+        for bad in ["-1", "abc", "3601", "NaN"] {
+            assert!(
+                Cli::try_parse_from(["credfile", "apply", "--env", "p", "--jitter", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!
 //! Paths, modes, owners, secret ids, ARNs and version ids only: a value never reaches this module.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -84,11 +85,18 @@ impl Report<'_> {
             "PATH".to_string(),
             "SECRET@VERSION".to_string(),
         ]];
+        // One passwd/group lookup per distinct id, not two per file (each is an NSS query).
+        let mut owners: HashMap<(u32, u32), String> = HashMap::new();
         for (o, sources) in &self.files {
             rows.push([
                 self.status_word(o.status).to_string(),
                 format!("{:04o}", o.dest.mode),
-                format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid)),
+                owners
+                    .entry((o.dest.uid, o.dest.gid))
+                    .or_insert_with(|| {
+                        format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid))
+                    })
+                    .clone(),
                 o.dest.path.display().to_string(),
                 secrets_cell(sources, 8),
             ]);

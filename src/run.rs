@@ -87,8 +87,16 @@ fn audited(
 fn fetch_and_render(
     plan: &Plan,
     want_caller: bool,
+    jitter_max: Option<Duration>,
 ) -> Result<(Option<String>, Vec<Rendered>), Error> {
     let (arn, fetched) = runtime()?.block_on(async {
+        if let Some(delay) = jitter(jitter_max) {
+            tracing::info!(
+                seconds = delay.as_secs_f64(),
+                "jitter: waiting before the first AWS call"
+            );
+            tokio::time::sleep(delay).await;
+        }
         let session = identity::establish(plan, false).await?;
         let arn = match (&session.arn, want_caller) {
             (Some(arn), _) => Some(arn.clone()),
@@ -113,7 +121,7 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
             tracing::warn!("{warning}");
         }
         let checked = materialize::preflight(&plan)?;
-        let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some())?;
+        let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), args.jitter)?;
         trail.caller_arn = arn;
 
         let applied = materialize::write(&checked, &rendered, dry_run)?;
@@ -166,7 +174,7 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
         let rendered = if args.offline {
             None
         } else {
-            let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some())?;
+            let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), None)?;
             trail.caller_arn = arn;
             Some(rendered)
         };
@@ -222,6 +230,14 @@ fn clean(args: &CleanArgs) -> Result<(), Error> {
         );
         Ok(())
     })
+}
+
+/// A uniformly random wait in `[0, max]` (`--jitter`), or `None` when there is nothing to wait.
+fn jitter(max: Option<Duration>) -> Option<Duration> {
+    let max = max.filter(|m| !m.is_zero())?;
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    Some(max.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX)))
 }
 
 fn validate(args: &ValidateArgs) -> Result<(), Error> {
@@ -321,4 +337,20 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        assert_eq!(jitter(None), None);
+        assert_eq!(jitter(Some(Duration::ZERO)), None);
+        let max = Duration::from_millis(1500);
+        let waits: Vec<Duration> = (0..200).map(|_| jitter(Some(max)).unwrap()).collect();
+        assert!(waits.iter().all(|w| *w <= max), "{waits:?}");
+        // Spread over the range, not one fixed value.
+        assert!(waits.iter().any(|w| *w < max / 2) && waits.iter().any(|w| *w > max / 2));
+    }
 }

@@ -250,6 +250,13 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
                     provider: chain_source(&var).to_string(),
                 });
             }
+            // Every later call of the run signs with these credentials: otherwise each client's
+            // identity cache asks the chain again (a second IMDS round trip, SSO call, or
+            // AssumeRoleWithWebIdentity for a token file).
+            let base = base
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(creds.clone()))
+                .build();
             match &spec.role_arn {
                 None => {
                     let expiry = creds.expiry();

@@ -133,6 +133,33 @@ fn collisions_are_rejected_per_environment() {
 }
 
 #[test]
+fn collisions_are_every_pair_with_one_path_at_or_below_the_other() {
+    let paths = [
+        "a", "a/b", "a/b", "ab", "a/bc", "c/d/e", "c", "x/y", "x/z", "c/d",
+    ];
+    let files: String = paths
+        .iter()
+        .map(|p| format!("  - path: {p}\n    secret: s/{p}\n"))
+        .collect();
+    let text = format!(
+        "version: 1\napp: a\ndefaults: {{ region: us-east-1, root: /r }}\nenvironments: {{ e: {{}} }}\nfiles:\n{files}"
+    );
+    let got: Vec<String> = errors(&text)
+        .iter()
+        .map(|e| e.split_once(": ").unwrap().1.to_string())
+        .collect();
+    let mut expected = Vec::new();
+    for (m, b) in paths.iter().enumerate() {
+        for a in &paths[..m] {
+            if Path::new(b).starts_with(a) || Path::new(a).starts_with(b) {
+                expected.push(format!("`{b}` collides with `{a}` in environment `e`"));
+            }
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn bad_values_are_each_reported() {
     let text = GOOD
         .replace("mode: \"0440\"", "mode: \"0999\"")
