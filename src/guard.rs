@@ -5,10 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+use nix::sys::statfs::{FsType, TMPFS_MAGIC, statfs};
 
 /// ramfs's magic number (linux/magic.h); nix names tmpfs's but not this one.
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
+const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+
+/// Whether a filesystem type is memory-backed (tmpfs or ramfs): nothing there reaches a disk.
+pub fn is_memory_fs(t: FsType) -> bool {
+    t == TMPFS_MAGIC || t == RAMFS_MAGIC
+}
 
 use crate::manifest::Plan;
 
@@ -133,7 +138,7 @@ fn disk_filesystem(root: &Path) -> Option<String> {
     let existing = root.ancestors().find(|p| p.exists())?;
     let st = statfs(existing).ok()?;
     let t = st.filesystem_type();
-    if t == TMPFS_MAGIC || t.0 as i64 == RAMFS_MAGIC {
+    if is_memory_fs(t) {
         return None;
     }
     Some(match t.0 as u64 {

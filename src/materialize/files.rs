@@ -1,7 +1,8 @@
 //! `layout: files`: per-file atomic replacement at fixed paths.
 //!
 //! All changed files are staged (anonymous `O_TMPFILE` inodes, complete, owned and moded) before
-//! the first one is published; then each is published with one rename. A failure between two
+//! the first one is published, made durable together (one `syncfs`), then each is published with
+//! one rename. A failure between two
 //! renames is reported with exactly the files already published.
 
 use std::collections::BTreeSet;
@@ -265,7 +266,6 @@ pub(super) fn stage(
         .file
         .write_all(bytes)
         .map_err(|e| io("write", errno_of(&e)))?;
-    fsync(&staged.file).map_err(|e| io("fsync", e))?;
     fchmod(&staged.file, Mode::from_bits_truncate(dest.mode)).map_err(|e| io("fchmod", e))?;
     Ok(staged)
 }
@@ -274,6 +274,14 @@ pub(super) fn stage(
 pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
     let mut published: Vec<PathBuf> = Vec::new();
     let mut dirs: Vec<Rc<Dir>> = Vec::new();
+    // Every staged file's bytes durable before the first rename (one barrier per directory).
+    let mut barriers: Vec<&Path> = Vec::new();
+    for s in &staged {
+        if !barriers.contains(&s.dir.path.as_path()) {
+            barrier(&s.dir.fd, &s.dir.path)?;
+            barriers.push(&s.dir.path);
+        }
+    }
     for mut s in staged {
         let partial = |op, errno, published: &Vec<PathBuf>| WriteError::Partial {
             failed: s.full.clone(),

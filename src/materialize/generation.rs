@@ -13,7 +13,7 @@
 //! until this point, so a reader that opened it before the last flip could finish) and debris of
 //! crashed runs; compare every rendered file with `current/<path>`; if anything differs, build a
 //! new generation (unchanged files are hard links to the live inode, changed ones are new inodes
-//! written 0600, fchown, bytes, fsync, fchmod), fsync it, and flip `current`; then create missing
+//! written 0600, fchown, bytes, fchmod), make it durable (one `syncfs`), and flip `current`; then create missing
 //! links and remove links of names that left the set; then record the state.
 
 use std::collections::HashMap;
@@ -614,15 +614,13 @@ fn build(
             .map_err(io(&full, "fchown"))?;
             file.write_all(&r.bytes)
                 .map_err(|e| io(&full, "write")(errno_of(&e)))?;
-            fsync(&file).map_err(io(&full, "fsync"))?;
             fchmod(&file, Mode::from_bits_truncate(dest.mode)).map_err(io(&full, "fchmod"))?;
             crate::fault::point("generation-file-written");
         }
-        // Directories get their final owner and mode last, deepest first, then are made durable.
+        // Directories get their final owner and mode last, deepest first.
         for rel in order.iter().rev() {
             let fd = &made[rel];
             let dpath = gen_path.join(rel);
-            fsync(&**fd).map_err(io(&dpath, "fsync directory"))?;
             fchown(
                 &**fd,
                 Some(Uid::from_raw(checked.euid)),
@@ -632,7 +630,8 @@ fn build(
             fchmod(&**fd, Mode::from_bits_truncate(checked.dir_mode))
                 .map_err(io(&dpath, "fchmod"))?;
         }
-        fsync(&root.fd).map_err(io(&root.path, "fsync directory"))?;
+        // The whole generation, files and directories, durable before the commit.
+        barrier(&root.fd, &gen_path)?;
         Ok(())
     })();
     if result.is_err() {

@@ -8,7 +8,7 @@
 //! - what is at a target is inspected without following it and refused unless it is what credfile
 //!   put there; its mode and owner are never inherited;
 //! - a new inode is private until complete: fchown first (an EPERM fails before any secret byte is
-//!   on disk), then the bytes, fsync, fchmod;
+//!   on disk), then the bytes, fchmod; one `syncfs` makes the whole set durable before the commit;
 //! - an unchanged file is not touched (same inode, same mtime).
 //!
 //! [`generation`] (the default) builds a hidden generation directory and commits the whole set
@@ -675,6 +675,23 @@ fn check_dir(st: &FileStat, path: &Path, relaxed: bool, euid: u32) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// One durability barrier for everything written on `dir`'s filesystem: `syncfs` once, however
+/// many files, instead of an fsync per file (N serial stalls on a disk). Nothing on a memory
+/// filesystem, where there is no disk to reach. Callers run it before the commit point, so the
+/// crash guarantee is unchanged: what a commit publishes is on disk first.
+pub(super) fn barrier(dir: &OwnedFd, path: &Path) -> Result<(), WriteError> {
+    if nix::sys::statfs::fstatfs(dir)
+        .is_ok_and(|st| crate::guard::is_memory_fs(st.filesystem_type()))
+    {
+        return Ok(());
+    }
+    nix::unistd::syncfs(dir).map_err(|errno| WriteError::Io {
+        path: path.to_path_buf(),
+        op: "syncfs",
+        errno,
+    })
 }
 
 fn lock(root: &Dir, path: &Path) -> Result<Flock<OwnedFd>, WriteError> {
