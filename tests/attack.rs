@@ -64,6 +64,23 @@ impl Case {
             self.prefix
         );
         fs::write(self.dir.path().join("credfile.yaml"), text).unwrap();
+        // Readable by the unprivileged user some tests run credfile as.
+        fs::set_permissions(
+            self.dir.path().join("credfile.yaml"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+
+    /// For runs as uid 65534: the scratch directory readable, the root created and owned by it.
+    fn hand_root_to_nobody(&self) {
+        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(&self.root).unwrap();
+        let nobody = (
+            nix::unistd::Uid::from_raw(65534),
+            nix::unistd::Gid::from_raw(65534),
+        );
+        nix::unistd::chown(&self.root, Some(nobody.0), Some(nobody.1)).unwrap();
     }
 
     fn credfile(&self) -> Credfile {
@@ -216,23 +233,11 @@ fn an_unprivileged_run_cannot_give_files_away_and_fails_before_fetching() {
         return;
     }
     let c = Case::new("unpriv");
-    fs::set_permissions(c.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir(&c.root).unwrap();
-    nix::unistd::chown(
-        &c.root,
-        Some(nix::unistd::Uid::from_raw(65534)),
-        Some(nix::unistd::Gid::from_raw(65534)),
-    )
-    .unwrap();
+    c.hand_root_to_nobody();
     c.manifest(
         "",
         "  - path: a\n    secret: ${p}/never-fetched\n    owner: root\n",
     );
-    fs::set_permissions(
-        c.dir.path().join("credfile.yaml"),
-        fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
     let proxy = Proxy::start(&moto_endpoint());
     let out = Credfile::new(&proxy.endpoint())
         .cwd(c.dir.path())
@@ -259,24 +264,12 @@ fn a_running_credfile_holds_no_secret_in_environ_or_cmdline_and_is_not_dumpable(
         return;
     }
     let c = Case::new("proc");
-    fs::set_permissions(c.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::create_dir(&c.root).unwrap();
-    nix::unistd::chown(
-        &c.root,
-        Some(nix::unistd::Uid::from_raw(65534)),
-        Some(nix::unistd::Gid::from_raw(65534)),
-    )
-    .unwrap();
+    c.hand_root_to_nobody();
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.seeder.create_string(&c.name("b"), &canary_value());
     // `a` comes in the batch at once; `b` is pinned and its GetSecretValue is held, so the
     // process is inspected with `a` in memory.
     c.manifest("", "  - path: a\n    secret: ${p}/a\n  - path: b\n    secret: ${p}/b\n    version_stage: AWSPREVIOUS\n");
-    fs::set_permissions(
-        c.dir.path().join("credfile.yaml"),
-        fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
     let proxy = Proxy::start(&moto_endpoint());
     proxy.delay("GetSecretValue", Duration::from_millis(1500));
     let seen = Arc::new(std::sync::Mutex::new(None));

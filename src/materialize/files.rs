@@ -124,12 +124,7 @@ pub fn write(
         });
     }
     let changed = !staged.is_empty() || !removed.is_empty();
-    let changing: Vec<PathBuf> = outcomes
-        .iter()
-        .chain(&removed)
-        .filter(|o| o.status.changed())
-        .map(|o| o.dest.path.clone())
-        .collect();
+    let changing = changing_paths(&outcomes, &removed);
     if let (true, Some(root)) = (changed, dirs.root.clone()) {
         state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())?;
     }
@@ -168,15 +163,7 @@ pub fn write(
         };
         records.push(state::FileRecord::new(dest, &r.sources, st.as_ref()));
     }
-    let mut created_dirs = old_state
-        .as_ref()
-        .map(|s| s.created_dirs.clone())
-        .unwrap_or_default();
-    for d in dirs.created_paths() {
-        if !created_dirs.contains(&d) {
-            created_dirs.push(d);
-        }
-    }
+    let created_dirs = all_created_dirs(old_state.as_ref(), &dirs);
     if let Some(root) = dirs.root.clone() {
         let mut new_state = state::State::new(checked, records, Vec::new(), created_dirs);
         new_state.add_pending(pending.iter().cloned().chain(changing));

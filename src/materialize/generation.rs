@@ -459,12 +459,7 @@ pub fn write(
             .as_ref()
             .map(|s| s.pending_hooks.clone())
             .unwrap_or_default();
-        let changing: Vec<PathBuf> = outcomes
-            .iter()
-            .chain(&removed)
-            .filter(|o| o.status.changed())
-            .map(|o| o.dest.path.clone())
-            .collect();
+        let changing = changing_paths(&outcomes, &removed);
         if changed {
             // Hooks owed for this change survive a kill after the commit (see pending_hooks).
             state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())?;
@@ -487,15 +482,7 @@ pub fn write(
         }
         let links = relink(checked, &root, old_state.as_ref())?;
         crate::fault::point("linked");
-        let mut created_dirs = old_state
-            .as_ref()
-            .map(|s| s.created_dirs.clone())
-            .unwrap_or_default();
-        for d in dirs.created_paths() {
-            if !created_dirs.contains(&d) {
-                created_dirs.push(d);
-            }
-        }
+        let created_dirs = all_created_dirs(old_state.as_ref(), &dirs);
         let records = checked
             .files
             .iter()

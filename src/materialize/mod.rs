@@ -316,6 +316,28 @@ pub struct Applied {
     pub pending: Vec<PathBuf>,
 }
 
+/// The paths a run changes (created, updated or removed), relative to the root: what change
+/// hooks are owed for.
+fn changing_paths(outcomes: &[Outcome], removed: &[Outcome]) -> Vec<PathBuf> {
+    outcomes
+        .iter()
+        .chain(removed)
+        .filter(|o| o.status.changed())
+        .map(|o| o.dest.path.clone())
+        .collect()
+}
+
+/// The directories credfile created under this root, over all runs (for `clean`).
+fn all_created_dirs(old: Option<&state::State>, dirs: &Dirs) -> Vec<PathBuf> {
+    let mut created = old.map(|s| s.created_dirs.clone()).unwrap_or_default();
+    for d in dirs.created_paths() {
+        if !created.contains(&d) {
+            created.push(d);
+        }
+    }
+    created
+}
+
 /// After the change hooks of a run have run: clears the record of pending hooks (see
 /// `state::State::pending_hooks`), under the root's lock.
 pub fn hooks_ran(checked: &Checked) -> Result<(), WriteError> {
