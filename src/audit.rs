@@ -16,10 +16,10 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::cli::Output;
-use crate::error::sanitize;
 use crate::fetch::FetchSet;
 use crate::manifest::Plan;
 use crate::render::{self, Problem, RenderError};
+use crate::terminal::sanitize;
 
 /// How many bytes of a fingerprint are printed: enough to tell groups apart.
 const SHOWN_BYTES: usize = 16;

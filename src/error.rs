@@ -16,6 +16,7 @@ use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
 use crate::policy::PolicyError;
 use crate::render::RenderError;
+use crate::terminal::sanitize;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
 pub mod code {
@@ -117,29 +118,5 @@ impl Error {
             out.push_str(&sanitize(&hint));
         }
         out
-    }
-}
-
-/// Replaces control characters (other than newline and tab) with `?`.
-pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_strips_terminal_escapes() {
-        assert_eq!(sanitize("a\u{1b}[2Jb\r"), "a?[2Jb?");
-        assert_eq!(sanitize("line\nnext\ttab"), "line\nnext\ttab");
     }
 }

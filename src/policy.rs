@@ -39,11 +39,15 @@ pub enum PolicyError {
         file.display()
     )]
     NoAccount { file: PathBuf, env: String },
+    /// The environment cannot be resolved (unknown name, no root).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 impl PolicyError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+            PolicyError::Manifest(e) => return e.hint(),
             PolicyError::NoRegion { env, .. } => format!(
                 "set `region:` under `defaults` or `environments.{env}`, or reference the secrets by ARN"
             ),
@@ -129,7 +133,7 @@ pub fn generate(
     manifest: &Manifest,
     env: &str,
     trust: Option<&str>,
-) -> Result<Generated, crate::error::Error> {
+) -> Result<Generated, PolicyError> {
     // A placeholder root: the policy depends on the manifest, not on the host.
     let plan = manifest.resolve(env, Some(std::path::Path::new("/")))?;
     let environment = manifest
@@ -146,8 +150,7 @@ pub fn generate(
         return Err(PolicyError::NoSecrets {
             file: manifest.file.clone(),
             env: env.to_string(),
-        }
-        .into());
+        });
     }
     let role = plan.identity.role_arn.as_deref().map(ArnParts::parse);
     let partition = role
@@ -174,8 +177,7 @@ pub fn generate(
                 return Err(PolicyError::NoRegion {
                     file: manifest.file.clone(),
                     env: env.to_string(),
-                }
-                .into());
+                });
             };
             format!(
                 "arn:{partition}:secretsmanager:{region}:{}:secret:{}-??????",

@@ -135,7 +135,7 @@ impl Report<'_> {
                 h.hook.argv.join(" ")
             ));
         }
-        crate::error::sanitize(&out)
+        crate::terminal::sanitize(&out)
     }
 
     fn status_word(&self, status: Status) -> &'static str {
@@ -258,7 +258,7 @@ impl VerifyReport<'_> {
             }
             out.push_str(&table(&rows));
         }
-        crate::error::sanitize(&out)
+        crate::terminal::sanitize(&out)
     }
 
     pub fn to_markdown(&self) -> String {
@@ -361,7 +361,7 @@ fn secrets_cell(sources: &[SourceInfo], version_chars: usize) -> String {
 
 /// Markdown table cell text: no pipes, backticks or line breaks that would break the table.
 fn md(text: &str) -> String {
-    crate::error::sanitize(text)
+    crate::terminal::sanitize(text)
         .replace('|', "\\|")
         .replace('`', "'")
         .replace(['\n', '\r'], " ")
@@ -491,7 +491,7 @@ pub fn print_identity(plan: &Plan, session: &Session, output: Output) {
     };
     let _ = std::io::stdout()
         .lock()
-        .write_all(crate::error::sanitize(&text).as_bytes());
+        .write_all(crate::terminal::sanitize(&text).as_bytes());
 }
 
 fn user_name(uid: u32) -> String {

@@ -29,7 +29,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Whoami(args) => whoami(&args),
         Command::Verify(args) => verify(&args),
         Command::Clean(args) => clean(&args),
-        Command::Lint(args) => lint::command(&args),
+        Command::Lint(args) => lint::command(&args).map_err(|e| match e {
+            lint::LintCommandError::Manifest(e) => e.into(),
+            lint::LintCommandError::Failed(e) => e.into(),
+        }),
         Command::Policy(args) => print_policy(&args),
         Command::Audit(args) => match args.command {
             AuditCommand::Reuse(args) => audit_reuse(&args),
@@ -226,7 +229,7 @@ fn clean(args: &CleanArgs) -> Result<(), Error> {
         ));
         let _ = std::io::Write::write_all(
             &mut std::io::stdout().lock(),
-            crate::error::sanitize(&out).as_bytes(),
+            crate::terminal::sanitize(&out).as_bytes(),
         );
         Ok(())
     })

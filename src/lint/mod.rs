@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::cli::{LintArgs, LintFormat};
-use crate::error::{Error, sanitize};
 use crate::manifest::ManifestError;
+use crate::terminal::sanitize;
 
 pub use rules::check_manifests;
 
@@ -178,11 +178,21 @@ impl LintFailed {
     }
 }
 
-/// `credfile lint`: check, print in the chosen format, fail on errors.
+/// Why `credfile lint` failed: its own stage error, so that lint does not depend on the
+/// top-level error that depends on it.
+#[derive(Debug, thiserror::Error)]
+pub enum LintCommandError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Failed(#[from] LintFailed),
+}
+
+/// `credfile lint`: read each manifest once, check, print in the chosen format, fail on errors.
 ///
 /// # Errors
 /// A manifest that cannot be read (exit 2), or any error-level finding (exit 9).
-pub fn command(args: &LintArgs) -> Result<(), Error> {
+pub fn command(args: &LintArgs) -> Result<(), LintCommandError> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for p in &args.manifests.manifests {
         if !paths.contains(p) {

@@ -1,0 +1,342 @@
+//! Validation of one `files:` entry: its content, sources, template and hooks.
+
+use super::*;
+
+impl Validator<'_> {
+    pub(super) fn entry(&mut self, i: usize, f: &raw::File, envs: &[Environment]) -> Option<Entry> {
+        let base = [key("files"), Seg::Index(i)];
+        let before = self.problems.len();
+        let path = self.rel_path(&at(&base, &[key("path")]), &f.path);
+        if let Some(list) = &f.environments {
+            for (j, name) in list.iter().enumerate() {
+                if !envs.iter().any(|e| e.name == *name) {
+                    self.problem(
+                        &at(&base, &[key("environments"), Seg::Index(j)]),
+                        format!("no environment `{name}` in `environments:`"),
+                        None,
+                    );
+                }
+            }
+        }
+        let applicable: Vec<&Environment> = envs
+            .iter()
+            .filter(|e| f.environments.as_ref().is_none_or(|l| l.contains(&e.name)))
+            .collect();
+        if f.format != Format::Template {
+            for (k, given) in [
+                ("template", f.template.is_some()),
+                ("template_file", f.template_file.is_some()),
+            ] {
+                if given {
+                    self.problem(
+                        &at(&base, &[key(k)]),
+                        format!("`{k}` needs `format: template`"),
+                        None,
+                    );
+                }
+            }
+        }
+        let on_change = self
+            .argv(&at(&base, &[key("on_change")]), f.on_change.as_ref())
+            .unwrap_or_default();
+        let content = match f.format {
+            Format::Raw => {
+                if f.values.is_some() {
+                    self.problem(
+                        &at(&base, &[key("values")]),
+                        "`values` needs `format: dotenv`, `json` or `template`",
+                        None,
+                    );
+                }
+                match &f.secret {
+                    None => {
+                        self.problem(&base, format!("file `{}` has no `secret`", f.path), Some("a raw file takes `secret:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
+                        None
+                    }
+                    Some(secret) => {
+                        let source = self.source(
+                            &base,
+                            secret,
+                            f.key.as_deref(),
+                            f.version_stage.as_deref(),
+                            f.version_id.as_deref(),
+                            f.allow_cross_account,
+                            &applicable,
+                        );
+                        Some(EntryContent::Raw {
+                            source,
+                            encoding: f.encoding,
+                        })
+                    }
+                }
+            }
+            format => {
+                for (k, name) in [
+                    ("secret", f.secret.is_some()),
+                    ("key", f.key.is_some()),
+                    ("version_stage", f.version_stage.is_some()),
+                    ("version_id", f.version_id.is_some()),
+                    ("encoding", f.encoding.is_some()),
+                ] {
+                    if name {
+                        self.problem(
+                            &at(&base, &[key(k)]),
+                            format!(
+                                "`{k}` belongs inside each entry of `values` for `format: {}`",
+                                format_name(format)
+                            ),
+                            None,
+                        );
+                    }
+                }
+                let values = match &f.values {
+                    Some(v) if !v.0.is_empty() => v,
+                    _ => {
+                        self.problem(
+                            &base,
+                            format!("`format: {}` needs `values:`", format_name(format)),
+                            Some("values: { NAME: { secret: ..., key: ... } }"),
+                        );
+                        return None;
+                    }
+                };
+                let mut out = Vec::new();
+                for (name, v) in &values.0 {
+                    let vbase = at(&base, &[key("values"), key(name)]);
+                    if format == Format::Dotenv && !is_ident(name) {
+                        self.problem(&vbase, format!("dotenv name `{name}` must be letters, digits and `_`, not starting with a digit"), None);
+                    }
+                    if format == Format::Template && !is_ident(name) {
+                        self.problem(&vbase, format!("template value name `{name}` must be letters, digits and `_`, not starting with a digit"), None);
+                    }
+                    if name.is_empty() {
+                        self.problem(&vbase, "empty value name", None);
+                    }
+                    let source = self.source(
+                        &vbase,
+                        &v.secret,
+                        v.key.as_deref(),
+                        v.version_stage.as_deref(),
+                        v.version_id.as_deref(),
+                        v.allow_cross_account || f.allow_cross_account,
+                        &applicable,
+                    );
+                    out.push((name.clone(), source));
+                }
+                if format == Format::Template {
+                    self.template(&base, f, out)
+                } else {
+                    Some(EntryContent::Map {
+                        format,
+                        values: out,
+                    })
+                }
+            }
+        };
+        let mode = self.mode(&at(&base, &[key("mode")]), f.mode.as_deref());
+        let owner = self.principal(&at(&base, &[key("owner")]), f.owner.as_deref());
+        let group = self.principal(&at(&base, &[key("group")]), f.group.as_deref());
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Entry {
+            index: i,
+            path: path?,
+            line: match &self.entry_lines {
+                Some(lines) => lines[i],
+                None => raw::locate(self.text, &base).0,
+            },
+            mode,
+            owner,
+            group,
+            environments: f.environments.clone(),
+            content: content?,
+            allow_in_repository: f.allow_in_repository,
+            on_change,
+        })
+    }
+
+    /// `format: template`: exactly one of `template` and `template_file`, which must compile
+    /// and may use only the names in `values`.
+    fn template(
+        &mut self,
+        base: &[Seg],
+        f: &raw::File,
+        values: Vec<(String, EntrySource)>,
+    ) -> Option<EntryContent> {
+        let (at_key, name, source) = match (&f.template, &f.template_file) {
+            (Some(t), None) => ("template", "inline".to_string(), t.clone()),
+            (None, Some(file)) => {
+                let path = self.dir.join(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => ("template_file", path.display().to_string(), text),
+                    Err(e) => {
+                        self.problem(
+                            &at(base, &[key("template_file")]),
+                            format!("cannot read template file {}: {e}", path.display()),
+                            Some("`template_file` is relative to the manifest's directory"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.problem(
+                    &at(base, &[key("template_file")]),
+                    "give `template` or `template_file`, not both",
+                    None,
+                );
+                return None;
+            }
+            (None, None) => {
+                self.problem(
+                    base,
+                    "`format: template` needs `template:` (inline) or `template_file:`",
+                    None,
+                );
+                return None;
+            }
+        };
+        let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+        if let Err(problem) = crate::render::template::check(&name, &source, &names) {
+            self.problem(
+                &at(base, &[key(at_key)]),
+                problem,
+                Some(
+                    "templates use minijinja syntax; every name must be one of the file's `values`",
+                ),
+            );
+            return None;
+        }
+        Some(EntryContent::Template {
+            name,
+            source,
+            values,
+        })
+    }
+
+    /// A hook's argv: a non-empty list, the program first; no shell is involved.
+    pub(super) fn argv(&mut self, p: &[Seg], argv: Option<&Vec<String>>) -> Option<Vec<String>> {
+        let argv = argv?;
+        if argv.is_empty() || argv[0].is_empty() {
+            self.problem(
+                p,
+                "`on_change` needs a program and its arguments, e.g. [systemctl, reload, app]",
+                Some("hooks run without a shell: write each argument as its own list item"),
+            );
+            return None;
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            self.problem(p, "`on_change` arguments must not contain NUL bytes", None);
+            return None;
+        }
+        Some(argv.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn source(
+        &mut self,
+        base: &[Seg],
+        secret: &str,
+        key_sel: Option<&str>,
+        stage: Option<&str>,
+        version: Option<&str>,
+        cross_account: bool,
+        envs: &[&Environment],
+    ) -> EntrySource {
+        let secret_at = at(base, &[key("secret")]);
+        for env in envs {
+            match substitute(secret, &env.vars) {
+                Ok(id) => {
+                    if let Some(msg) = check_secret_id(&id) {
+                        // Not quoted: an invalid reference may be a value pasted by mistake.
+                        self.problem(
+                            &secret_at,
+                            format!(
+                                "the secret reference (environment `{}`) is not valid: {msg}",
+                                env.name
+                            ),
+                            Some("`secret:` takes a Secrets Manager name or ARN, never a value"),
+                        );
+                    } else if !cross_account && let Some(msg) = foreign_arn(&id, env) {
+                        self.problem(
+                            &secret_at,
+                            format!("secret `{id}` (environment `{}`): {msg}", env.name),
+                            Some("reading another account's or region's secret is usually a mistake; if it is intended, add `allow_cross_account: true` to the entry"),
+                        );
+                    }
+                }
+                Err(SubstError::Unclosed) => {
+                    self.problem(
+                        &secret_at,
+                        format!("`{secret}`: `${{` without a closing `}}`"),
+                        None,
+                    );
+                    break;
+                }
+                Err(SubstError::Undefined(var)) => {
+                    self.rule_problem(RULE_VAR_UNKNOWN, &secret_at, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
+                }
+            }
+        }
+        let key_sel = key_sel.and_then(|k| {
+            let kat = at(base, &[key("key")]);
+            if k.is_empty() {
+                self.problem(&kat, "`key` is empty", None);
+                None
+            } else if k.starts_with('/') {
+                if let Some(msg) = check_pointer(k) {
+                    self.problem(
+                        &kat,
+                        format!("JSON pointer `{k}`: {msg}"),
+                        Some(
+                            "in a JSON pointer `~` must be written `~0` and `/` inside a key `~1`",
+                        ),
+                    );
+                }
+                Some(KeySel::Pointer(k.to_string()))
+            } else {
+                Some(KeySel::Key(k.to_string()))
+            }
+        });
+        let pin = match (stage, version) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    &at(base, &[key("version_id")]),
+                    "give `version_stage` or `version_id`, not both",
+                    None,
+                );
+                Pin::Current
+            }
+            (Some(s), None) => {
+                if s.is_empty() || s.len() > 256 || s.chars().any(char::is_whitespace) {
+                    self.problem(
+                        &at(base, &[key("version_stage")]),
+                        "`version_stage` must be a stage label such as AWSPREVIOUS",
+                        None,
+                    );
+                }
+                if s == "AWSCURRENT" {
+                    Pin::Current
+                } else {
+                    Pin::Stage(s.to_string())
+                }
+            }
+            (None, Some(v)) => {
+                if v.len() < 32
+                    || v.len() > 64
+                    || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    self.problem(&at(base, &[key("version_id")]), "`version_id` must be a Secrets Manager version id (32 to 64 characters, usually a UUID)", None);
+                }
+                Pin::VersionId(v.to_string())
+            }
+            (None, None) => Pin::Current,
+        };
+        EntrySource {
+            secret: secret.to_string(),
+            key: key_sel,
+            pin,
+        }
+    }
+}
