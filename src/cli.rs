@@ -55,7 +55,7 @@ pub enum Command {
     /// Fetch every secret, render every file in memory, then write what changed.
     Apply(RunArgs),
     /// What apply would do: fetches and compares, writes nothing, never shows values.
-    Plan(RunArgs),
+    Plan(PlanArgs),
     /// Offline: parse and check the manifest (all environments, or one), no network.
     Validate(ValidateArgs),
     /// Drift: compare the files on this host with what the manifest and secrets produce.
@@ -169,7 +169,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
     pub output: Output,
 
-    /// Append one JSON line per run to this file (time, app, environment, caller, files).
+    /// Append one JSON line per run to this file (time, app, environment, caller, files); `-`
+    /// writes it on stderr as a log record. Without it, no audit line is written.
     #[arg(long, env = "CREDFILE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
 
@@ -181,6 +182,17 @@ pub struct RunArgs {
     /// deploying at once spread their calls over the account's request quotas.
     #[arg(long, value_name = "SECONDS", value_parser = parse_jitter, env = "CREDFILE_JITTER")]
     pub jitter: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Exit 10 when apply would change something (a file to create, update or remove, or a
+    /// change hook owed), 0 when nothing would change; other failures keep their codes.
+    #[arg(long, env = "CREDFILE_DETAILED_EXITCODE")]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,7 +216,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Append one JSON line per run to this file.
+    /// Append one JSON line per run to this file (`-`: stderr, as a log record).
     #[arg(long, env = "CREDFILE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
 }
@@ -222,9 +234,17 @@ pub struct CleanArgs {
     #[arg(long, env = "CREDFILE_ROOT")]
     pub root: Option<PathBuf>,
 
-    /// Append one JSON line per run to this file.
+    /// Append one JSON line per run to this file (`-`: stderr, as a log record).
     #[arg(long, env = "CREDFILE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+
+    /// List what would be removed and kept; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask: needed to clean a protected environment when no terminal can answer.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// The longest `--jitter`: an hour is already longer than any deploy should wait.
@@ -289,7 +309,11 @@ mod tests {
     #[test]
     fn manifest_defaults_to_credfile_yaml() {
         let cli = Cli::try_parse_from(["credfile", "plan", "--env", "staging"]).unwrap();
-        let Command::Plan(args) = cli.command else {
+        let Command::Plan(PlanArgs {
+            run: args,
+            detailed_exitcode: false,
+        }) = cli.command
+        else {
             panic!("not plan")
         };
         assert_eq!(args.manifest.manifest, PathBuf::from("credfile.yaml"));
@@ -377,6 +401,33 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Verify(VerifyArgs { offline: true, .. })
+        ));
+    }
+
+    #[test]
+    fn plan_detailed_exitcode_and_clean_rails_are_flags() {
+        let cli =
+            Cli::try_parse_from(["credfile", "plan", "--env", "p", "--detailed-exitcode"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Plan(PlanArgs {
+                detailed_exitcode: true,
+                ..
+            })
+        ));
+        assert!(
+            Cli::try_parse_from(["credfile", "apply", "--env", "p", "--detailed-exitcode"])
+                .is_err()
+        );
+        let cli =
+            Cli::try_parse_from(["credfile", "clean", "--env", "p", "--dry-run", "--yes"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Clean(CleanArgs {
+                dry_run: true,
+                yes: true,
+                ..
+            })
         ));
     }
 

@@ -4,6 +4,7 @@
 //! needed to name the culprit and a hint saying what to do. This module only decides the exit
 //! code and how an error is printed, in one place (ripgrep's rule).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::audit::AuditError;
@@ -34,6 +35,8 @@ pub mod code {
     /// Governance findings: `lint` found errors, or `audit reuse` found a protected environment
     /// sharing a value.
     pub const GOVERNANCE: u8 = 9;
+    /// `plan --detailed-exitcode`: apply would change something (not a failure).
+    pub const CHANGES_PENDING: u8 = 10;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,30 @@ pub enum Error {
     Drift { count: usize, env: String },
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(
+        "plan: {files} file(s) to change and {hooks} change hook(s) to run in environment `{env}`"
+    )]
+    ChangesPending {
+        files: usize,
+        hooks: usize,
+        env: String,
+    },
+    #[error("{}: not cleaning protected environment `{env}`: {}", root.display(), if *declined { "not confirmed" } else { "no terminal to confirm on, and no --yes" })]
+    CleanUnconfirmed {
+        env: String,
+        root: std::path::PathBuf,
+        declined: bool,
+    },
+}
+
+/// What an error is about, from the stage error's own data: the manifest file and line, the
+/// secret, the path on the host. For `--output json` and the step summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Culprit {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub secret: Option<String>,
+    pub path: Option<PathBuf>,
 }
 
 impl Error {
@@ -85,7 +112,111 @@ impl Error {
             Error::Runtime(_) => code::INTERNAL,
             Error::Drift { .. } => code::DRIFT,
             Error::Hook(_) => code::HOOK,
+            Error::ChangesPending { .. } => code::CHANGES_PENDING,
+            Error::CleanUnconfirmed { .. } => code::USAGE,
         }
+    }
+
+    /// The stage that failed, as named in the README's run flow and the JSON failure report.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Error::Manifest(_) => "manifest",
+            Error::Identity(_) => "identity",
+            Error::Fetch(_) => "fetch",
+            Error::Render(_) => "render",
+            Error::Guard(_) => "preflight",
+            Error::Write(_) => "materialize",
+            Error::Policy(_) => "policy",
+            Error::Lint(_) => "lint",
+            Error::Audit(_) => "audit",
+            Error::Runtime(_) => "internal",
+            Error::Drift { .. } => "verify",
+            Error::Hook(_) => "hooks",
+            Error::ChangesPending { .. } => "plan",
+            Error::CleanUnconfirmed { .. } => "clean",
+        }
+    }
+
+    /// The stage's report already went to stdout (a report with failed hooks, the drift list,
+    /// the reuse pairs, the plan): `--output json` prints no second object.
+    pub fn reported(&self) -> bool {
+        matches!(
+            self,
+            Error::Hook(_)
+                | Error::Drift { .. }
+                | Error::ChangesPending { .. }
+                | Error::Audit(AuditError::Shared { .. })
+                | Error::Lint(_)
+        )
+    }
+
+    /// The culprit, from the data the stage error carries (the first one when it names several).
+    pub fn culprit(&self) -> Culprit {
+        use crate::manifest::ManifestError as M;
+        use crate::materialize::WriteError as W;
+        let mut c = Culprit::default();
+        match self {
+            Error::Manifest(e) => match e {
+                M::Read { path, .. } | M::TooLarge { path } => c.file = Some(path.clone()),
+                M::NotUtf8 { path, line, .. } => {
+                    c.file = Some(path.clone());
+                    c.line = Some(*line);
+                }
+                M::Invalid { file, diagnostics } => {
+                    c.file = Some(file.clone());
+                    c.line = diagnostics.first().map(|d| d.line);
+                }
+                M::UnknownEnvironment { file, .. } | M::NoRoot { file, .. } => {
+                    c.file = Some(file.clone())
+                }
+                M::RootDotDot { path } | M::RootArg { path, .. } => c.path = Some(path.clone()),
+            },
+            Error::Fetch(e) => c.secret = e.failures.first().map(|(r, _)| r.id.clone()),
+            Error::Render(e) => {
+                if let Some(p) = e.problems.first() {
+                    c.line = Some(p.line);
+                    c.secret = Some(p.secret.clone());
+                    c.path = Some(p.path.clone());
+                }
+            }
+            Error::Guard(e) => match e {
+                GuardError::InRepository { path, line, .. }
+                | GuardError::NotIgnored { path, line, .. } => {
+                    c.path = Some(path.clone());
+                    c.line = Some(*line);
+                }
+                GuardError::Git { path, .. } => c.path = Some(path.clone()),
+                GuardError::NotMemoryFs { root, .. } => c.path = Some(root.clone()),
+            },
+            Error::Write(e) => match e {
+                W::UnknownPrincipal { path, line, .. } => {
+                    c.path = Some(path.clone());
+                    c.line = Some(*line);
+                }
+                W::Unsafe { path, .. }
+                | W::ChownDenied { path, .. }
+                | W::ReadOnly { path }
+                | W::NotWritable { path, .. }
+                | W::Io { path, .. }
+                | W::Tampered { path }
+                | W::BadState { path, .. }
+                | W::AfterCommit { path, .. } => c.path = Some(path.clone()),
+                W::Partial { failed, .. } => c.path = Some(failed.clone()),
+                W::OtherOwner { root, .. } | W::LayoutChange { root, .. } => {
+                    c.path = Some(root.clone())
+                }
+            },
+            Error::Hook(e) => c.path = e.failed.first().and_then(|r| r.hook.paths.first().cloned()),
+            Error::CleanUnconfirmed { root, .. } => c.path = Some(root.clone()),
+            Error::Identity(_)
+            | Error::Policy(_)
+            | Error::Lint(_)
+            | Error::Audit(_)
+            | Error::Runtime(_)
+            | Error::Drift { .. }
+            | Error::ChangesPending { .. } => {}
+        }
+        c
     }
 
     /// What the user should do about it, when we know.
@@ -105,6 +236,12 @@ impl Error {
                 "run `credfile apply --env {env}` to restore the files, after finding out who changed them"
             )),
             Error::Hook(e) => e.hint(),
+            Error::ChangesPending { env, .. } => Some(format!(
+                "run `credfile apply --env {env}` to make them; exit 10 is --detailed-exitcode's \"changes pending\", not a failure"
+            )),
+            Error::CleanUnconfirmed { env, .. } => Some(format!(
+                "see what would go with `credfile clean --env {env} --dry-run`, then answer `y` on a terminal or pass --yes"
+            )),
         }
     }
 

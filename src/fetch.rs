@@ -47,9 +47,12 @@ impl std::fmt::Debug for Fetched {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot fetch {} secret(s):{}", failures.len(), failures.iter().map(|(r, f)| format!("\n  {r}: {f}")).collect::<String>())]
+#[error("cannot fetch {} secret(s){}:{}", failures.len(), looked_up_in.as_ref().map(|w| format!(" (looked up in {w})")).unwrap_or_default(), failures.iter().map(|(r, f)| format!("\n  {r}: {f}")).collect::<String>())]
 pub struct FetchError {
     pub failures: Vec<(SecretRef, Failure)>,
+    /// Where the secrets were looked up (`region R, account A`), filled in by the caller: a
+    /// missing secret is most often one looked up in the wrong region or account.
+    pub looked_up_in: Option<String>,
 }
 
 impl FetchError {
@@ -147,7 +150,10 @@ pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet
         Ok(set)
     } else {
         failures.sort_by(|a, b| a.0.cmp(&b.0));
-        Err(FetchError { failures })
+        Err(FetchError {
+            failures,
+            looked_up_in: None,
+        })
     }
 }
 

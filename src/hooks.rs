@@ -11,7 +11,9 @@
 //!   report). Working directory `/`.
 //! - Each hook has a timeout; on expiry its whole process group is killed (SIGKILL).
 //! - Every hook runs even when an earlier one failed; any failure makes the run exit with
-//!   code 8 after the report (the files are committed either way).
+//!   code 8 after the report (the files are committed either way). The paths a failed hook
+//!   covers stay pending in the state file: the next apply runs the hooks for them again, even
+//!   when no file changed, and exits 8 until they succeed.
 
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -141,6 +143,21 @@ pub fn select(plan: &Plan, applied: &Applied) -> Vec<Hook> {
     }
     add(&plan.on_change, all);
     hooks
+}
+
+/// The paths (relative to the root) whose hooks failed in this run: they stay pending, so the
+/// next apply runs those hooks again even when no file changed.
+pub fn still_owed(plan: &Plan, results: &[HookResult]) -> Vec<PathBuf> {
+    let mut owed: Vec<PathBuf> = Vec::new();
+    for r in results.iter().filter(|r| r.status.failed()) {
+        for p in &r.hook.paths {
+            let rel = p.strip_prefix(&plan.root).unwrap_or(p).to_path_buf();
+            if !owed.contains(&rel) {
+                owed.push(rel);
+            }
+        }
+    }
+    owed
 }
 
 /// Runs each hook to completion or timeout, in order.

@@ -10,6 +10,7 @@ mod audit;
 mod aws;
 mod cli;
 mod error;
+mod failure;
 mod fault;
 mod fetch;
 mod guard;
@@ -33,10 +34,12 @@ fn main() -> ExitCode {
     harden();
     let cli = cli::Cli::parse();
     init_logging(cli.log_format);
+    failure::set_json_logs(failure::is_json(cli.log_format));
+    let context = failure::Context::of(&cli);
     match run::run(cli) {
         Ok(()) => ExitCode::from(error::code::OK),
         Err(err) => {
-            eprintln!("{}", err.render());
+            failure::report(&context, &err);
             err.exit_code()
         }
     }

@@ -433,14 +433,25 @@ impl Audit<'_> {
         })
     }
 
-    /// Appends the line to `path` (created 0600, never through a symlink), or logs it on stderr
-    /// when no file is given.
+    /// Appends the line to `path` (created 0600, never through a symlink). `-` is stderr: the
+    /// JSON line itself, or with `--log-format json` a log record whose fields are the audit
+    /// record's. Without `--audit-log` there is no audit line (a run by hand stays quiet).
     pub fn write(&self, path: Option<&Path>) {
-        let line = self.to_json().to_string();
         let Some(path) = path else {
-            tracing::info!(target: "credfile::audit", "{line}");
             return;
         };
+        let record = self.to_json();
+        if path == Path::new("-") {
+            let text = match record {
+                Value::Object(fields) if crate::failure::json_logs() => {
+                    crate::failure::json_record("INFO", "audit", fields)
+                }
+                other => other.to_string(),
+            };
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            return;
+        }
+        let line = record.to_string();
         use std::os::unix::fs::OpenOptionsExt;
         let result = std::fs::OpenOptions::new()
             .append(true)

@@ -23,8 +23,8 @@ use crate::{audit, fetch, guard, identity, lint, manifest, materialize, policy, 
 pub fn run(cli: Cli) -> Result<(), Error> {
     crate::aws::configure(cli.tuning());
     match cli.command {
-        Command::Apply(args) => deploy(&args, false),
-        Command::Plan(args) => deploy(&args, true),
+        Command::Apply(args) => deploy(&args, false, false),
+        Command::Plan(args) => deploy(&args.run, true, args.detailed_exitcode),
         Command::Validate(args) => validate(&args),
         Command::Whoami(args) => whoami(&args),
         Command::Verify(args) => verify(&args),
@@ -107,7 +107,13 @@ fn fetch_and_render(
             (None, false) => None,
         };
         let client = crate::aws::secrets_client(&session.config);
-        let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
+        let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
+            Ok(fetched) => fetched,
+            Err(mut e) => {
+                e.looked_up_in = Some(looked_up_in(&session, arn.as_deref()).await);
+                return Err(e.into());
+            }
+        };
         Ok::<_, Error>((arn, fetched))
     })?;
     let rendered = render::render_all(&plan.files, &fetched)?;
@@ -115,7 +121,29 @@ fn fetch_and_render(
     Ok((arn, rendered))
 }
 
-fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
+/// `region R, account A` of a session, for a fetch error; the account costs one STS call when
+/// no guard checked it (on failure only).
+async fn looked_up_in(session: &identity::Session, arn: Option<&str>) -> String {
+    let region = session
+        .config
+        .region()
+        .map_or_else(|| "(none)".to_string(), ToString::to_string);
+    let arn = match arn {
+        Some(a) => Some(a.to_string()),
+        None if session.account.is_none() => identity::caller_arn(session).await,
+        None => None,
+    };
+    let account = session
+        .account
+        .clone()
+        .or_else(|| arn.and_then(|a| a.split(':').nth(4).map(str::to_string)))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("region {region}, account {account}")
+}
+
+/// `detailed`: `plan --detailed-exitcode`, a pending change is [`Error::ChangesPending`].
+fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let command = if dry_run { "plan" } else { "apply" };
@@ -139,8 +167,9 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
                 .collect()
         } else {
             let results = hooks::run(&plan, selected, Duration::from_secs(args.hook_timeout));
-            // Run (or failed, and said so): no longer owed to the next run.
-            if let Err(e) = materialize::hooks_ran(&checked) {
+            // A hook that ran is no longer owed; one that failed stays owed to the next run
+            // (which runs it even when nothing changed, and exits 8 until it succeeds).
+            if let Err(e) = materialize::hooks_ran(&checked, hooks::still_owed(&plan, &results)) {
                 tracing::warn!(error = %e, "cannot clear the record of pending hooks; the next run will run them again");
             }
             results
@@ -160,11 +189,23 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
             hooks: &results,
         }
         .print(args.output);
+        let hooks_owed = results.len();
         let failed: Vec<HookResult> = results.into_iter().filter(|r| r.status.failed()).collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
+        let files_changing = trail
+            .files
+            .iter()
+            .filter(|(o, _)| o.status.changed())
+            .count();
+        if !failed.is_empty() {
             Err(HookError { failed }.into())
+        } else if detailed && files_changing + hooks_owed > 0 {
+            Err(Error::ChangesPending {
+                files: files_changing,
+                hooks: hooks_owed,
+                env: plan.env.clone(),
+            })
+        } else {
+            Ok(())
         }
     })
 }
@@ -206,33 +247,106 @@ fn clean(args: &CleanArgs) -> Result<(), Error> {
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("clean", &plan, args.audit_log.as_deref(), |_| {
         let checked = materialize::resolve(&plan)?;
-        let done = materialize::clean(&checked)?;
-        let mut out = format!(
-            "credfile clean: app {}, environment {}, root {}\n",
-            plan.app,
-            plan.env,
-            plan.root.display()
-        );
-        if done.nothing_recorded {
-            out.push_str("nothing to remove: no credfile state in this root\n");
+        let print = |text: &str| {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stdout().lock(),
+                crate::terminal::sanitize(text).as_bytes(),
+            );
+        };
+        // Production by hand: a protected environment is cleaned only when someone says so.
+        if plan.protected && !args.yes && !args.dry_run {
+            if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(Error::CleanUnconfirmed {
+                    env: plan.env.clone(),
+                    root: plan.root.clone(),
+                    declined: false,
+                });
+            }
+            let preview = materialize::clean(&checked, true)?;
+            print(&clean_text(&plan, &preview, true));
+            if preview.nothing_recorded || preview.removed.is_empty() {
+                return Ok(());
+            }
+            if !confirm(&format!(
+                "remove these {} path(s) of protected environment `{}`? [y/N] ",
+                preview.removed.len(),
+                plan.env
+            )) {
+                return Err(Error::CleanUnconfirmed {
+                    env: plan.env.clone(),
+                    root: plan.root.clone(),
+                    declined: true,
+                });
+            }
         }
-        for p in &done.removed {
-            out.push_str(&format!("removed  {}\n", p.display()));
-        }
-        for (p, why) in &done.kept {
-            out.push_str(&format!("kept     {}: {why}\n", p.display()));
-        }
+        let done = materialize::clean(&checked, args.dry_run)?;
+        print(&clean_text(&plan, &done, args.dry_run));
+        Ok(())
+    })
+}
+
+/// `clean`'s report; `dry_run`: what it would do.
+fn clean_text(plan: &Plan, done: &materialize::Cleaned, dry_run: bool) -> String {
+    let (removed, kept) = if dry_run {
+        ("would remove", "would keep  ")
+    } else {
+        ("removed ", "kept    ")
+    };
+    let mut out = format!(
+        "credfile clean{}: app {}, environment {}, root {}\n",
+        if dry_run { " --dry-run" } else { "" },
+        plan.app,
+        plan.env,
+        plan.root.display()
+    );
+    if done.nothing_recorded {
+        out.push_str("nothing to remove: no credfile state in this root\n");
+    }
+    for p in &done.removed {
+        out.push_str(&format!("{removed} {}\n", p.display()));
+    }
+    for p in &done.dirs_if_empty {
+        out.push_str(&format!("{removed} {} (if empty by then)\n", p.display()));
+    }
+    for (p, why) in &done.kept {
+        out.push_str(&format!("{kept} {}: {why}\n", p.display()));
+    }
+    if dry_run {
+        out.push_str(&format!(
+            "dry run: {} to remove, {} to keep; nothing was removed\n",
+            done.removed.len(),
+            done.kept.len()
+        ));
+    } else {
         out.push_str(&format!(
             "{} removed, {} kept\n",
             done.removed.len(),
             done.kept.len()
         ));
-        let _ = std::io::Write::write_all(
-            &mut std::io::stdout().lock(),
-            crate::terminal::sanitize(&out).as_bytes(),
-        );
-        Ok(())
-    })
+    }
+    out
+}
+
+/// Asks `question` on the controlling terminal (/dev/tty; stdin and stderr when it cannot be
+/// opened) and reads a line: only `y` or `yes` is a yes.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    let mut answer = String::new();
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(tty) => {
+            let _ = (&tty).write_all(question.as_bytes());
+            let _ = std::io::BufReader::new(&tty).read_line(&mut answer);
+        }
+        Err(_) => {
+            let _ = std::io::stderr().write_all(question.as_bytes());
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+        }
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// A uniformly random wait in `[0, max]` (`--jitter`), or `None` when there is nothing to wait.
@@ -323,7 +437,13 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
                 let plan = m.resolve(env, Some(std::path::Path::new("/")))?;
                 let session = identity::establish(&plan, false).await?;
                 let client = crate::aws::secrets_client(&session.config);
-                let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
+                let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
+                    Ok(fetched) => fetched,
+                    Err(mut e) => {
+                        e.looked_up_in = Some(looked_up_in(&session, session.arn.as_deref()).await);
+                        return Err(e.into());
+                    }
+                };
                 units.extend(audit::fingerprint_plan(&plan, &fetched, &fingerprinter)?);
                 tracing::info!(app = %plan.app, env = %plan.env, "fingerprinted");
             }

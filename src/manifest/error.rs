@@ -55,9 +55,12 @@ impl ManifestError {
             ManifestError::Invalid { diagnostics, .. } => {
                 diagnostics.iter().find_map(|d| d.hint.clone())
             }
-            ManifestError::UnknownEnvironment { .. } => {
-                Some("choose one of the environments listed, with --env or CREDFILE_ENV".into())
-            }
+            ManifestError::UnknownEnvironment { env, known, .. } => Some(format!(
+                "{}choose one of the environments listed, with --env or CREDFILE_ENV",
+                did_you_mean(env, known.iter().map(String::as_str))
+                    .map(|d| format!("{d}; "))
+                    .unwrap_or_default()
+            )),
             ManifestError::NoRoot { env, .. } => Some(format!(
                 "set `root:` under `defaults` or `environments.{env}`, or pass --root DIR"
             )),
@@ -102,10 +105,93 @@ pub(super) fn hint_for_parse(message: &str) -> Option<String> {
                 .into(),
         );
     }
-    if message.contains("unknown field") {
-        return Some(
-            "check the key's spelling against the manifest reference in the README".into(),
-        );
+    if let Some(rest) = message.split("unknown field `").nth(1) {
+        let word = rest.split('`').next().unwrap_or_default();
+        // serde lists the expected fields after the unknown one: `expected one of `a`, `b``.
+        let expected = rest
+            .split_once("expected")
+            .map(|(_, list)| list.split('`').skip(1).step_by(2).collect::<Vec<_>>())
+            .unwrap_or_default();
+        return Some(match did_you_mean(word, expected) {
+            Some(d) => format!("{d} (the manifest reference in the README lists every key)"),
+            None => "check the key's spelling against the manifest reference in the README".into(),
+        });
     }
     None
+}
+
+/// `did you mean `x`?` for the candidate closest to `word`, when one is close enough to be a
+/// typo (Levenshtein distance at most a third of the word's length, and at least 1).
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// Edit distance over characters, a swap of two neighbours counting as one edit (`mdoe`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_typos_and_nothing_far() {
+        assert_eq!(edit_distance("mdoe", "mode"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("production", "production"), 0);
+        assert_eq!(
+            did_you_mean("prodution", ["staging", "production"]).as_deref(),
+            Some("did you mean `production`?")
+        );
+        assert_eq!(
+            did_you_mean("mdoe", ["path", "mode", "owner"]).as_deref(),
+            Some("did you mean `mode`?")
+        );
+        assert_eq!(did_you_mean("xyz", ["staging", "production"]), None);
+    }
+
+    #[test]
+    fn unknown_fields_get_the_closest_expected_one() {
+        let m = "files[0]: unknown field `ownr`, expected one of `path`, `owner`, `group`";
+        assert_eq!(
+            hint_for_parse(m).as_deref(),
+            Some("did you mean `owner`? (the manifest reference in the README lists every key)")
+        );
+        let m = "unknown field `zzzzzz`, expected `version`";
+        assert!(
+            hint_for_parse(m)
+                .unwrap()
+                .contains("check the key's spelling")
+        );
+    }
 }

@@ -131,6 +131,10 @@ pub struct FileSpec {
     pub mode: u32,
     pub owner: Option<Principal>,
     pub group: Option<Principal>,
+    /// The manifest lines of the keys that set `owner` and `group` (the entry's, the
+    /// environment's or the defaults'), for an unknown user or group.
+    pub owner_line: usize,
+    pub group_line: usize,
     pub content: Content,
     /// The entry accepts a target inside a git work tree (when git ignores the path).
     pub allow_in_repository: bool,
@@ -161,6 +165,8 @@ pub struct Plan {
     pub root: PathBuf,
     pub dir_mode: u32,
     pub dir_group: Option<Principal>,
+    /// The manifest line of the `group` key that set `dir_group`.
+    pub dir_group_line: usize,
     /// Refuse a root that is not on a memory filesystem (tmpfs, ramfs).
     pub require_memory_fs: bool,
     pub layout: Layout,
@@ -198,6 +204,9 @@ pub struct Environment {
     pub root: Option<PathBuf>,
     pub owner: Option<Principal>,
     pub group: Option<Principal>,
+    /// Where `owner` and `group` were set (this environment or the defaults; 0: not set).
+    pub owner_line: usize,
+    pub group_line: usize,
     pub mode: u32,
     pub dir_mode: u32,
     pub layout: Layout,

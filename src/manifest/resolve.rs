@@ -56,6 +56,16 @@ impl Manifest {
                 mode: f.mode.unwrap_or(e.mode),
                 owner: f.owner.clone().or_else(|| e.owner.clone()),
                 group: f.group.clone().or_else(|| e.group.clone()),
+                owner_line: if f.owner.is_some() {
+                    f.line
+                } else {
+                    e.owner_line
+                },
+                group_line: if f.group.is_some() {
+                    f.line
+                } else {
+                    e.group_line
+                },
                 allow_in_repository: f.allow_in_repository,
                 content: match &f.content {
                     EntryContent::Raw { source, encoding } => Content::Raw {
@@ -95,6 +105,7 @@ impl Manifest {
             root,
             dir_mode: e.dir_mode,
             dir_group: e.group.clone(),
+            dir_group_line: e.group_line,
             require_memory_fs: e.require_memory_fs,
             layout: e.layout,
             on_change: e.on_change.clone(),

@@ -9,6 +9,9 @@
 //! - Directories credfile created, deepest first, only when empty.
 //! - Everything is removed relative to directory descriptors opened without following links:
 //!   a symlink is removed, never followed, so nothing outside the root is touched.
+//! - What it had to keep (a foreign file at a recorded path) stays in the state file, so the
+//!   root is not orphaned: `verify` and the next `clean` still know it.
+//! - `dry_run`: the same decisions, nothing removed (`clean --dry-run`).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -30,9 +33,13 @@ pub struct Cleaned {
     pub kept: Vec<(PathBuf, String)>,
     /// There was no state file: credfile has not written here (or already cleaned).
     pub nothing_recorded: bool,
+    /// The state file was kept, holding the records of what was kept.
+    pub state_kept: bool,
+    /// `dry_run`: directories credfile created, which clean removes when they are empty by then.
+    pub dirs_if_empty: Vec<PathBuf>,
 }
 
-pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
+pub fn clean(checked: &Checked, dry_run: bool) -> Result<Cleaned, WriteError> {
     let mut dirs = Dirs::new(checked, false)?;
     let mut done = Cleaned::default();
     let Some(root) = dirs.root.clone() else {
@@ -54,6 +61,8 @@ pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
         });
     }
     let io = |path: PathBuf, op: &'static str| move |errno| WriteError::Io { path, op, errno };
+    let mut kept_links: Vec<String> = Vec::new();
+    let mut kept_files: Vec<state::FileRecord> = Vec::new();
     if st.layout == state::layout_name(Layout::Generation) {
         let mut names = st.links.clone();
         for n in checked.top_names() {
@@ -65,20 +74,26 @@ pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
             let path = root.path.join(name);
             match generation::check_link(&root, name) {
                 Ok(Link::Ours) => {
-                    unlinkat(&root.fd, name.as_str(), UnlinkatFlags::NoRemoveDir)
-                        .map_err(io(path.clone(), "unlink"))?;
+                    if !dry_run {
+                        unlinkat(&root.fd, name.as_str(), UnlinkatFlags::NoRemoveDir)
+                            .map_err(io(path.clone(), "unlink"))?;
+                    }
                     done.removed.push(path);
                 }
                 Ok(Link::Missing) => {}
-                Err(_) => done
-                    .kept
-                    .push((path, "not credfile's link (someone replaced it)".into())),
+                Err(_) => {
+                    kept_links.push(name.clone());
+                    done.kept
+                        .push((path, "not credfile's link (someone replaced it)".into()))
+                }
             }
         }
         match generation::current(&root) {
             Ok(Current::Generation(_)) => {
-                unlinkat(&root.fd, generation::CURRENT, UnlinkatFlags::NoRemoveDir)
-                    .map_err(io(root.path.join(generation::CURRENT), "unlink"))?;
+                if !dry_run {
+                    unlinkat(&root.fd, generation::CURRENT, UnlinkatFlags::NoRemoveDir)
+                        .map_err(io(root.path.join(generation::CURRENT), "unlink"))?;
+                }
                 done.removed.push(root.path.join(generation::CURRENT));
             }
             Ok(Current::Absent) => {}
@@ -98,8 +113,10 @@ pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
                     if file_type(&s) == SFlag::S_IFDIR
                         && (s.st_uid == checked.euid || s.st_uid == 0) =>
                 {
-                    generation::remove_tree(&root.fd, &name, 0)
-                        .map_err(io(path.clone(), "remove generation"))?;
+                    if !dry_run {
+                        generation::remove_tree(&root.fd, &name, 0)
+                            .map_err(io(path.clone(), "remove generation"))?;
+                    }
                     done.removed.push(path);
                 }
                 _ => done
@@ -107,7 +124,9 @@ pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
                     .push((path, "not a directory credfile created".into())),
             }
         }
-        generation::sweep_root(&root, None, checked.euid);
+        if !dry_run {
+            generation::sweep_root(&root, None, checked.euid);
+        }
     } else {
         for rec in &st.files {
             let (parent, name) = split(&rec.path);
@@ -116,32 +135,61 @@ pub fn clean(checked: &Checked) -> Result<Cleaned, WriteError> {
                 Ok(Some(dir)) => dir,
                 Ok(None) => continue,
                 Err(e) => {
+                    kept_files.push(rec.clone());
                     done.kept.push((path, e.to_string()));
                     continue;
                 }
             };
             match fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(s) if rec.is_ours(&s) => {
-                    unlinkat(&dir.fd, name, UnlinkatFlags::NoRemoveDir)
-                        .map_err(io(path.clone(), "unlink"))?;
+                    if !dry_run {
+                        unlinkat(&dir.fd, name, UnlinkatFlags::NoRemoveDir)
+                            .map_err(io(path.clone(), "unlink"))?;
+                    }
                     done.removed.push(path);
                 }
-                Ok(_) => done.kept.push((
-                    path,
-                    "not the file credfile wrote (replaced since); left in place".into(),
-                )),
+                Ok(_) => {
+                    kept_files.push(rec.clone());
+                    done.kept.push((
+                        path,
+                        "not the file credfile wrote (replaced since); left in place".into(),
+                    ))
+                }
                 Err(_) => {}
             }
         }
-        sweep(&root, checked.euid);
+        if !dry_run {
+            sweep(&root, checked.euid);
+        }
     }
-    if state::remove(&root)? {
-        done.removed.push(root.path.join(state::STATE_NAME));
+    let state_path = root.path.join(state::STATE_NAME);
+    if !kept_links.is_empty() || !kept_files.is_empty() {
+        // Keep the record of what could not be removed instead of orphaning the root.
+        if !dry_run {
+            let mut rest = st.clone();
+            rest.links = kept_links;
+            rest.files = kept_files;
+            rest.pending_hooks.clear();
+            state::write(&root, &rest, checked.euid, checked.egid)?;
+        }
+        done.state_kept = true;
+        done.kept.push((
+            state_path,
+            "kept: it records what was left in place, so the next `clean` or `verify` still knows it"
+                .into(),
+        ));
+    } else if dry_run || state::remove(&root)? {
+        done.removed.push(state_path);
     }
     // Directories credfile created, deepest first, while empty.
     let mut created = st.created_dirs.clone();
     created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     drop(dirs);
+    if dry_run {
+        // Removed only if empty by then: listed, not probed.
+        done.dirs_if_empty = created.into_iter().filter(|d| d.exists()).collect();
+        return Ok(done);
+    }
     for dir in created {
         match remove_empty_dir(&dir) {
             Ok(true) => done.removed.push(dir),

@@ -39,7 +39,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{Gid, Group, Uid, UnlinkatFlags, User, fchown, fsync, unlinkat};
 
-pub use clean::clean;
+pub use clean::{Cleaned, clean};
 pub use verify::{Drift, verify};
 
 use crate::manifest::{Layout, Plan, Principal};
@@ -256,18 +256,18 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
         .collect();
     let root = plan.root.clone();
     let dir_gid = match &plan.dir_group {
-        Some(g) => resolve_group(g, &root, 0)?,
+        Some(g) => resolve_group(g, &root, plan.dir_group_line)?,
         None => egid,
     };
     let mut files = Vec::with_capacity(plan.files.len());
     for spec in &plan.files {
         let path = root.join(&spec.path);
         let uid = match &spec.owner {
-            Some(p) => resolve_user(p, &path, spec.line)?,
+            Some(p) => resolve_user(p, &path, spec.owner_line)?,
             None => euid,
         };
         let gid = match &spec.group {
-            Some(p) => resolve_group(p, &path, spec.line)?,
+            Some(p) => resolve_group(p, &path, spec.group_line)?,
             None => egid,
         };
         if euid != 0 && (uid != euid || (gid != egid && !groups.contains(&gid))) {
@@ -338,15 +338,16 @@ fn all_created_dirs(old: Option<&state::State>, dirs: &Dirs) -> Vec<PathBuf> {
     created
 }
 
-/// After the change hooks of a run have run: clears the record of pending hooks (see
-/// `state::State::pending_hooks`), under the root's lock.
-pub fn hooks_ran(checked: &Checked) -> Result<(), WriteError> {
+/// After the change hooks of a run have run: the record of pending hooks (see
+/// `state::State::pending_hooks`) becomes `still_owed` (relative paths whose hook failed: they
+/// stay owed until a hook run for them succeeds), under the root's lock.
+pub fn hooks_ran(checked: &Checked, still_owed: Vec<PathBuf>) -> Result<(), WriteError> {
     let dirs = Dirs::new(checked, false)?;
     let Some(root) = dirs.root.clone() else {
         return Ok(());
     };
     let _lock = lock(&root, &checked.root)?;
-    state::clear_pending(&root, checked)
+    state::clear_pending(&root, checked, still_owed)
 }
 
 /// Compares the rendered files with what is on disk and, unless `dry_run`, writes what changed,

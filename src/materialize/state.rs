@@ -299,15 +299,19 @@ pub(super) fn mark_pending(
     write(root, &state, checked.euid, checked.egid)
 }
 
-/// After the hooks ran: forget the pending paths.
-pub(super) fn clear_pending(root: &Rc<Dir>, checked: &Checked) -> Result<(), WriteError> {
+/// After the hooks ran: the pending paths become `still_owed` (those a failed hook covers).
+pub(super) fn clear_pending(
+    root: &Rc<Dir>,
+    checked: &Checked,
+    still_owed: Vec<PathBuf>,
+) -> Result<(), WriteError> {
     let Some(mut state) = read(root, checked.euid)? else {
         return Ok(());
     };
-    if state.pending_hooks.is_empty() {
+    if state.pending_hooks == still_owed {
         return Ok(());
     }
-    state.pending_hooks.clear();
+    state.pending_hooks = still_owed;
     write(root, &state, checked.euid, checked.egid)
 }
 

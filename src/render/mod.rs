@@ -233,11 +233,53 @@ fn pick(
         None => None,
     };
     match selected {
-        None => Err("no such key in the secret's JSON".into()),
+        None => Err(format!(
+            "no such key in the secret's JSON; {}",
+            key_names(&doc, source.key.as_ref())
+        )),
         Some(serde_json::Value::Null) => Err("the key's value is null".into()),
         Some(serde_json::Value::String(s)) => Ok(Picked::Text(Zeroizing::new(s.clone()))),
         Some(other) => Ok(Picked::Json(Zeroizing::new(other.to_string()))),
     }
+}
+
+/// The key names (never values) of the object a missing key was looked for in: the top level
+/// for a key, the deepest object the pointer reaches for a pointer. At most 20 names.
+fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
+    let mut at = doc;
+    let mut where_ = String::new();
+    if let Some(KeySel::Pointer(p)) = key {
+        let tokens: Vec<&str> = p.split('/').skip(1).collect();
+        for (i, _) in tokens
+            .iter()
+            .enumerate()
+            .take(tokens.len().saturating_sub(1))
+        {
+            let prefix = format!("/{}", tokens[..=i].join("/"));
+            match doc.pointer(&prefix) {
+                Some(v @ serde_json::Value::Object(_)) => {
+                    at = v;
+                    where_ = format!(" under `{prefix}`");
+                }
+                _ => break,
+            }
+        }
+    }
+    let Some(obj) = at.as_object() else {
+        return format!("the value{where_} is not an object");
+    };
+    if obj.is_empty() {
+        return format!("the object{where_} has no keys");
+    }
+    let mut names: Vec<String> = obj
+        .keys()
+        .take(20)
+        .map(|k| format!("`{}`", k.chars().take(64).collect::<String>()))
+        .collect();
+    if obj.len() > 20 {
+        names.push(format!("and {} more", obj.len() - 20));
+    }
+    format!("the keys{where_} are: {}", names.join(", "))
 }
 
 /// A non-string JSON value under a key, as a template value (objects and arrays keep their

@@ -10,10 +10,14 @@ impl Validator<'_> {
         if let Some(list) = &f.environments {
             for (j, name) in list.iter().enumerate() {
                 if !envs.iter().any(|e| e.name == *name) {
+                    let hint = crate::manifest::error::did_you_mean(
+                        name,
+                        envs.iter().map(|e| e.name.as_str()),
+                    );
                     self.problem(
                         &at(&base, &[key("environments"), Seg::Index(j)]),
                         format!("no environment `{name}` in `environments:`"),
-                        None,
+                        hint.as_deref(),
                     );
                 }
             }
@@ -228,6 +232,28 @@ impl Validator<'_> {
         }
         if argv.iter().any(|a| a.contains('\0')) {
             self.problem(p, "`on_change` arguments must not contain NUL bytes", None);
+            return None;
+        }
+        // `["/path/reload.sh orders"]`: no shell splits it, so the hook could never start, and
+        // the failure would only show after the files changed in production.
+        let program = &argv[0];
+        if program.contains(char::is_whitespace) && !std::path::Path::new(program).exists() {
+            let words: Vec<String> = program
+                .split_whitespace()
+                .chain(argv[1..].iter().map(String::as_str))
+                .map(|w| format!("{w:?}"))
+                .collect();
+            let hint = format!(
+                "hooks run without a shell: write each word as its own list item, e.g. on_change: [{}]",
+                words.join(", ")
+            );
+            self.problem(
+                p,
+                format!(
+                    "`on_change` program {program:?} contains whitespace and is not an existing path"
+                ),
+                Some(hint.as_str()),
+            );
             return None;
         }
         Some(argv.clone())

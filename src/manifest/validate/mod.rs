@@ -52,6 +52,16 @@ fn at(base: &[Seg], more: &[Seg]) -> Vec<Seg> {
 }
 
 impl Validator<'_> {
+    /// The line of the key at `path` when `set` (one parse each: only for the few
+    /// environment-level keys that need it, never per entry), else 0.
+    fn line_if(&self, set: bool, path: &[Seg]) -> usize {
+        if set {
+            raw::locate(self.text, path).0
+        } else {
+            0
+        }
+    }
+
     fn problem(&mut self, path: &[Seg], message: impl Into<String>, hint: Option<&str>) {
         if self.problems.len() >= MAX_DIAGNOSTICS {
             return;
@@ -107,6 +117,8 @@ impl Validator<'_> {
             root: self.root(&dpath, d.root.as_deref()),
             owner: self.principal(&at(&dpath, &[key("owner")]), d.owner.as_deref()),
             group: self.principal(&at(&dpath, &[key("group")]), d.group.as_deref()),
+            owner_line: self.line_if(d.owner.is_some(), &at(&dpath, &[key("owner")])),
+            group_line: self.line_if(d.group.is_some(), &at(&dpath, &[key("group")])),
             mode: self.mode(&at(&dpath, &[key("mode")]), d.mode.as_deref()),
             dir_mode: self.dir_mode(&at(&dpath, &[key("dir_mode")]), d.dir_mode.as_deref()),
             layout: d.layout,
@@ -218,6 +230,14 @@ impl Validator<'_> {
             group: self
                 .principal(&at(&base, &[key("group")]), e.group.as_deref())
                 .or_else(|| d.group.clone()),
+            owner_line: match e.owner {
+                Some(_) => self.line_if(true, &at(&base, &[key("owner")])),
+                None => d.owner_line,
+            },
+            group_line: match e.group {
+                Some(_) => self.line_if(true, &at(&base, &[key("group")])),
+                None => d.group_line,
+            },
             mode: self
                 .mode(&at(&base, &[key("mode")]), e.mode.as_deref())
                 .or(d.mode)
@@ -518,6 +538,8 @@ struct Settings {
     root: Option<PathBuf>,
     owner: Option<Principal>,
     group: Option<Principal>,
+    owner_line: usize,
+    group_line: usize,
     mode: Option<u32>,
     dir_mode: Option<u32>,
     layout: Option<Layout>,
