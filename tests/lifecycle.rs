@@ -524,8 +524,8 @@ fn clean_leaves_foreign_files_and_symlink_targets_alone() {
     left.sort();
     assert_eq!(
         left,
-        ["b", "escape", "foreign"],
-        "only what credfile did not create"
+        [".credfile-state.json", "b", "escape", "foreign"],
+        "only what credfile did not create, and its record of the link it kept"
     );
     assert_eq!(
         fs::read(c.root().join("foreign")).unwrap(),
@@ -563,8 +563,11 @@ fn clean_in_the_files_layout_removes_only_the_inodes_it_wrote() {
     assert_eq!(fs::read(c.root().join("a")).unwrap(), b"someone else's");
     assert_eq!(fs::read(c.root().join("d/foreign")).unwrap(), b"x");
     assert!(!c.root().join("d/b").exists() && !c.root().join("e").exists());
-    assert!(!c.root().join(".credfile-state.json").exists());
+    // The kept file stays recorded (the root is not orphaned); once it is gone, so is the record.
+    assert!(c.root().join(".credfile-state.json").exists());
     fs::remove_file(c.root().join("a")).unwrap();
+    c.run(&["clean"]).assert_code(0);
+    assert!(!c.root().join(".credfile-state.json").exists());
     fs::remove_file(c.root().join("d/foreign")).unwrap();
     fs::remove_dir(c.root().join("d")).unwrap();
     assert_eq!(snapshot(c.dir.path()), before);
