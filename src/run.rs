@@ -110,7 +110,7 @@ fn fetch_and_render(
         let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
             Ok(fetched) => fetched,
             Err(mut e) => {
-                e.looked_up_in = Some(looked_up_in(&session, arn.as_deref()).await);
+                e.looked_up_in = Some(looked_up_in(&session, arn.as_deref(), &e).await);
                 return Err(e.into());
             }
         };
@@ -121,16 +121,30 @@ fn fetch_and_render(
     Ok((arn, rendered))
 }
 
-/// `region R, account A` of a session, for a fetch error; the account costs one STS call when
-/// no guard checked it (on failure only).
-async fn looked_up_in(session: &identity::Session, arn: Option<&str>) -> String {
+/// `region R, account A` of a session, for a fetch error. When no guard checked the account and
+/// a secret is missing (the case where the account is the likely culprit), one STS call finds
+/// it, bounded to a few seconds; a network failure does not wait for another call.
+async fn looked_up_in(
+    session: &identity::Session,
+    arn: Option<&str>,
+    error: &fetch::FetchError,
+) -> String {
     let region = session
         .config
         .region()
         .map_or_else(|| "(none)".to_string(), ToString::to_string);
+    let missing = error
+        .failures
+        .iter()
+        .any(|(_, f)| f.is_code("ResourceNotFoundException"));
     let arn = match arn {
         Some(a) => Some(a.to_string()),
-        None if session.account.is_none() => identity::caller_arn(session).await,
+        None if session.account.is_none() && missing => {
+            tokio::time::timeout(Duration::from_secs(5), identity::caller_arn(session))
+                .await
+                .ok()
+                .flatten()
+        }
         None => None,
     };
     let account = session
@@ -440,7 +454,8 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
                 let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
                     Ok(fetched) => fetched,
                     Err(mut e) => {
-                        e.looked_up_in = Some(looked_up_in(&session, session.arn.as_deref()).await);
+                        e.looked_up_in =
+                            Some(looked_up_in(&session, session.arn.as_deref(), &e).await);
                         return Err(e.into());
                     }
                 };
