@@ -449,3 +449,50 @@ fn sarif_has_every_rule_and_positions() {
         "credfile.yaml"
     );
 }
+
+#[test]
+fn not_sensitive_values_may_be_shared() {
+    // A host shared by both environments (one protected): not a finding once marked.
+    let shared = |extra: &str| {
+        with(
+            "      API_KEY: { secret: \"${prefix}/api-key\" }\n",
+            &format!(
+                "      API_KEY: {{ secret: \"${{prefix}}/api-key\" }}\n      DB_HOST: {{ secret: \"{SHARED_ARN}\", key: host, allow_cross_account: true{extra} }}\n"
+            ),
+        )
+    };
+    assert_only(&lint(&shared("")), "env-shared-secret", Level::Error);
+    assert_clean(&lint(&shared(", sensitive: false")));
+    // On the entry, for all its values.
+    let entry = shared("").replace(
+        "    format: dotenv\n",
+        "    format: dotenv\n    sensitive: false\n",
+    );
+    assert_clean(&lint(&entry));
+}
+
+#[test]
+fn suppressions_cover_their_own_entry_only() {
+    let allow = "    lint: { allow: [{ rule: literal-value, reason: \"a test fixture\" }] }\n";
+    let text = with(
+        "    key: password\n",
+        &format!("    key: password\n    # db_password: hunter2x\n{allow}"),
+    );
+    let found = lint(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, "literal-value");
+    assert_eq!(found[0].suppressed.as_deref(), Some("a test fixture"));
+    assert!(!found[0].fails());
+    // The same line in the next entry is not covered.
+    let text = with(
+        "    key: password\n",
+        &format!("    key: password\n{allow}"),
+    )
+    .replace(
+        "      API_KEY: { secret: \"${prefix}/api-key\" }\n",
+        "      API_KEY: { secret: \"${prefix}/api-key\" }\n    # db_password: hunter2x\n",
+    );
+    let found = lint(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].fails(), "{found:?}");
+}
