@@ -6,9 +6,11 @@
 //! It reads only the manifests (and, for `path-in-git-tree`, whether directories hold `.git`): no
 //! network, no secrets. A finding never quotes a value that looks like a secret.
 
+mod access;
 mod literal;
 mod rules;
 mod sarif;
+mod suppress;
 
 use std::fmt;
 use std::path::PathBuf;

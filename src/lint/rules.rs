@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
+use super::access::{Scope, others_reach, parse_mode};
 use super::literal::literal_candidates;
+use super::suppress::{self, Allowed, suppressions};
 use super::{Finding, Level, finish, rule};
 use crate::manifest::raw::{self, Seg};
 use crate::manifest::{self, ManifestError, SubstError, substitute};
@@ -37,42 +39,8 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
         findings.extend(doc.findings);
     }
     findings.extend(shared_between_apps(&all_refs));
-    for f in &mut findings {
-        f.suppressed = allowed
-            .iter()
-            .find(|a| a.file == f.file && a.rule == f.rule && a.lines.contains(&f.line))
-            .map(|a| a.reason.clone());
-    }
+    suppress::apply(&mut findings, &allowed);
     finish(findings)
-}
-
-/// One `lint.allow` of one entry: findings of `rule` on the entry's lines are suppressed.
-struct Allowed {
-    file: PathBuf,
-    lines: std::ops::RangeInclusive<usize>,
-    rule: String,
-    reason: String,
-}
-
-/// Every entry's suppressions with the lines the entry spans ([`raw::entry_spans`]). An
-/// allow without a reason is validation's error and suppresses nothing.
-fn suppressions(file: &Path, text: &str, m: &raw::Manifest) -> Vec<Allowed> {
-    let spans = raw::entry_spans(text, m.files.len());
-    let mut out = Vec::new();
-    for (f, span) in m.files.iter().zip(spans) {
-        let Some(lint) = &f.lint else { continue };
-        for a in &lint.allow {
-            if let Some(reason) = a.reason.as_deref().filter(|r| !r.trim().is_empty()) {
-                out.push(Allowed {
-                    file: file.to_path_buf(),
-                    lines: span.clone(),
-                    rule: a.rule.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-    }
-    out
 }
 
 struct Doc<'a> {
@@ -455,62 +423,8 @@ impl Doc<'_> {
     }
 }
 
-/// Which node sets a mode: `defaults`, an environment, or a file entry.
-#[derive(Debug, Clone, Copy)]
-enum Scope<'m> {
-    Defaults,
-    Env(&'m str),
-    Entry(usize),
-}
-
-fn parse_mode(text: &str) -> Result<u32, std::num::ParseIntError> {
-    u32::from_str_radix(text.strip_prefix("0o").unwrap_or(text), 8)
-}
-
-/// The environments in which a file mode set at `scope` is in effect for some file that users
-/// other than the owner and the group can reach, and why they can.
-fn others_reach<'m>(m: &'m raw::Manifest, scope: Scope<'_>) -> Vec<(&'m str, String)> {
-    let mut out = Vec::new();
-    for (name, e) in &m.environments.0 {
-        let files: Vec<&raw::File> = m
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| {
-                applies(f, name)
-                    && match scope {
-                        Scope::Defaults => f.mode.is_none() && e.mode.is_none(),
-                        Scope::Env(env) => env == name && f.mode.is_none(),
-                        Scope::Entry(j) => j == *i,
-                    }
-            })
-            .map(|(_, f)| f)
-            .collect();
-        if files.is_empty() {
-            continue;
-        }
-        let dir_text = e.dir_mode.as_deref().or(m.defaults.dir_mode.as_deref());
-        let dir_mode = dir_text.map_or(Ok(manifest::DEFAULT_DIR_MODE), parse_mode);
-        let Ok(dir_mode) = dir_mode else { continue };
-        let dir_text = dir_text.unwrap_or("0700 (the default)");
-        let layout = e.layout.or(m.defaults.layout).unwrap_or_default();
-        if dir_mode & 0o001 != 0 {
-            out.push((
-                name.as_str(),
-                format!("its directory mode `{dir_text}` lets others enter the directories credfile creates"),
-            ));
-        } else if layout == raw::Layout::Files && files.iter().any(|f| !f.path.contains('/')) {
-            out.push((
-                name.as_str(),
-                "with `layout: files` a file directly in the root is reachable as far as the root's own mode allows, which credfile does not set".to_string(),
-            ));
-        }
-    }
-    out
-}
-
 /// Whether a file entry applies to environment `env`.
-fn applies(f: &raw::File, env: &str) -> bool {
+pub(super) fn applies(f: &raw::File, env: &str) -> bool {
     f.environments
         .as_ref()
         .is_none_or(|list| list.iter().any(|e| e == env))
