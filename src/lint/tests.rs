@@ -496,3 +496,15 @@ fn suppressions_cover_their_own_entry_only() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].fails(), "{found:?}");
 }
+
+#[test]
+fn suppressions_keep_flow_style_entries_apart() {
+    let text = "version: 1\napp: a\ndefaults: { root: /run/credfile/a, dir_mode: \"0755\", region: us-east-1 }\nenvironments: { test: { vars: { p: a/test } } }\nfiles: [ { path: ca.pem, secret: \"${p}/ca\", mode: \"0444\", lint: { allow: [ { rule: mode-other-read, reason: \"public CA\" } ] } }, { path: b.pem, secret: \"${p}/b\", mode: \"0444\" } ]\n";
+    let found = lint(text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].suppressed.as_deref(), Some("public CA"));
+    assert!(
+        found[1].fails(),
+        "the second entry is not covered: {found:?}"
+    );
+}
