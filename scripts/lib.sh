@@ -17,6 +17,8 @@ CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==
 # gitlab-ci-local runs the GitLab example job locally; 4.70.1 is the newest that runs on Node 20.
 CREDFILE_GITLAB_CI_LOCAL='gitlab-ci-local@4.70.1'
 CREDFILE_TOOLS="$CREDFILE_ROOT/.tools"
+# node's dotenv package: the real reader behind `dialect: node` in the round-trip tests.
+CREDFILE_NODE_DOTENV='dotenv@17.4.2'
 
 MOTO_PID=""
 MOTO_PORT=""
@@ -78,6 +80,20 @@ credfile_ensure_tools() {
     mkdir -p "$CREDFILE_TOOLS"
     npm install --silent --no-audit --no-fund --prefix "$CREDFILE_TOOLS" "$CREDFILE_GITLAB_CI_LOCAL" >/dev/null
     printf '%s\n' "$CREDFILE_GITLAB_CI_LOCAL" >"$stamp"
+}
+
+# node's dotenv (npm, into .tools/node-dotenv, its own prefix so gitlab-ci-local's is untouched).
+credfile_ensure_node_dotenv() {
+    local dir="$CREDFILE_TOOLS/node-dotenv" stamp="$CREDFILE_TOOLS/node-dotenv/.credfile-tools"
+    if [ -f "$dir/node_modules/dotenv/package.json" ] &&
+        [ "$(cat "$stamp" 2>/dev/null)" = "$CREDFILE_NODE_DOTENV" ]; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || credfile_die "npm is missing; install Node.js (the dotenv dialect tests need it)"
+    credfile_log "installing $CREDFILE_NODE_DOTENV into .tools/node-dotenv"
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --prefix "$dir" "$CREDFILE_NODE_DOTENV" >/dev/null
+    printf '%s\n' "$CREDFILE_NODE_DOTENV" >"$stamp"
 }
 
 # The pipeline examples must pass the linters their users run, with no network.

@@ -15,6 +15,7 @@ trap 'exit 143' TERM
 
 credfile_ensure_venv
 credfile_ensure_tools
+credfile_ensure_node_dotenv
 
 credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
 credfile_lint_pipelines
@@ -23,6 +24,7 @@ credfile_start_moto
 export CREDFILE_TEST_ENDPOINT="$MOTO_ENDPOINT"
 export CREDFILE_TEST_PYTHON="$CREDFILE_ROOT/.venv/bin/python"
 export CREDFILE_TEST_GITLAB_CI_LOCAL="$CREDFILE_TOOLS/node_modules/.bin/gitlab-ci-local"
+export CREDFILE_TEST_NODE_DOTENV="$CREDFILE_TOOLS/node-dotenv/node_modules/dotenv"
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
 
 credfile_log "cargo fmt --check"

@@ -81,7 +81,8 @@ pub struct Unit {
     pub key: Option<String>,
 }
 
-/// Fingerprints every distinct (secret, key) the plan reads.
+/// Fingerprints every distinct (secret, key) the plan reads, except values marked
+/// `sensitive: false`.
 ///
 /// # Errors
 /// A value that cannot be selected (no such key, not JSON, binary with a key), per file.
@@ -93,7 +94,8 @@ pub fn fingerprint_plan(
     let mut out: Vec<(Unit, [u8; 32])> = Vec::new();
     let mut problems = Vec::new();
     for spec in &plan.files {
-        for source in spec.sources() {
+        // `sensitive: false` (a host, a port): equal across environments by design.
+        for source in spec.sources().into_iter().filter(|s| s.sensitive) {
             let unit = Unit {
                 app: plan.app.clone(),
                 env: plan.env.clone(),

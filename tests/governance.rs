@@ -95,7 +95,10 @@ const LITERAL: &str = "AKIAZ7Q2X4RT6YB3NMKD";
 
 fn dirty() -> String {
     CLEAN
-        .replace("  mode: \"0440\"\n", "  mode: \"0644\"\n")
+        .replace(
+            "  mode: \"0440\"\n",
+            "  mode: \"0644\"\n  dir_mode: \"0755\"\n",
+        )
         .replace(
             "    vars: { prefix: payments/staging }\n",
             &format!(
@@ -139,8 +142,8 @@ fn lint_reports_rule_ids_and_positions_and_exits_9() {
     out.assert_code(GOVERNANCE);
     for expected in [
         "credfile.yaml:6:9: error[mode-other-read]: mode `0644` lets every user on the host read the secret",
-        "credfile.yaml:11:45: warning[var-unused]: variable `team` of environment `staging` is not used by any file of that environment",
-        "credfile.yaml:12:16: error[literal-value]: this looks like a literal secret (an AWS access key id), not a reference; its text is not shown",
+        "credfile.yaml:12:45: warning[var-unused]: variable `team` of environment `staging` is not used by any file of that environment",
+        "credfile.yaml:13:16: error[literal-value]: this looks like a literal secret (an AWS access key id), not a reference; its text is not shown",
         "credfile.yaml:5:9: warning[root-not-memory]: root `/srv/payments` of protected environment(s) `production` is not under /run or /dev/shm",
     ] {
         assert!(
@@ -180,7 +183,7 @@ fn lint_reports_rule_ids_and_positions_and_exits_9() {
     );
     assert_eq!(
         v["summary"],
-        json!({"errors": 2, "warnings": 2, "manifests": 1})
+        json!({"errors": 2, "warnings": 2, "suppressed": 0, "manifests": 1})
     );
 
     // Warnings alone do not fail.
@@ -316,6 +319,136 @@ fn lint_sarif_validates_against_the_sarif_2_1_0_schema() {
         "valid"
     );
     assert_eq!(out.json()["runs"][0]["results"], json!([]));
+}
+
+/// CLEAN with a world-readable entry under world-enterable directories, suppressed by the
+/// entry with `reason` (none: `lint.allow` without a reason).
+fn suppressed(reason: Option<&str>) -> String {
+    let allow = match reason {
+        Some(r) => format!("{{ rule: mode-other-read, reason: \"{r}\" }}"),
+        None => "{ rule: mode-other-read }".to_string(),
+    };
+    CLEAN
+        .replace("  mode: \"0440\"\n", "  mode: \"0440\"\n  dir_mode: \"0755\"\n")
+        .replace(
+            "    key: password\n",
+            &format!("    key: password\n  - path: ca.pem\n    secret: ${{prefix}}/ca\n    mode: \"0444\"\n    lint: {{ allow: [{allow}] }}\n"),
+        )
+}
+
+#[test]
+fn lint_suppressions_need_a_reason_and_show_in_every_format() {
+    let dir = scratch();
+    let reason = "public CA bundle, readable by design";
+    write(dir.path(), "credfile.yaml", &suppressed(Some(reason)));
+    let cf = Credfile::new(&moto_endpoint()).cwd(dir.path());
+
+    let out = cf.run(["lint"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("credfile.yaml:24:11: error[mode-other-read] (suppressed): mode `0444` lets every user on the host read the secret in environment(s) `staging` (its directory mode `0755` lets others enter the directories credfile creates), `production`"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("  suppressed: {reason}\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("lint: 0 error(s), 0 warning(s), 1 suppressed in 1 manifest(s)\n"),
+        "{}",
+        out.stdout
+    );
+
+    let json = cf.run(["lint", "--format", "json"]);
+    json.assert_code(0);
+    let v = json.json();
+    assert_eq!(v["findings"][0]["rule"], "mode-other-read");
+    assert_eq!(v["findings"][0]["suppressed"], json!({ "reason": reason }));
+    assert_eq!(
+        v["summary"],
+        json!({"errors": 0, "warnings": 0, "suppressed": 1, "manifests": 1})
+    );
+
+    let out = cf.run(["lint", "--format", "sarif"]);
+    out.assert_code(0);
+    let sarif = write(dir.path(), "suppressed.sarif", &out.stdout);
+    assert_eq!(
+        python(VALIDATE_SARIF, &[sarif.to_str().unwrap()]).trim(),
+        "valid"
+    );
+    let results = out.json()["runs"][0]["results"].clone();
+    assert_eq!(results.as_array().unwrap().len(), 1, "{results:#}");
+    assert_eq!(
+        results[0]["suppressions"],
+        json!([{ "kind": "inSource", "justification": reason }])
+    );
+
+    // A suppression of another rule does not hide this one.
+    write(
+        dir.path(),
+        "credfile.yaml",
+        &suppressed(Some(reason)).replace("rule: mode-other-read", "rule: env-shared-secret"),
+    );
+    cf.run(["lint"]).assert_code(GOVERNANCE);
+
+    // No reason: a validation error with its position, in lint and in validate.
+    write(dir.path(), "credfile.yaml", &suppressed(None));
+    let out = cf.run(["lint"]);
+    out.assert_code(GOVERNANCE);
+    assert!(
+        out.stdout.contains("credfile.yaml:25:21: error[manifest-invalid]: `lint.allow` of rule `mode-other-read` has no `reason`"),
+        "{}",
+        out.stdout
+    );
+    let out = cf.run(["validate"]);
+    out.assert_code(USAGE);
+    assert!(
+        out.stderr
+            .contains("25:21: `lint.allow` of rule `mode-other-read` has no `reason`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn validate_catches_pasted_passwords_and_fails_with_a_protected_environment() {
+    let dir = scratch();
+    let password = "Summer2024!canary";
+    let canaries = Canaries::new();
+    canaries.add(password);
+    let text = CLEAN.replace(
+        "    vars: { prefix: payments/staging }\n",
+        &format!("    vars: {{ prefix: payments/staging }}\n    # db_password: {password}\n"),
+    );
+    write(dir.path(), "credfile.yaml", &text);
+    let cf = Credfile::new(&moto_endpoint())
+        .cwd(dir.path())
+        .canaries(canaries);
+    let out = cf.run(["validate"]);
+    out.assert_code(USAGE);
+    assert!(
+        out.stderr.contains("12:20: this looks like a literal secret (a password), not a reference; its text is not shown"),
+        "{}",
+        out.stderr
+    );
+    // Without a protected environment: a warning, and validate passes.
+    write(
+        dir.path(),
+        "credfile.yaml",
+        &text.replace("    protected: true\n", ""),
+    );
+    let out = cf.run(["validate"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(
+            "warning: credfile.yaml:12:20: this looks like a literal secret (a password)"
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,4 +1018,36 @@ fn audit_reuse_between_unprotected_environments_reports_but_passes() {
         .run(["audit", "reuse", "--env", "staging", "--env", "qa"]);
     out.assert_code(USAGE);
     assert!(out.stderr.contains("no environment `qa`"), "{}", out.stderr);
+}
+
+#[test]
+fn audit_reuse_skips_values_marked_not_sensitive() {
+    let c = audit_case("audit-not-sensitive");
+    let manifest = c.dir.path().join("credfile.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "    secret: ${prefix}/api\n",
+            "    secret: ${prefix}/api\n    sensitive: false\n",
+        ),
+    )
+    .unwrap();
+    let out = Credfile::new(&moto_endpoint()).cwd(c.dir.path()).run([
+        "audit",
+        "reuse",
+        "--env",
+        "staging",
+        "--env",
+        "production",
+        "--output",
+        "json",
+    ]);
+    out.assert_code(0);
+    let report = out.json();
+    assert_eq!(
+        report["compared"], 2,
+        "only db, in two environments: {report:#}"
+    );
+    assert_eq!(report["summary"], json!({"pairs": 0, "protected_pairs": 0}));
 }

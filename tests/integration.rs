@@ -351,6 +351,77 @@ fn dotenv_value_that_cannot_round_trip_is_refused_by_name() {
     assert!(!c.root().exists());
 }
 
+/// The blocker: a value holding `$` and a quote has no common dotenv spelling, but each
+/// file's own reader can hold it once the file names its `dialect`.
+#[test]
+fn dotenv_dialects_write_what_each_reader_reads_back() {
+    let c = Case::new("dialects");
+    let value = format!("it's $HOME \"and\" `x` \\ # {}", canary_value());
+    c.seeder.create_string(&c.name("v"), &value);
+    let entry = |path: &str, dialect: &str| {
+        format!(
+            "  - path: {path}\n    format: dotenv\n    dialect: {dialect}\n    values:\n      DB_PASS: {{ secret: \"${{prefix}}/v\" }}\n"
+        )
+    };
+    c.manifest(
+        "",
+        &[
+            entry("shell.env", "shell"),
+            entry("dotenvy.env", "dotenvy"),
+            entry("python.env", "python-dotenv"),
+            entry("systemd.env", "systemd"),
+        ]
+        .concat(),
+    );
+    c.apply().assert_code(0);
+    let sh = std::process::Command::new("dash")
+        .arg("-c")
+        .arg(". \"$1\" && printf '%s' \"$DB_PASS\"")
+        .arg("dash")
+        .arg(c.root().join("shell.env"))
+        .output()
+        .unwrap();
+    assert!(
+        sh.status.success() && sh.stdout == value.as_bytes(),
+        "dash read back another value"
+    );
+    let parsed: BTreeMap<String, String> = dotenvy::from_path_iter(c.root().join("dotenvy.env"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        parsed["DB_PASS"] == value,
+        "dotenvy read back another value"
+    );
+    let py = std::process::Command::new(test_python())
+        .args([
+            "-c",
+            "import sys,dotenv; sys.stdout.write(dotenv.dotenv_values(sys.argv[1])['DB_PASS'])",
+        ])
+        .arg(c.root().join("python.env"))
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success() && py.stdout == value.as_bytes(),
+        "python-dotenv read back another value"
+    );
+
+    // The default dialect still refuses it, by file, secret and name, and writes nothing.
+    let c = Case::new("dialect-common");
+    c.seeder.create_string(&c.name("v"), &value);
+    c.manifest("", &entry("app.env", "common"));
+    let out = c.credfile().fail_fast().run(["apply", "--env", "test"]);
+    out.assert_code(RENDER);
+    assert!(
+        out.stderr.contains("app.env")
+            && out.stderr.contains("DB_PASS")
+            && out.stderr.contains("`dialect:`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!c.root().exists());
+}
+
 #[test]
 fn second_apply_changes_nothing_and_rotation_updates_exactly_one_file() {
     let c = Case::new("idempotent");

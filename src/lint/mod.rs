@@ -6,8 +6,11 @@
 //! It reads only the manifests (and, for `path-in-git-tree`, whether directories hold `.git`): no
 //! network, no secrets. A finding never quotes a value that looks like a secret.
 
+mod access;
+mod literal;
 mod rules;
 mod sarif;
+mod suppress;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use crate::cli::{LintArgs, LintFormat};
 use crate::manifest::ManifestError;
 use crate::terminal::sanitize;
 
+pub use literal::literal_candidates;
 pub use rules::check_manifests;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,7 +115,7 @@ pub const RULES: &[Rule] = &[
         id: "literal-value",
         level: Level::Error,
         summary: "The manifest holds references only, never a value.",
-        help: "Something in the manifest looks like a secret (a high-entropy string, an AWS access key id, a PEM block, a token): move it to Secrets Manager, reference it with `secret:`, and rotate it, since it is in version control now.",
+        help: "Something in the manifest looks like a secret (a high-entropy string, an AWS access key id, a PEM block, a token, a password or a passphrase): move it to Secrets Manager, reference it with `secret:`, and rotate it, since it is in version control now.",
     },
     Rule {
         id: "var-unknown",
@@ -146,18 +150,33 @@ pub struct Finding {
     pub column: usize,
     pub message: String,
     pub hint: Option<String>,
+    /// The reason given by the entry's `lint.allow` for this rule: the finding is reported but
+    /// does not count and does not fail the run.
+    pub suppressed: Option<String>,
+}
+
+impl Finding {
+    /// An error that is not suppressed: what fails `credfile lint`.
+    pub fn fails(&self) -> bool {
+        self.level == Level::Error && self.suppressed.is_none()
+    }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}:{}: {}[{}]: {}",
+            "{}:{}:{}: {}[{}]{}: {}",
             self.file.display(),
             self.line,
             self.column,
             self.level.as_str(),
             self.rule,
+            if self.suppressed.is_some() {
+                " (suppressed)"
+            } else {
+                ""
+            },
             self.message
         )
     }
@@ -208,8 +227,11 @@ pub fn command(args: &LintArgs) -> Result<(), LintCommandError> {
         inputs.push((path.clone(), text));
     }
     let findings = check_manifests(&inputs);
-    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
-    let warnings = findings.len() - errors;
+    let errors = findings.iter().filter(|f| f.fails()).count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.level == Level::Warning && f.suppressed.is_none())
+        .count();
     let text = match args.format {
         LintFormat::Human => human(&findings, paths.len()),
         LintFormat::Json => {
@@ -242,22 +264,37 @@ fn human(findings: &[Finding], manifests: usize) -> String {
     for f in findings {
         out.push_str(&sanitize(&f.to_string()));
         out.push('\n');
-        if let Some(hint) = &f.hint {
+        if let Some(reason) = &f.suppressed {
+            out.push_str("  suppressed: ");
+            out.push_str(&sanitize(reason));
+            out.push('\n');
+        } else if let Some(hint) = &f.hint {
             out.push_str("  hint: ");
             out.push_str(&sanitize(hint));
             out.push('\n');
         }
     }
-    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    let (errors, warnings, suppressed) = counts(findings);
     out.push_str(&format!(
-        "lint: {errors} error(s), {} warning(s) in {manifests} manifest(s)\n",
-        findings.len() - errors
+        "lint: {errors} error(s), {warnings} warning(s){} in {manifests} manifest(s)\n",
+        if suppressed > 0 {
+            format!(", {suppressed} suppressed")
+        } else {
+            String::new()
+        }
     ));
     out
 }
 
+/// Errors and warnings that count, and suppressed findings.
+fn counts(findings: &[Finding]) -> (usize, usize, usize) {
+    let suppressed = findings.iter().filter(|f| f.suppressed.is_some()).count();
+    let errors = findings.iter().filter(|f| f.fails()).count();
+    (errors, findings.len() - suppressed - errors, suppressed)
+}
+
 fn to_json(findings: &[Finding], manifests: usize) -> serde_json::Value {
-    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    let (errors, warnings, suppressed) = counts(findings);
     json!({
         "findings": findings.iter().map(|f| json!({
             "rule": f.rule,
@@ -267,10 +304,12 @@ fn to_json(findings: &[Finding], manifests: usize) -> serde_json::Value {
             "column": f.column,
             "message": f.message,
             "hint": f.hint,
+            "suppressed": f.suppressed.as_ref().map(|reason| json!({ "reason": reason })),
         })).collect::<Vec<_>>(),
         "summary": {
             "errors": errors,
-            "warnings": findings.len() - errors,
+            "warnings": warnings,
+            "suppressed": suppressed,
             "manifests": manifests,
         },
     })

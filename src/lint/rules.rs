@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
+use super::access::{Scope, others_reach, parse_mode};
+use super::literal::literal_candidates;
+use super::suppress::{self, Allowed, suppressions};
 use super::{Finding, Level, finish, rule};
 use crate::manifest::raw::{self, Seg};
 use crate::manifest::{self, ManifestError, SubstError, substitute};
@@ -12,6 +15,7 @@ use crate::manifest::{self, ManifestError, SubstError, substitute};
 pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut all_refs: Vec<Ref> = Vec::new();
+    let mut allowed: Vec<Allowed> = Vec::new();
     for (path, text) in inputs {
         let mut doc = Doc {
             file: path,
@@ -30,10 +34,12 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
             let refs = references(path, text, &m, &envs);
             doc.shared_between_environments(&refs);
             all_refs.extend(refs);
+            allowed.extend(suppressions(path, text, &m));
         }
         findings.extend(doc.findings);
     }
     findings.extend(shared_between_apps(&all_refs));
+    suppress::apply(&mut findings, &allowed);
     finish(findings)
 }
 
@@ -116,6 +122,7 @@ impl Doc<'_> {
             column,
             message,
             hint: Some(r.help.to_string()),
+            suppressed: None,
         });
     }
 
@@ -142,6 +149,7 @@ impl Doc<'_> {
                 column: d.column,
                 message: d.message,
                 hint: d.hint.or_else(|| Some(r.help.to_string())),
+                suppressed: None,
             });
         }
     }
@@ -155,7 +163,7 @@ impl Doc<'_> {
                     Level::Error,
                     i + 1,
                     column,
-                    format!("this looks like a literal secret ({what}), not a reference; its text is not shown"),
+                    manifest::literal_message(what),
                 );
             }
         }
@@ -179,31 +187,57 @@ impl Doc<'_> {
     }
 
     /// `mode-writable` and `mode-other-read`, at each node that sets a mode.
+    ///
+    /// `mode-other-read` judges effective access: a file whose mode lets others read is only
+    /// reported in the environments where others can reach it, that is where the directories
+    /// credfile creates around it (`dir_mode`, default 0700; with `layout: generation` every file
+    /// is inside such a directory, with `layout: files` a file directly in the root is not)
+    /// let others enter.
     fn modes(&mut self, m: &raw::Manifest) {
-        let mut nodes: Vec<(Vec<Seg>, &str, bool)> = Vec::new();
+        let mut nodes: Vec<(Vec<Seg>, &str, bool, Scope<'_>)> = Vec::new();
         let d = &m.defaults;
         if let Some(v) = &d.mode {
-            nodes.push((vec![key("defaults"), key("mode")], v, false));
+            nodes.push((
+                vec![key("defaults"), key("mode")],
+                v,
+                false,
+                Scope::Defaults,
+            ));
         }
         if let Some(v) = &d.dir_mode {
-            nodes.push((vec![key("defaults"), key("dir_mode")], v, true));
+            nodes.push((
+                vec![key("defaults"), key("dir_mode")],
+                v,
+                true,
+                Scope::Defaults,
+            ));
         }
         for (name, e) in &m.environments.0 {
             if let Some(v) = &e.mode {
-                nodes.push((env_path(name, &[key("mode")]), v, false));
+                nodes.push((env_path(name, &[key("mode")]), v, false, Scope::Env(name)));
             }
             if let Some(v) = &e.dir_mode {
-                nodes.push((env_path(name, &[key("dir_mode")]), v, true));
+                nodes.push((
+                    env_path(name, &[key("dir_mode")]),
+                    v,
+                    true,
+                    Scope::Env(name),
+                ));
             }
         }
         for (i, f) in m.files.iter().enumerate() {
             if let Some(v) = &f.mode {
-                nodes.push((vec![key("files"), Seg::Index(i), key("mode")], v, false));
+                nodes.push((
+                    vec![key("files"), Seg::Index(i), key("mode")],
+                    v,
+                    false,
+                    Scope::Entry(i),
+                ));
             }
         }
-        for (at, text, is_dir) in nodes {
+        for (at, text, is_dir, scope) in nodes {
             // An unparsable mode is validation's finding.
-            let Ok(mode) = u32::from_str_radix(text.strip_prefix("0o").unwrap_or(text), 8) else {
+            let Ok(mode) = parse_mode(text) else {
                 continue;
             };
             let what = if is_dir { "directory mode" } else { "mode" };
@@ -217,11 +251,22 @@ impl Doc<'_> {
                 );
             }
             if !is_dir && mode & 0o004 != 0 {
+                let reach = others_reach(m, scope);
+                if reach.is_empty() {
+                    continue;
+                }
+                let list = reach
+                    .iter()
+                    .map(|(env, why)| format!("`{env}` ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.add(
                     "mode-other-read",
                     Level::Error,
                     &at,
-                    format!("mode `{text}` lets every user on the host read the secret"),
+                    format!(
+                        "mode `{text}` lets every user on the host read the secret in environment(s) {list}"
+                    ),
                 );
             }
         }
@@ -379,7 +424,7 @@ impl Doc<'_> {
 }
 
 /// Whether a file entry applies to environment `env`.
-fn applies(f: &raw::File, env: &str) -> bool {
+pub(super) fn applies(f: &raw::File, env: &str) -> bool {
     f.environments
         .as_ref()
         .is_none_or(|list| list.iter().any(|e| e == env))
@@ -400,6 +445,21 @@ fn sources(f: &raw::File) -> Vec<(Vec<Seg>, &str)> {
         }
     }
     out
+}
+
+/// Whether the source at `rel` (from [`sources`]) is a secret: not marked `sensitive: false`
+/// on its value or its entry. Values that are not secret (a host, a port) may be shared by
+/// environments and apps, so the sharing rules skip them.
+fn sensitive(f: &raw::File, rel: &[Seg]) -> bool {
+    let own = match rel {
+        [Seg::Key(v), Seg::Key(name), ..] if v == "values" => f
+            .values
+            .as_ref()
+            .and_then(|vs| vs.0.iter().find(|(n, _)| n == name))
+            .and_then(|(_, v)| v.sensitive),
+        _ => None,
+    };
+    own.or(f.sensitive).unwrap_or(true)
 }
 
 /// The names of the `${var}`s in a template.
@@ -478,6 +538,9 @@ fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env<'_>]) -> V
     let mut out = Vec::new();
     for (i, f) in m.files.iter().enumerate() {
         for (rel, template) in sources(f) {
+            if !sensitive(f, &rel) {
+                continue;
+            }
             let mut at = vec![key("files"), Seg::Index(i)];
             at.extend(rel);
             let (line, column) = raw::locate(text, &at);
@@ -572,6 +635,7 @@ fn shared_between_apps(refs: &[Ref]) -> Vec<Finding> {
                     r.describe_env()
                 ),
                 hint: Some(help.help.to_string()),
+                suppressed: None,
             });
         }
     }
@@ -681,158 +745,6 @@ fn git_tree_containing(root: &Path, manifest_tree: Option<&Path>) -> Option<Path
     root.ancestors()
         .find(|a| a.join(".git").exists())
         .map(Path::to_path_buf)
-}
-
-/// Positions (1-based columns) and kinds of literal-looking secrets in one line of text.
-pub(super) fn literal_candidates(line: &str) -> Vec<(usize, &'static str)> {
-    let mut out = Vec::new();
-    if let Some(pos) = line.find("-----BEGIN ") {
-        out.push((column_of(line, pos), "a PEM block"));
-    }
-    for (pos, token) in tokens(line) {
-        let kind = if aws_key_id(token) {
-            Some("an AWS access key id")
-        } else if KNOWN_TOKEN_PREFIXES
-            .iter()
-            .any(|p| token.starts_with(p) && token.len() >= p.len() + 16)
-        {
-            Some("an API token")
-        } else if looks_random(token) {
-            Some("a high-entropy string")
-        } else {
-            None
-        };
-        if let Some(kind) = kind {
-            out.push((column_of(line, pos), kind));
-        }
-    }
-    out
-}
-
-/// Prefixes of well-known token formats (GitHub, GitLab, Slack, Stripe).
-const KNOWN_TOKEN_PREFIXES: &[&str] = &[
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "xoxb-",
-    "xoxp-",
-    "sk_live_",
-];
-
-fn column_of(line: &str, byte: usize) -> usize {
-    line[..byte].chars().count() + 1
-}
-
-/// Maximal runs of the characters secrets are usually written with (base64, base64url, hex).
-fn tokens(line: &str) -> Vec<(usize, &str)> {
-    let is_tok = |c: char| c.is_ascii_alphanumeric() || "+/=_-".contains(c);
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in line.char_indices() {
-        match (is_tok(c), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s, &line[s..i]));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, &line[s..]));
-    }
-    out
-}
-
-/// An AWS access key id: a four-letter prefix and 16 upper-case letters or digits.
-fn aws_key_id(token: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA", "AROA",
-    ];
-    let bytes = token.as_bytes();
-    (0..bytes.len().saturating_sub(19)).any(|i| {
-        PREFIXES
-            .iter()
-            .any(|p| bytes[i..].starts_with(p.as_bytes()))
-            && bytes[i + 4..i + 20]
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            && bytes
-                .get(i + 20)
-                .is_none_or(|b| !(b.is_ascii_uppercase() || b.is_ascii_digit()))
-            && (i == 0 || !(bytes[i - 1].is_ascii_uppercase() || bytes[i - 1].is_ascii_digit()))
-    })
-}
-
-/// Shannon entropy in bits per character.
-fn entropy(token: &str) -> f64 {
-    let mut counts: BTreeMap<char, usize> = BTreeMap::new();
-    let mut n = 0usize;
-    for c in token.chars() {
-        *counts.entry(c).or_default() += 1;
-        n += 1;
-    }
-    let n = n as f64;
-    counts
-        .values()
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
-/// Whether a token looks generated rather than written by a person: long hex; or a long mix of
-/// upper case, lower case and digits that changes character class often (camelCase identifiers
-/// change class about once a word, random text at almost every other character); or a long,
-/// high-entropy run with several digits. A token with a plain word between slashes is a path and
-/// is judged segment by segment. UUIDs (version ids, KMS key ids) never qualify.
-fn looks_random(token: &str) -> bool {
-    let is_word = |s: &str| {
-        s.len() >= 3
-            && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
-    };
-    if token.contains('/') && token.split('/').any(is_word) {
-        return token.split('/').any(random_segment);
-    }
-    random_segment(token)
-}
-
-fn random_segment(token: &str) -> bool {
-    let chars: Vec<char> = token.chars().collect();
-    let len = chars.len();
-    if len < 20 {
-        return false;
-    }
-    let digits = chars.iter().filter(|c| c.is_ascii_digit()).count();
-    let upper = chars.iter().any(char::is_ascii_uppercase);
-    let lower = chars.iter().any(char::is_ascii_lowercase);
-    let class = |c: char| match c {
-        'a'..='z' => 0,
-        'A'..='Z' => 1,
-        '0'..='9' => 2,
-        _ => 3,
-    };
-    let changes = chars
-        .windows(2)
-        .filter(|w| class(w[0]) != class(w[1]))
-        .count();
-    let e = entropy(token);
-    if len >= 32 && digits > 0 && chars.iter().all(char::is_ascii_hexdigit) {
-        return e >= 3.0;
-    }
-    if len >= 32 && digits > 0 && e >= 4.3 {
-        return true;
-    }
-    // Random base62 of 20 characters changes class at ~60% of positions and has an entropy
-    // above 0.83 * log2(len) in 99% of draws; camelCase names stay below one or the other.
-    digits > 0 && upper && lower && changes * 20 >= (len - 1) * 7 && e >= 0.83 * (len as f64).log2()
 }
 
 #[cfg(test)]

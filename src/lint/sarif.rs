@@ -38,7 +38,7 @@ pub fn to_sarif(findings: &[Finding]) -> Value {
                 text.push_str("\nhint: ");
                 text.push_str(hint);
             }
-            json!({
+            let mut result = json!({
                 "ruleId": f.rule,
                 "ruleIndex": index,
                 "level": match f.level { Level::Error => "error", Level::Warning => "warning" },
@@ -49,7 +49,13 @@ pub fn to_sarif(findings: &[Finding]) -> Value {
                         "region": { "startLine": f.line.max(1), "startColumn": f.column.max(1) },
                     }
                 }],
-            })
+            });
+            // A suppression in the manifest (`lint.allow`): SARIF's in-source suppression, so
+            // code scanning shows the result as dismissed with the manifest's reason.
+            if let Some(reason) = &f.suppressed {
+                result["suppressions"] = json!([{ "kind": "inSource", "justification": reason }]);
+            }
+            result
         })
         .collect();
     json!({

@@ -245,18 +245,59 @@ fn mode_writable() {
 }
 
 #[test]
-fn mode_other_read() {
-    let bad = lint(&with(
-        "    key: password\n",
-        "    key: password\n    mode: \"0444\"\n",
-    ));
+fn mode_other_read_judges_effective_access() {
+    let readable = |t: &str| {
+        t.replacen(
+            "    key: password\n",
+            "    key: password\n    mode: \"0444\"\n",
+            1,
+        )
+    };
+    // The case: 0444 under the 0750 directories credfile creates; others cannot
+    // enter them, so nobody but the owner and the directory group can read it.
+    assert_clean(&lint(&readable(BASE)));
+    let open = BASE.replacen("  dir_mode: \"0750\"\n", "  dir_mode: \"0755\"\n", 1);
+    let bad = lint(&readable(&open));
     assert_only(&bad, "mode-other-read", Level::Error);
     assert_eq!(bad[0].line, 24);
-    // Directories may be traversable by others: their names are not secrets.
-    assert_clean(&lint(&with(
+    assert!(
+        bad[0]
+            .message
+            .contains("`staging` (its directory mode `0755` lets others enter"),
+        "{}",
+        bad[0].message
+    );
+    // Only the environments whose directories are open.
+    let prod_closed = open.replacen(
+        "    root: /dev/shm/payments\n",
+        "    root: /dev/shm/payments\n    dir_mode: \"0700\"\n",
+        1,
+    );
+    let bad = lint(&readable(&prod_closed));
+    assert_only(&bad, "mode-other-read", Level::Error);
+    assert!(
+        !bad[0].message.contains("`production`"),
+        "{}",
+        bad[0].message
+    );
+    // `layout: files` puts a top-level file straight into the root, whose mode credfile
+    // does not set; a file in a subdirectory stays behind `dir_mode`.
+    let files_layout = BASE.replacen(
         "  dir_mode: \"0750\"\n",
-        "  dir_mode: \"0755\"\n",
-    )));
+        "  dir_mode: \"0750\"\n  layout: files\n",
+        1,
+    );
+    assert_clean(&lint(&readable(&files_layout)));
+    let top = files_layout.replacen("  - path: db/password\n", "  - path: password\n", 1);
+    let bad = lint(&readable(&top));
+    assert_only(&bad, "mode-other-read", Level::Error);
+    assert!(
+        bad[0].message.contains("layout: files"),
+        "{}",
+        bad[0].message
+    );
+    // Directories may be traversable by others: their names are not secrets.
+    assert_clean(&lint(&open));
 }
 
 #[test]
@@ -379,7 +420,11 @@ fn var_unused() {
 
 #[test]
 fn sarif_has_every_rule_and_positions() {
-    let findings = lint(&with("  mode: \"0440\"\n", "  mode: \"0666\"\n"));
+    let findings = lint(&with("  mode: \"0440\"\n", "  mode: \"0666\"\n").replacen(
+        "  dir_mode: \"0750\"\n",
+        "  dir_mode: \"0755\"\n",
+        1,
+    ));
     let log = sarif::to_sarif(&findings);
     let run = &log["runs"][0];
     assert_eq!(log["version"], "2.1.0");
@@ -402,5 +447,64 @@ fn sarif_has_every_rule_and_positions() {
     assert_eq!(
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
         "credfile.yaml"
+    );
+}
+
+#[test]
+fn not_sensitive_values_may_be_shared() {
+    // A host shared by both environments (one protected): not a finding once marked.
+    let shared = |extra: &str| {
+        with(
+            "      API_KEY: { secret: \"${prefix}/api-key\" }\n",
+            &format!(
+                "      API_KEY: {{ secret: \"${{prefix}}/api-key\" }}\n      DB_HOST: {{ secret: \"{SHARED_ARN}\", key: host, allow_cross_account: true{extra} }}\n"
+            ),
+        )
+    };
+    assert_only(&lint(&shared("")), "env-shared-secret", Level::Error);
+    assert_clean(&lint(&shared(", sensitive: false")));
+    // On the entry, for all its values.
+    let entry = shared("").replace(
+        "    format: dotenv\n",
+        "    format: dotenv\n    sensitive: false\n",
+    );
+    assert_clean(&lint(&entry));
+}
+
+#[test]
+fn suppressions_cover_their_own_entry_only() {
+    let allow = "    lint: { allow: [{ rule: literal-value, reason: \"a test fixture\" }] }\n";
+    let text = with(
+        "    key: password\n",
+        &format!("    key: password\n    # db_password: hunter2x\n{allow}"),
+    );
+    let found = lint(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, "literal-value");
+    assert_eq!(found[0].suppressed.as_deref(), Some("a test fixture"));
+    assert!(!found[0].fails());
+    // The same line in the next entry is not covered.
+    let text = with(
+        "    key: password\n",
+        &format!("    key: password\n{allow}"),
+    )
+    .replace(
+        "      API_KEY: { secret: \"${prefix}/api-key\" }\n",
+        "      API_KEY: { secret: \"${prefix}/api-key\" }\n    # db_password: hunter2x\n",
+    );
+    let found = lint(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].fails(), "{found:?}");
+}
+
+#[test]
+fn suppressions_keep_flow_style_entries_apart() {
+    let text = "version: 1\napp: a\ndefaults: { root: /run/credfile/a, dir_mode: \"0755\", region: us-east-1 }\nenvironments: { test: { vars: { p: a/test } } }\nfiles: [ { path: ca.pem, secret: \"${p}/ca\", mode: \"0444\", lint: { allow: [ { rule: mode-other-read, reason: \"public CA\" } ] } }, { path: b.pem, secret: \"${p}/b\", mode: \"0444\" } ]\n";
+    let found = lint(text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].suppressed.as_deref(), Some("public CA"));
+    assert!(
+        found[1].fails(),
+        "the second entry is not covered: {found:?}"
     );
 }

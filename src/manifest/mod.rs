@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use raw::{Encoding, Format, Layout, WebIdentity};
+pub use raw::{Dialect, Encoding, Format, Layout, WebIdentity};
 
 /// The default mode of a file: readable by its owner only.
 pub const DEFAULT_MODE: u32 = 0o400;
@@ -23,6 +23,8 @@ pub const RULE_PROTECTED_NO_ACCOUNT: &str = "protected-no-account";
 pub const RULE_VAR_UNKNOWN: &str = "var-unknown";
 /// Directories writable by group or others are refused here; lint reports it under this rule.
 pub const RULE_MODE_WRITABLE: &str = "mode-writable";
+/// A line that looks like a pasted secret: an error with a protected environment, else a warning.
+pub const RULE_LITERAL_VALUE: &str = "literal-value";
 
 mod checks;
 mod error;
@@ -32,6 +34,7 @@ mod validate;
 pub use checks::is_session_char;
 pub use error::{Diagnostic, ManifestError};
 pub use resolve::{SubstError, substitute};
+pub use validate::literal_message;
 
 /// A user or group: a numeric id, or a name resolved on the host at write time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +100,8 @@ impl fmt::Display for KeySel {
 pub struct Source {
     pub secret: SecretRef,
     pub key: Option<KeySel>,
+    /// `sensitive: false` in the manifest: configuration, not a secret (`audit reuse` skips it).
+    pub sensitive: bool,
 }
 
 /// How a file's bytes are made.
@@ -110,6 +115,8 @@ pub enum Content {
     /// Named values from several secrets, as dotenv lines or a JSON object, in manifest order.
     Map {
         format: Format,
+        /// The dotenv reader (`common` for JSON, where it is unused).
+        dialect: Dialect,
         values: Vec<(String, Source)>,
     },
     /// A minijinja template (strict: undefined is an error) over named values.
@@ -194,6 +201,9 @@ pub struct Manifest {
     pub app: String,
     pub environments: Vec<Environment>,
     files: Vec<Entry>,
+    /// Problems that do not fail validation (today: `literal-value` in a manifest without a
+    /// protected environment); `credfile validate` prints them.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug)]
@@ -267,6 +277,7 @@ enum EntryContent {
     },
     Map {
         format: Format,
+        dialect: Dialect,
         values: Vec<(String, EntrySource)>,
     },
     Template {
@@ -281,6 +292,7 @@ struct EntrySource {
     secret: String,
     key: Option<KeySel>,
     pin: Pin,
+    sensitive: bool,
 }
 
 /// A manifest holds references only; anything larger is a mistake or an attack on the parser.

@@ -96,6 +96,40 @@ pub enum Format {
     Template,
 }
 
+/// Which program reads a `format: dotenv` file (README, "dotenv dialects"): each quotes and
+/// escapes differently, so the encoder follows the reader (src/render/dotenv.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// The strict form both dotenvy and python-dotenv read back exactly.
+    #[default]
+    Common,
+    PythonDotenv,
+    Dotenvy,
+    /// node's `dotenv` package.
+    Node,
+    /// `docker run --env-file` (and compose's `env_file` in its raw form).
+    Docker,
+    /// POSIX shell `.` / `source` (dash, bash).
+    Shell,
+    /// systemd's `EnvironmentFile=`.
+    Systemd,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Common => "common",
+            Dialect::PythonDotenv => "python-dotenv",
+            Dialect::Dotenvy => "dotenvy",
+            Dialect::Node => "node",
+            Dialect::Docker => "docker",
+            Dialect::Shell => "shell",
+            Dialect::Systemd => "systemd",
+        }
+    }
+}
+
 /// How a root's files are published (README, "Layouts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +153,8 @@ pub struct File {
     pub path: String,
     #[serde(default)]
     pub format: Format,
+    /// Only with `format: dotenv`.
+    pub dialect: Option<Dialect>,
     pub secret: Option<String>,
     pub key: Option<String>,
     pub version_stage: Option<String>,
@@ -136,6 +172,11 @@ pub struct File {
     pub allow_cross_account: bool,
     #[serde(default)]
     pub allow_in_repository: bool,
+    /// `false`: the value is configuration (a host, a port), not a secret; `audit reuse` and
+    /// lint's sharing rules skip it. It is still fetched and written like any other.
+    pub sensitive: Option<bool>,
+    /// Lint findings this entry accepts, each with the reason.
+    pub lint: Option<LintOptions>,
 }
 
 /// One entry of a `dotenv` or `json` file's `values`.
@@ -148,6 +189,25 @@ pub struct Value {
     pub version_id: Option<String>,
     #[serde(default)]
     pub allow_cross_account: bool,
+    /// As on a file entry; a value inherits its entry's.
+    pub sensitive: Option<bool>,
+}
+
+/// `lint:` on a file entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintOptions {
+    #[serde(default)]
+    pub allow: Vec<Allow>,
+}
+
+/// One suppression: a lint rule id and why the finding is accepted (required, shown in every
+/// output format and in SARIF as the suppression's justification).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    pub rule: String,
+    pub reason: Option<String>,
 }
 
 /// A YAML mapping that keeps the manifest's order (dotenv output follows it) and rejects
@@ -248,6 +308,35 @@ pub fn entry_lines(text: &str) -> Option<Vec<usize>> {
         .deserialize(serde_yaml::Deserializer::from_str(text))
         .ok()?;
     Some(lines)
+}
+
+/// The lines (1-based, inclusive) each `files` entry spans: from its first key to the line
+/// before the next entry; the last entry ends before the next top-level key, or at the end.
+/// Used to apply an entry's `lint.allow` to findings reported by line.
+pub fn entry_spans(text: &str, entries: usize) -> Vec<std::ops::RangeInclusive<usize>> {
+    let starts: Vec<usize> = entry_lines(text).unwrap_or_else(|| {
+        (0..entries)
+            .map(|i| locate(text, &[Seg::Key("files".into()), Seg::Index(i)]).0)
+            .collect()
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    (0..starts.len())
+        .map(|i| {
+            let start = starts[i];
+            let end = match starts.get(i + 1) {
+                Some(&next) => next.saturating_sub(1).max(start),
+                None => lines
+                    .iter()
+                    .enumerate()
+                    .skip(start)
+                    .find(|(_, l)| {
+                        l.starts_with(|c: char| !c.is_whitespace() && c != '-' && c != '#')
+                    })
+                    .map_or(lines.len(), |(n, _)| n),
+            };
+            start..=end
+        })
+        .collect()
 }
 
 struct TopLevel<'a> {

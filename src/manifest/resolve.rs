@@ -72,8 +72,13 @@ impl Manifest {
                         source: resolve_source(source, e),
                         encoding: *encoding,
                     },
-                    EntryContent::Map { format, values } => Content::Map {
+                    EntryContent::Map {
+                        format,
+                        dialect,
+                        values,
+                    } => Content::Map {
                         format: *format,
+                        dialect: *dialect,
                         values: values
                             .iter()
                             .map(|(k, s)| (k.clone(), resolve_source(s, e)))
@@ -130,6 +135,7 @@ fn resolve_source(s: &EntrySource, env: &Environment) -> Source {
             pin: s.pin.clone(),
         },
         key: s.key.clone(),
+        sensitive: s.sensitive,
     }
 }
 

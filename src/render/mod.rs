@@ -3,6 +3,7 @@
 //! Nothing here touches the disk. Any problem in any file fails the whole render, and every
 //! problem is reported (file, manifest line, secret, key) without the value itself.
 
+pub mod dotenv;
 pub mod template;
 
 use std::path::PathBuf;
@@ -89,7 +90,11 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
                 (_, Picked::Json(value)) => Zeroizing::new(value.as_bytes().to_vec()),
             }
         }
-        Content::Map { format, values } => {
+        Content::Map {
+            format,
+            dialect,
+            values,
+        } => {
             let mut body = Zeroizing::new(String::new());
             if *format == Format::Json {
                 body.push_str("{\n");
@@ -99,7 +104,7 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
                 match format {
                     Format::Dotenv => {
                         let text = picked.into_text().map_err(|w| problem(source, w))?;
-                        let line = dotenv_line(name, &text)
+                        let line = dotenv::line(*dialect, name, &text)
                             .map_err(|w| problem(source, format!("`{name}`: {w}")))?;
                         body.push_str(&line);
                     }
@@ -324,100 +329,14 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// One dotenv line whose value reads back exactly through both dotenvy (Rust) and python-dotenv.
-///
-/// The two parsers disagree on escapes and variable expansion, so the quoting is chosen per value:
-/// single quotes (no escapes, no expansion in either) when the value has no `'`, `\`, newline or
-/// carriage return; python-dotenv expands `${NAME}` even there, so `${` is refused outright; otherwise double quotes with `\\`, `\"` and `\n`, which both decode the same
-/// way, when the value has no `$` (which both would expand). Anything else has no spelling that
-/// both read back exactly, so it is refused rather than written wrong.
+/// One dotenv line in the default (`common`) dialect; see [`dotenv::line`].
 pub fn dotenv_line(name: &str, value: &str) -> Result<String, String> {
-    if value.contains('\0') {
-        return Err(
-            "contains a NUL byte, which dotenv cannot hold; use `format: json` or a raw file"
-                .into(),
-        );
-    }
-    if value.contains('\r') {
-        return Err("contains a carriage return, which dotenv readers do not read back exactly; use `format: json` or a raw file".into());
-    }
-    if value.contains("${") {
-        return Err("contains `${`, which python-dotenv expands as a variable in every quoting; use `format: json` or a raw file".into());
-    }
-    if !value.contains(['\'', '\\', '\n']) {
-        return Ok(format!("{name}='{value}'\n"));
-    }
-    if value.contains('$') {
-        return Err("contains `$` together with a quote, backslash or newline; no dotenv quoting reads back exactly in both dotenvy and python-dotenv; use `format: json` or a raw file".into());
-    }
-    let mut out = String::with_capacity(value.len() + name.len() + 4);
-    out.push_str(name);
-    out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push_str("\"\n");
-    Ok(out)
+    dotenv::line(crate::manifest::Dialect::Common, name, value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TRICKY: &[&str] = &[
-        "plain",
-        "",
-        "with space  and\ttab",
-        "it's quoted \"twice\"",
-        "back\\slash\\\\double",
-        "multi\nline\nvalue\n",
-        "dollar $HOME and $ alone",
-        "#not-a-comment = x",
-        "ünïcødé ✓",
-        "trailing backslash\\",
-        "'single'",
-        "\"\\n\" literal",
-    ];
-
-    #[test]
-    fn dotenv_round_trips_through_dotenvy() {
-        let mut file = String::new();
-        for (i, v) in TRICKY.iter().enumerate() {
-            file.push_str(&dotenv_line(&format!("K{i}"), v).unwrap());
-        }
-        let parsed: Vec<(String, String)> = dotenvy::from_read_iter(file.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap_or_else(|e| panic!("dotenvy failed: {e}\n{file}"));
-        for (i, v) in TRICKY.iter().enumerate() {
-            let got = parsed
-                .iter()
-                .find(|(k, _)| *k == format!("K{i}"))
-                .map(|(_, v)| v.as_str());
-            assert_eq!(got, Some(*v), "value {i} in\n{file}");
-        }
-    }
-
-    #[test]
-    fn dotenv_refuses_what_cannot_round_trip() {
-        assert!(
-            dotenv_line("K", "a\rb")
-                .unwrap_err()
-                .contains("carriage return")
-        );
-        assert!(dotenv_line("K", "a\0b").unwrap_err().contains("NUL"));
-        assert!(dotenv_line("K", "it's $HOME").unwrap_err().contains("`$`"));
-        assert!(dotenv_line("K", "$x\nline").is_err());
-        assert!(
-            dotenv_line("K", "plain ${HOME}")
-                .unwrap_err()
-                .contains("${")
-        );
-    }
 
     #[test]
     fn base64_errors_do_not_echo_the_value() {

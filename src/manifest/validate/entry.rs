@@ -40,6 +40,34 @@ impl Validator<'_> {
                 }
             }
         }
+        if let Some(lint) = &f.lint {
+            for (j, allow) in lint.allow.iter().enumerate() {
+                let aat = at(&base, &[key("lint"), key("allow"), Seg::Index(j)]);
+                if !crate::lint::RULES.iter().any(|r| r.id == allow.rule)
+                    || allow.rule == "manifest-invalid"
+                {
+                    self.problem(
+                        &at(&aat, &[key("rule")]),
+                        format!("`lint.allow`: no lint rule `{}` can be suppressed", allow.rule),
+                        Some("name a rule id from `credfile lint` output, such as mode-other-read or env-shared-secret"),
+                    );
+                }
+                if allow.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                    self.problem(
+                        &aat,
+                        format!("`lint.allow` of rule `{}` has no `reason`", allow.rule),
+                        Some("every suppression says why the finding is accepted: `{ rule: ..., reason: \"...\" }`; reviewers and SARIF consumers see it"),
+                    );
+                }
+            }
+        }
+        if f.dialect.is_some() && f.format != Format::Dotenv {
+            self.problem(
+                &at(&base, &[key("dialect")]),
+                "`dialect` needs `format: dotenv`",
+                Some("`dialect:` names the program that reads a dotenv file: common, python-dotenv, dotenvy, node, docker, shell or systemd"),
+            );
+        }
         let on_change = self
             .argv(&at(&base, &[key("on_change")]), f.on_change.as_ref())
             .unwrap_or_default();
@@ -58,7 +86,7 @@ impl Validator<'_> {
                         None
                     }
                     Some(secret) => {
-                        let source = self.source(
+                        let mut source = self.source(
                             &base,
                             secret,
                             f.key.as_deref(),
@@ -67,6 +95,7 @@ impl Validator<'_> {
                             f.allow_cross_account,
                             &applicable,
                         );
+                        source.sensitive = f.sensitive.unwrap_or(true);
                         Some(EntryContent::Raw {
                             source,
                             encoding: f.encoding,
@@ -116,7 +145,7 @@ impl Validator<'_> {
                     if name.is_empty() {
                         self.problem(&vbase, "empty value name", None);
                     }
-                    let source = self.source(
+                    let mut source = self.source(
                         &vbase,
                         &v.secret,
                         v.key.as_deref(),
@@ -125,6 +154,7 @@ impl Validator<'_> {
                         v.allow_cross_account || f.allow_cross_account,
                         &applicable,
                     );
+                    source.sensitive = v.sensitive.or(f.sensitive).unwrap_or(true);
                     out.push((name.clone(), source));
                 }
                 if format == Format::Template {
@@ -132,6 +162,7 @@ impl Validator<'_> {
                 } else {
                     Some(EntryContent::Map {
                         format,
+                        dialect: f.dialect.unwrap_or_default(),
                         values: out,
                     })
                 }
@@ -363,6 +394,7 @@ impl Validator<'_> {
             secret: secret.to_string(),
             key: key_sel,
             pin,
+            sensitive: true,
         }
     }
 }

@@ -25,13 +25,67 @@ pub(super) fn validate(
         problems: Vec::new(),
         entry_lines: None,
     };
-    let manifest = v.manifest(file, raw);
+    let protected = raw.environments.0.iter().any(|(_, e)| e.protected);
+    let literals = literals(text, &raw);
+    let mut manifest = v.manifest(file, raw);
+    if protected {
+        for d in literals {
+            if v.problems.len() < MAX_DIAGNOSTICS {
+                v.problems.push(d);
+            }
+        }
+    } else {
+        manifest.warnings = literals;
+    }
     if v.problems.is_empty() {
         Ok(manifest)
     } else {
         v.problems.sort_by_key(|d| (d.line, d.column));
         Err(v.problems)
     }
+}
+
+/// `literal-value` (the same check as `credfile lint`): every line, comments included, except
+/// lines of an entry that allows the rule with a reason. An error when the manifest has a
+/// protected environment (a pasted secret there must never reach a deploy), a warning
+/// otherwise.
+fn literals(text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
+    let rule = crate::lint::rule(RULE_LITERAL_VALUE);
+    let allowed: Vec<_> = raw
+        .files
+        .iter()
+        .zip(raw::entry_spans(text, raw.files.len()))
+        .filter(|(f, _)| {
+            f.lint.as_ref().is_some_and(|l| {
+                l.allow.iter().any(|a| {
+                    a.rule == RULE_LITERAL_VALUE
+                        && a.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
+                })
+            })
+        })
+        .map(|(_, span)| span)
+        .collect();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if allowed.iter().any(|span| span.contains(&(i + 1))) {
+            continue;
+        }
+        for (column, what) in crate::lint::literal_candidates(line) {
+            out.push(Diagnostic {
+                line: i + 1,
+                column,
+                message: literal_message(what),
+                hint: Some(rule.help.to_string()),
+                rule: Some(RULE_LITERAL_VALUE),
+            });
+        }
+    }
+    out
+}
+
+/// The message of a `literal-value` finding; lint uses the same words.
+pub fn literal_message(what: &str) -> String {
+    format!("this looks like a literal secret ({what}), not a reference; its text is not shown")
 }
 
 struct Validator<'a> {
@@ -151,6 +205,7 @@ impl Validator<'_> {
             app: raw.app,
             environments,
             files,
+            warnings: Vec::new(),
         }
     }
 
