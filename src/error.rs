@@ -16,6 +16,7 @@ use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
 use crate::policy::PolicyError;
 use crate::render::RenderError;
+use crate::sudo::SudoError;
 use crate::terminal::sanitize;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
@@ -64,6 +65,8 @@ pub enum Error {
     Drift { count: usize, env: String },
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Sudo(#[from] SudoError),
 }
 
 impl Error {
@@ -85,6 +88,7 @@ impl Error {
             Error::Runtime(_) => code::INTERNAL,
             Error::Drift { .. } => code::DRIFT,
             Error::Hook(_) => code::HOOK,
+            Error::Sudo(_) => code::USAGE,
         }
     }
 
@@ -105,6 +109,7 @@ impl Error {
                 "run `credfile apply --env {env}` to restore the files, after finding out who changed them"
             )),
             Error::Hook(e) => e.hint(),
+            Error::Sudo(e) => e.hint(),
         }
     }
 

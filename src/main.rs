@@ -22,6 +22,7 @@ mod policy;
 mod render;
 mod report;
 mod run;
+mod sudo;
 mod terminal;
 
 use std::process::ExitCode;
