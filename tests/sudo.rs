@@ -491,6 +491,35 @@ fn under_sudo_without_ci_variables_a_protected_environment_refuses_and_others_wa
     );
     assert!(!host.root().exists(), "nothing written");
 
+    // The runner cannot resolve `auto` itself: sudo drops the variable from its environment
+    // and refuses it on the command line (the rule has no SETENV).
+    let out = host
+        .sudo(&proxy)
+        .env("CREDFILE_WEB_IDENTITY", "none")
+        .run(host.args("apply"));
+    out.assert_code(IDENTITY);
+    let mut with_var = host.args("apply");
+    with_var.insert(1, "CREDFILE_WEB_IDENTITY=none");
+    let out = host.sudo(&proxy).run(&with_var);
+    assert_eq!(out.status_code, 1, "sudo refuses it: {}", out.stderr);
+    assert_eq!(proxy.total(), 0);
+    // Someone on call who may run anything as root says it for the run (as the runbook does).
+    let out = Credfile::new(&proxy.endpoint())
+        .env("SUDO_USER", "oncall")
+        .env("CREDFILE_WEB_IDENTITY", "none")
+        .cwd("/")
+        .fail_fast()
+        .run(&host.args("apply")[2..]);
+    out.assert_code(0);
+    assert_eq!(
+        proxy.count("AssumeRole"),
+        1,
+        "the host's identity assumed the role"
+    );
+    assert_eq!(host.reloads(), 1);
+    fs::remove_dir_all(host.root()).unwrap();
+    fs::remove_file(host.hook_record()).unwrap();
+
     // Not protected: it goes ahead with the host's identity, and says so.
     host.install_manifest(&secret, false);
     let out = host.sudo(&proxy).run(host.args("apply"));
@@ -508,7 +537,7 @@ fn under_sudo_without_ci_variables_a_protected_environment_refuses_and_others_wa
     assert_eq!(proxy.count("AssumeRoleWithWebIdentity"), 0);
     assert_eq!(
         proxy.count("AssumeRole"),
-        1,
+        2,
         "the host's identity assumed the role"
     );
     assert_eq!(
