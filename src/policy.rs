@@ -34,6 +34,8 @@ pub enum PolicyError {
     NoSecrets { file: PathBuf, env: String },
     #[error("--trust `{spec}`: {reason}")]
     Trust { spec: String, reason: String },
+    #[error("`--only trust` prints the trust policy, but no --trust provider was given")]
+    NoTrust,
     #[error(
         "{}: environment `{env}` names no AWS account (`account` or `identity.role_arn`), so the OIDC provider's ARN cannot be written",
         file.display()
@@ -56,6 +58,9 @@ impl PolicyError {
             }
             PolicyError::Trust { .. } => {
                 "use github:OWNER/REPO[:ENVIRONMENT], gitlab[@HOST]:GROUP/PROJECT[:BRANCH] or ec2; repeat --trust or separate them with commas".into()
+            }
+            PolicyError::NoTrust => {
+                "add --trust github:OWNER/REPO, gitlab[@HOST]:GROUP/PROJECT or ec2".into()
             }
             PolicyError::NoAccount { env, .. } => format!(
                 "set `environments.{env}.account` or `environments.{env}.identity.role_arn`"

@@ -303,13 +303,7 @@ fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
         Some(PolicyDocument::Identity) => policy::document_text(&generated.identity),
         Some(PolicyDocument::Trust) => match &generated.trust {
             Some(trust) => policy::document_text(trust),
-            None => {
-                return Err(policy::PolicyError::Trust {
-                    spec: String::new(),
-                    reason: "`--only trust` needs at least one --trust provider".into(),
-                }
-                .into());
-            }
+            None => return Err(policy::PolicyError::NoTrust.into()),
         },
     };
     print!("{text}");

@@ -277,6 +277,41 @@ fn a_self_managed_gitlab_and_a_branch_are_named_in_the_policy() {
     ));
 }
 
+#[test]
+fn only_trust_needs_a_provider_and_bad_providers_are_named() {
+    let cf = Credfile::new(&moto_endpoint()).cwd(repo());
+    let out = cf.run([
+        "policy",
+        "--env",
+        "production",
+        "--manifest",
+        EXAMPLE,
+        "--only",
+        "trust",
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no --trust provider was given"),
+        "{}",
+        out.stderr
+    );
+    let out = cf.run([
+        "policy",
+        "--env",
+        "production",
+        "--manifest",
+        EXAMPLE,
+        "--trust",
+        "github:acme/payments,bitbucket:a/b",
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("--trust `bitbucket:a/b`") && out.stderr.contains("hint: use github:"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The `aud` the policy demands is the one credfile asks GitHub for, with the example manifest.
 #[test]
 fn the_policy_audience_is_what_credfile_requests() {
