@@ -129,6 +129,7 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let command = if dry_run { "plan" } else { "apply" };
+    sudo::check_hooks(&plan)?;
     audited(command, &plan, args.audit_log.as_deref(), |trail| {
         for warning in guard::check(&plan)? {
             tracing::warn!("{warning}");

@@ -27,6 +27,15 @@ pub enum SudoError {
         reason: String,
     },
     #[error(
+        "refusing to run the change hook {} as root for {user} (sudo): {reason}",
+        program.display()
+    )]
+    UntrustedHook {
+        program: PathBuf,
+        user: String,
+        reason: String,
+    },
+    #[error(
         "refusing `{flag}` under sudo (invoked by {user}): it would let the caller choose where root writes"
     )]
     Override { flag: &'static str, user: String },
@@ -38,6 +47,9 @@ impl SudoError {
             SudoError::UntrustedManifest { .. } => format!(
                 "install the manifest (and its template files) root-owned and not writable by others, e.g. `install -o root -g root -m 0644 credfile.yaml /etc/credfile/APP.yaml`, and name that path in the sudoers rule ({SUDOERS_EXAMPLE})"
             ),
+            SudoError::UntrustedHook { .. } => {
+                "a hook root runs must be root's alone: install it root-owned (0755) outside any checkout, or name a program on the PATH".into()
+            }
             SudoError::Override { .. } => {
                 "set `root:` in the root-owned manifest instead; under sudo the manifest alone decides where files go".into()
             }
@@ -70,6 +82,29 @@ pub fn check_invocation(
         user,
         reason,
     })
+}
+
+/// Under sudo, every change hook given by path must be root's alone: root runs it. (A bare
+/// name is found through sudo's `secure_path`.)
+pub fn check_hooks(plan: &crate::manifest::Plan) -> Result<(), SudoError> {
+    let Some(user) = invoked_by() else {
+        return Ok(());
+    };
+    let programs = std::iter::once(&plan.on_change)
+        .chain(plan.files.iter().map(|f| &f.on_change))
+        .filter_map(|argv| argv.first())
+        .filter(|p| p.contains('/'));
+    for program in programs {
+        let path = PathBuf::from(program);
+        if let Err(reason) = trusted(&path) {
+            return Err(SudoError::UntrustedHook {
+                program: path,
+                user,
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Under sudo, why `path` (a template file) is not safe to read as root; `None` otherwise.

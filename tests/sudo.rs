@@ -640,6 +640,28 @@ fn under_sudo_credfile_refuses_a_manifest_others_control_and_root_overrides() {
         USAGE,
         &["refusing `--audit-log`"],
     );
+    // A hook root would run that the runner can change.
+    let hook = dir.path().join("reload.sh");
+    fs::write(&hook, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o757)).unwrap();
+    fs::write(
+        &manifest,
+        text.replace(
+            "files:\n",
+            &format!("    on_change: [{}]\nfiles:\n", hook.display()),
+        ),
+    )
+    .unwrap();
+    check(
+        &cf.run(["apply", "--env", "test"]),
+        USAGE,
+        &[
+            "refusing to run the change hook",
+            "reload.sh",
+            "writable by others",
+        ],
+    );
+    fs::write(&manifest, &text).unwrap();
     // All root's again: accepted.
     check(&cf.run(["validate"]), 0, &[]);
     assert_eq!(proxy.total(), 0);
