@@ -397,15 +397,6 @@ fn sudo_check(
     let Some(user) = crate::sudo::invoked_by() else {
         return Ok(());
     };
-    sudo_decision(plan, spec, var, user)
-}
-
-fn sudo_decision(
-    plan: &Plan,
-    spec: &IdentitySpec,
-    var: &dyn Fn(&str) -> Option<String>,
-    user: String,
-) -> Result<(), IdentityError> {
     if spec.web_identity != WebIdentity::Auto || spec.role_arn.is_none() || ci_name(var).is_some() {
         return Ok(());
     }
