@@ -602,6 +602,40 @@ mod tests {
     }
 
     #[test]
+    fn one_statement_per_provider_with_unique_sids() {
+        let providers: Vec<Trust> = [
+            "gitlab:g/p",
+            "gitlab@git.example.com:g/p",
+            "gitlab:g/p",
+            "ec2",
+        ]
+        .iter()
+        .map(|s| Trust::parse(s, "prod").unwrap())
+        .collect();
+        let role = "arn:aws:iam::123456789012:role/r";
+        let doc = trust_document(
+            &providers,
+            "aws",
+            "123456789012",
+            Some(role),
+            "sts.amazonaws.com",
+        );
+        let sids: Vec<&str> = doc.statement.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(
+            sids,
+            [
+                "CredfileGitLabCiOidc",
+                "CredfileGitLabCiOidc2",
+                "CredfileEc2InstanceProfile",
+                "CredfileInstanceRoleAssumesItself"
+            ]
+        );
+        // Without a role there is nothing to assume itself.
+        let doc = trust_document(&[Trust::Ec2], "aws", "123456789012", None, "x");
+        assert_eq!(doc.statement.len(), 1);
+    }
+
+    #[test]
     fn partitions_follow_regions() {
         assert_eq!(partition_of_region("cn-north-1"), "aws-cn");
         assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");

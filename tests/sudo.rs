@@ -27,8 +27,10 @@ const ROLE: &str = "arn:aws:iam::111111111111:role/payments-deploy";
 const CREDFILE: &str = "/usr/local/bin/credfile";
 const SUDOERS: &str = include_str!("../pipeline-examples/sudo/credfile.sudoers");
 
-/// The host is shared: one test at a time changes it.
+/// The host is shared: one test at a time changes it, in this process and, through a lock
+/// file, in any other test run on the machine.
 static HOST: Mutex<()> = Mutex::new(());
+const HOST_LOCK: &str = "/run/lock/credfile-sudo-tests.lock";
 
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
@@ -70,6 +72,7 @@ fn id_of(flag: &str, name: &str) -> u32 {
 /// Everything a test put on the host; `Drop` takes it all back.
 struct Host {
     _lock: std::sync::MutexGuard<'static, ()>,
+    _host_lock: nix::fcntl::Flock<fs::File>,
     tag: String,
     /// The runner's group, which the rule names instead of `credfile-deployers`.
     group: String,
@@ -90,6 +93,16 @@ struct Host {
 impl Host {
     fn new() -> Host {
         let lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = fs::create_dir_all("/run/lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(HOST_LOCK)
+            .unwrap();
+        let host_lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .unwrap();
         let tag = support::random_hex(4);
         let (group, runner, app) = (
             format!("cfdeploy{tag}"),
@@ -103,6 +116,7 @@ impl Host {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let mut host = Host {
             _lock: lock,
+            _host_lock: host_lock,
             manifest: PathBuf::from(format!("/etc/credfile/cftest{tag}.yaml")),
             tag,
             group,
