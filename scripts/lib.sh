@@ -2,6 +2,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh (source it; do not run it).
 #
 #   credfile_ensure_venv   create .venv and install the pinned Python tools
+#   credfile_ensure_sudo   install Debian's sudo when missing (root only)
 #   credfile_start_moto    start moto on a free 127.0.0.1 port; sets MOTO_PID,
 #                          MOTO_PORT, MOTO_ENDPOINT, MOTO_LOG
 #   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
@@ -94,6 +95,18 @@ credfile_ensure_node_dotenv() {
     mkdir -p "$dir"
     npm install --silent --no-audit --no-fund --prefix "$dir" "$CREDFILE_NODE_DOTENV" >/dev/null
     printf '%s\n' "$CREDFILE_NODE_DOTENV" >"$stamp"
+}
+
+# Debian's sudo (and visudo) for tests/sudo.rs, which runs credfile through the shipped
+# sudoers rule; the tests skip without root, so without root there is nothing to install.
+credfile_ensure_sudo() {
+    if [ "$(id -u)" != 0 ] || { [ -x /usr/bin/sudo ] && [ -x /usr/sbin/visudo ]; }; then
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || credfile_die "sudo is missing and apt-get is not available; install sudo"
+    credfile_log "installing sudo (tests/sudo.rs)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
 }
 
 # The pipeline examples must pass the linters their users run, with no network.

@@ -16,6 +16,7 @@ trap 'exit 143' TERM
 credfile_ensure_venv
 credfile_ensure_tools
 credfile_ensure_node_dotenv
+credfile_ensure_sudo
 
 credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
 credfile_lint_pipelines

@@ -111,11 +111,29 @@ pub struct PolicyArgs {
     #[command(flatten)]
     pub manifest: ManifestArg,
 
-    /// Also print the role's trust policy for a CI provider's OIDC tokens:
-    /// `github:OWNER/REPO[:ENVIRONMENT]` (default ENVIRONMENT: --env) or
-    /// `gitlab:GROUP/PROJECT[:BRANCH]` (default BRANCH: main).
-    #[arg(long, value_name = "PROVIDER:PATH[:QUALIFIER]", env = "CREDFILE_TRUST")]
-    pub trust: Option<String>,
+    /// Also print the role's trust policy, one statement per provider (repeat the flag or
+    /// separate with commas): `github:OWNER/REPO[:ENVIRONMENT]` (default ENVIRONMENT: --env),
+    /// `gitlab[@HOST]:GROUP/PROJECT[:BRANCH]` (default HOST gitlab.com, BRANCH main), or `ec2`
+    /// (the role is the host's instance profile role).
+    #[arg(
+        long,
+        value_name = "PROVIDER:PATH[:QUALIFIER]",
+        env = "CREDFILE_TRUST",
+        value_delimiter = ','
+    )]
+    pub trust: Vec<String>,
+
+    /// Print one document alone (as IAM takes it) instead of both.
+    #[arg(long, value_enum)]
+    pub only: Option<PolicyDocument>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyDocument {
+    /// The permissions policy.
+    Identity,
+    /// The trust policy (needs --trust).
+    Trust,
 }
 
 #[derive(Debug, Args)]
@@ -389,7 +407,7 @@ mod tests {
                 .unwrap();
         assert!(matches!(
             cli.command,
-            Command::Policy(PolicyArgs { trust: Some(_), .. })
+            Command::Policy(PolicyArgs { ref trust, .. }) if trust.len() == 1
         ));
     }
 

@@ -17,6 +17,7 @@ use crate::manifest::ManifestError;
 use crate::materialize::WriteError;
 use crate::policy::PolicyError;
 use crate::render::RenderError;
+use crate::sudo::SudoError;
 use crate::terminal::sanitize;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
@@ -67,6 +68,8 @@ pub enum Error {
     Drift { count: usize, env: String },
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Sudo(#[from] SudoError),
     #[error(
         "plan: {files} file(s) to change and {hooks} change hook(s) to run in environment `{env}`"
     )]
@@ -114,6 +117,7 @@ impl Error {
             Error::Hook(_) => code::HOOK,
             Error::ChangesPending { .. } => code::CHANGES_PENDING,
             Error::CleanUnconfirmed { .. } => code::USAGE,
+            Error::Sudo(_) => code::USAGE,
         }
     }
 
@@ -134,6 +138,7 @@ impl Error {
             Error::Hook(_) => "hooks",
             Error::ChangesPending { .. } => "plan",
             Error::CleanUnconfirmed { .. } => "clean",
+            Error::Sudo(_) => "sudo",
         }
     }
 
@@ -208,6 +213,15 @@ impl Error {
             },
             Error::Hook(e) => c.path = e.failed.first().and_then(|r| r.hook.paths.first().cloned()),
             Error::CleanUnconfirmed { root, .. } => c.path = Some(root.clone()),
+            Error::Sudo(e) => match e {
+                crate::sudo::SudoError::UntrustedManifest { path, .. } => {
+                    c.file = Some(path.clone())
+                }
+                crate::sudo::SudoError::UntrustedHook { program, .. } => {
+                    c.path = Some(program.clone())
+                }
+                crate::sudo::SudoError::Override { .. } => {}
+            },
             Error::Identity(_)
             | Error::Policy(_)
             | Error::Lint(_)
@@ -242,6 +256,7 @@ impl Error {
             Error::CleanUnconfirmed { env, .. } => Some(format!(
                 "see what would go with `credfile clean --env {env} --dry-run`, then answer `y` on a terminal or pass --yes"
             )),
+            Error::Sudo(e) => e.hint(),
         }
     }
 

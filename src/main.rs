@@ -23,6 +23,7 @@ mod policy;
 mod render;
 mod report;
 mod run;
+mod sudo;
 mod terminal;
 
 use std::process::ExitCode;

@@ -34,6 +34,8 @@ pub enum PolicyError {
     NoSecrets { file: PathBuf, env: String },
     #[error("--trust `{spec}`: {reason}")]
     Trust { spec: String, reason: String },
+    #[error("`--only trust` prints the trust policy, but no --trust provider was given")]
+    NoTrust,
     #[error(
         "{}: environment `{env}` names no AWS account (`account` or `identity.role_arn`), so the OIDC provider's ARN cannot be written",
         file.display()
@@ -55,7 +57,10 @@ impl PolicyError {
                 "add files for this environment, or check the entries' `environments:` lists".into()
             }
             PolicyError::Trust { .. } => {
-                "use github:OWNER/REPO[:ENVIRONMENT] or gitlab:GROUP/PROJECT[:BRANCH]".into()
+                "use github:OWNER/REPO[:ENVIRONMENT], gitlab[@HOST]:GROUP/PROJECT[:BRANCH] or ec2; repeat --trust or separate them with commas".into()
+            }
+            PolicyError::NoTrust => {
+                "add --trust github:OWNER/REPO, gitlab[@HOST]:GROUP/PROJECT or ec2".into()
             }
             PolicyError::NoAccount { env, .. } => format!(
                 "set `environments.{env}.account` or `environments.{env}.identity.role_arn`"
@@ -76,7 +81,7 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct Statement {
     #[serde(rename = "Sid")]
-    sid: &'static str,
+    sid: String,
     #[serde(rename = "Effect")]
     effect: &'static str,
     #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
@@ -118,6 +123,13 @@ impl Generated {
     }
 }
 
+/// Pretty JSON with a final newline, in IAM's customary field order.
+pub fn document_text(doc: &Document) -> String {
+    let mut text = serde_json::to_string_pretty(doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 #[derive(Serialize)]
 struct Both<'a> {
     identity_policy: &'a Document,
@@ -132,7 +144,7 @@ struct Both<'a> {
 pub fn generate(
     manifest: &Manifest,
     env: &str,
-    trust: Option<&str>,
+    trust: &[String],
 ) -> Result<Generated, PolicyError> {
     // A placeholder root: the policy depends on the manifest, not on the host.
     let plan = manifest.resolve(env, Some(std::path::Path::new("/")))?;
@@ -192,7 +204,7 @@ pub fn generate(
     let arns: Vec<String> = arns.into_iter().collect();
 
     let mut statement = vec![Statement {
-        sid: "CredfileGetSecretValue",
+        sid: "CredfileGetSecretValue".into(),
         effect: "Allow",
         principal: None,
         action: "secretsmanager:GetSecretValue",
@@ -201,7 +213,7 @@ pub fn generate(
     }];
     if refs.iter().any(|r| r.pin == Pin::Current) {
         statement.push(Statement {
-            sid: "CredfileBatchGetSecretValue",
+            sid: "CredfileBatchGetSecretValue".into(),
             effect: "Allow",
             principal: None,
             action: "secretsmanager:BatchGetSecretValue",
@@ -226,7 +238,7 @@ pub fn generate(
             BTreeMap::from([("kms:EncryptionContext:SecretARN".to_string(), json!(arns))]),
         );
         statement.push(Statement {
-            sid: "CredfileKmsDecrypt",
+            sid: "CredfileKmsDecrypt".into(),
             effect: "Allow",
             principal: None,
             action: "kms:Decrypt",
@@ -236,9 +248,12 @@ pub fn generate(
     }
 
     let trust = match trust {
-        None => None,
-        Some(spec) => {
-            let provider = Trust::parse(spec, env)?;
+        [] => None,
+        specs => {
+            let providers = specs
+                .iter()
+                .map(|s| Trust::parse(s.trim(), env))
+                .collect::<Result<Vec<_>, _>>()?;
             // The OIDC provider lives in the role's account.
             let account = role
                 .as_ref()
@@ -248,7 +263,13 @@ pub fn generate(
                     file: manifest.file.clone(),
                     env: env.to_string(),
                 })?;
-            Some(provider.document(&partition, &account))
+            Some(trust_document(
+                &providers,
+                &partition,
+                &account,
+                plan.identity.role_arn.as_deref(),
+                &plan.identity.audience,
+            ))
         }
     };
 
@@ -262,14 +283,24 @@ pub fn generate(
     })
 }
 
-/// A CI provider whose OIDC tokens may assume the role, and which of its tokens.
+/// Who may assume the role: a CI provider's OIDC tokens (and which of them), or the EC2
+/// instance profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Trust {
-    /// `repo:OWNER/REPO:environment:ENVIRONMENT`: only jobs that run in that GitHub environment
-    /// (where required reviewers and branch rules apply).
+    /// `repo:OWNER/REPO:environment:ENVIRONMENT`, GitHub's default subject for a job that runs in
+    /// that GitHub environment (where required reviewers and branch rules apply).
     Github { repo: String, environment: String },
-    /// `project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH`.
-    Gitlab { project: String, branch: String },
+    /// `project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH`, GitLab's subject; `host` is
+    /// gitlab.com or a self-managed instance (its OIDC issuer).
+    Gitlab {
+        host: String,
+        project: String,
+        branch: String,
+    },
+    /// The role is the instance profile's: EC2 may assume it, and so may the role itself, with
+    /// credfile's session names (credfile assumes `role_arn` from the host's credentials, and AWS
+    /// requires a role to trust itself explicitly for that).
+    Ec2,
 }
 
 impl Trust {
@@ -278,9 +309,12 @@ impl Trust {
             spec: spec.to_string(),
             reason: reason.to_string(),
         };
+        if spec == "ec2" {
+            return Ok(Trust::Ec2);
+        }
         let (provider, rest) = spec
             .split_once(':')
-            .ok_or_else(|| fail("expected PROVIDER:PATH"))?;
+            .ok_or_else(|| fail("expected PROVIDER:PATH, or `ec2`"))?;
         let (path, qualifier) = match rest.split_once(':') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
@@ -305,8 +339,12 @@ impl Trust {
                 "the qualifier after the path must be a name, without wildcards",
             ));
         }
+        let (provider, host) = match provider.split_once('@') {
+            Some((p, h)) => (p, Some(h)),
+            None => (provider, None),
+        };
         match provider {
-            "github" => {
+            "github" if host.is_none() => {
                 if segments.len() != 2 {
                     return Err(fail("a GitHub path is OWNER/REPO"));
                 }
@@ -319,41 +357,48 @@ impl Trust {
                 if segments.len() < 2 {
                     return Err(fail("a GitLab path is GROUP/PROJECT (subgroups allowed)"));
                 }
+                let host = host.unwrap_or("gitlab.com");
+                let host_ok = !host.is_empty()
+                    && host.contains('.')
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+                if !host_ok {
+                    return Err(fail(
+                        "the GitLab host is a DNS name such as gitlab.example.com (no scheme, port or path)",
+                    ));
+                }
                 Ok(Trust::Gitlab {
+                    host: host.to_ascii_lowercase(),
                     project: path.to_string(),
                     branch: qualifier.unwrap_or("main").to_string(),
                 })
             }
-            _ => Err(fail("the provider must be `github` or `gitlab`")),
+            _ => Err(fail(
+                "the provider must be `github`, `gitlab` (or `gitlab@HOST`) or `ec2`",
+            )),
         }
     }
 
-    fn document(&self, partition: &str, account: &str) -> Document {
-        let (sid, host, aud, sub) = match self {
-            Trust::Github { repo, environment } => (
-                "CredfileGitHubActionsOidc",
-                "token.actions.githubusercontent.com",
-                "sts.amazonaws.com".to_string(),
-                format!("repo:{repo}:environment:{environment}"),
-            ),
-            Trust::Gitlab { project, branch } => (
-                "CredfileGitLabCiOidc",
-                "gitlab.com",
-                "https://gitlab.com".to_string(),
-                format!("project_path:{project}:ref_type:branch:ref:{branch}"),
-            ),
-        };
-        let condition = BTreeMap::from([(
-            "StringEquals",
-            BTreeMap::from([
-                (format!("{host}:aud"), json!(aud)),
-                (format!("{host}:sub"), json!(sub)),
-            ]),
-        )]);
-        Document {
-            version: "2012-10-17",
-            statement: vec![Statement {
-                sid,
+    /// The statements for this provider. `audience`: the `aud` credfile requests (GitHub) and
+    /// tells the GitLab job to request (`identity.audience`).
+    fn statements(
+        &self,
+        partition: &str,
+        account: &str,
+        role_arn: Option<&str>,
+        audience: &str,
+    ) -> Vec<Statement> {
+        let oidc = |sid: &str, host: &str, sub: String| {
+            let condition = BTreeMap::from([(
+                "StringEquals",
+                BTreeMap::from([
+                    (format!("{host}:aud"), json!(audience)),
+                    (format!("{host}:sub"), json!(sub)),
+                ]),
+            )]);
+            Statement {
+                sid: sid.to_string(),
                 effect: "Allow",
                 principal: Some(json!({
                     "Federated": format!("arn:{partition}:iam::{account}:oidc-provider/{host}")
@@ -361,8 +406,84 @@ impl Trust {
                 action: "sts:AssumeRoleWithWebIdentity",
                 resource: None,
                 condition: Some(condition),
-            }],
+            }
+        };
+        match self {
+            Trust::Github { repo, environment } => vec![oidc(
+                "CredfileGitHubActionsOidc",
+                "token.actions.githubusercontent.com",
+                format!("repo:{repo}:environment:{environment}"),
+            )],
+            Trust::Gitlab {
+                host,
+                project,
+                branch,
+            } => vec![oidc(
+                "CredfileGitLabCiOidc",
+                host,
+                format!("project_path:{project}:ref_type:branch:ref:{branch}"),
+            )],
+            Trust::Ec2 => {
+                let mut out = vec![Statement {
+                    sid: "CredfileEc2InstanceProfile".into(),
+                    effect: "Allow",
+                    principal: Some(json!({ "Service": "ec2.amazonaws.com" })),
+                    action: "sts:AssumeRole",
+                    resource: None,
+                    condition: None,
+                }];
+                if let Some(role) = role_arn {
+                    out.push(Statement {
+                        sid: "CredfileInstanceRoleAssumesItself".into(),
+                        effect: "Allow",
+                        principal: Some(json!({ "AWS": role })),
+                        action: "sts:AssumeRole",
+                        resource: None,
+                        condition: Some(BTreeMap::from([(
+                            "StringLike",
+                            BTreeMap::from([(
+                                "sts:RoleSessionName".to_string(),
+                                json!("credfile-*"),
+                            )]),
+                        )])),
+                    });
+                }
+                out
+            }
         }
+    }
+}
+
+/// One trust policy for every provider, in the order given; a provider named twice is one
+/// statement, and Sids stay unique (`...2`, `...3`).
+fn trust_document(
+    providers: &[Trust],
+    partition: &str,
+    account: &str,
+    role_arn: Option<&str>,
+    audience: &str,
+) -> Document {
+    let mut statement: Vec<Statement> = Vec::new();
+    let mut seen: Vec<&Trust> = Vec::new();
+    for p in providers {
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        for mut s in p.statements(partition, account, role_arn, audience) {
+            let same = statement
+                .iter()
+                .filter(|t| t.sid.trim_end_matches(|c: char| c.is_ascii_digit()) == s.sid)
+                .count();
+            if same > 0 {
+                s.sid = format!("{}{}", s.sid, same + 1);
+            }
+            statement.push(s);
+        }
+    }
+    Document {
+        version: "2012-10-17",
+        statement,
     }
 }
 
@@ -447,10 +568,20 @@ mod tests {
         assert_eq!(
             Trust::parse("gitlab:grp/sub/proj", "x").unwrap(),
             Trust::Gitlab {
+                host: "gitlab.com".into(),
                 project: "grp/sub/proj".into(),
                 branch: "main".into()
             }
         );
+        assert_eq!(
+            Trust::parse("gitlab@git.Example.org:grp/proj:prod", "x").unwrap(),
+            Trust::Gitlab {
+                host: "git.example.org".into(),
+                project: "grp/proj".into(),
+                branch: "prod".into()
+            }
+        );
+        assert_eq!(Trust::parse("ec2", "x").unwrap(), Trust::Ec2);
         for bad in [
             "github",
             "github:acme",
@@ -460,9 +591,48 @@ mod tests {
             "github:acme/pay:",
             "bitbucket:a/b",
             "gitlab:proj",
+            "gitlab@:g/p",
+            "gitlab@https://h.example:g/p",
+            "gitlab@localhost:g/p",
+            "github@x.example:a/b",
+            "ec2:x",
         ] {
             assert!(Trust::parse(bad, "e").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn one_statement_per_provider_with_unique_sids() {
+        let providers: Vec<Trust> = [
+            "gitlab:g/p",
+            "gitlab@git.example.com:g/p",
+            "gitlab:g/p",
+            "ec2",
+        ]
+        .iter()
+        .map(|s| Trust::parse(s, "prod").unwrap())
+        .collect();
+        let role = "arn:aws:iam::123456789012:role/r";
+        let doc = trust_document(
+            &providers,
+            "aws",
+            "123456789012",
+            Some(role),
+            "sts.amazonaws.com",
+        );
+        let sids: Vec<&str> = doc.statement.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(
+            sids,
+            [
+                "CredfileGitLabCiOidc",
+                "CredfileGitLabCiOidc2",
+                "CredfileEc2InstanceProfile",
+                "CredfileInstanceRoleAssumesItself"
+            ]
+        );
+        // Without a role there is nothing to assume itself.
+        let doc = trust_document(&[Trust::Ec2], "aws", "123456789012", None, "x");
+        assert_eq!(doc.statement.len(), 1);
     }
 
     #[test]

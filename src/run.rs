@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{
-    AuditCommand, CleanArgs, Cli, Command, PolicyArgs, ReuseArgs, RunArgs, ValidateArgs,
-    VerifyArgs, WhoamiArgs,
+    AuditCommand, CleanArgs, Cli, Command, PolicyArgs, PolicyDocument, ReuseArgs, RunArgs,
+    ValidateArgs, VerifyArgs, WhoamiArgs,
 };
 use crate::error::Error;
 use crate::hooks::{self, HookError, HookResult, HookStatus};
@@ -18,7 +18,9 @@ use crate::manifest::{ManifestError, Plan};
 use crate::materialize::Outcome;
 use crate::render::{Rendered, SourceInfo};
 use crate::report::Audit;
-use crate::{audit, fetch, guard, identity, lint, manifest, materialize, policy, render, report};
+use crate::{
+    audit, fetch, guard, identity, lint, manifest, materialize, policy, render, report, sudo,
+};
 
 pub fn run(cli: Cli) -> Result<(), Error> {
     crate::aws::configure(cli.tuning());
@@ -48,6 +50,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn whoami(args: &WhoamiArgs) -> Result<(), Error> {
+    sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, Some(std::path::Path::new("/")))?;
     let session = runtime()?.block_on(identity::establish(&plan, true))?;
@@ -158,9 +161,17 @@ async fn looked_up_in(
 
 /// `detailed`: `plan --detailed-exitcode`, a pending change is [`Error::ChangesPending`].
 fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
+    sudo::check_invocation(
+        &args.manifest.manifest,
+        &[
+            ("--root", args.root.is_some()),
+            ("--audit-log", args.audit_log.is_some()),
+        ],
+    )?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let command = if dry_run { "plan" } else { "apply" };
+    sudo::check_hooks(&plan)?;
     audited(command, &plan, args.audit_log.as_deref(), |trail| {
         for warning in guard::check(&plan)? {
             tracing::warn!("{warning}");
@@ -225,6 +236,13 @@ fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<(), Error> {
+    sudo::check_invocation(
+        &args.manifest.manifest,
+        &[
+            ("--root", args.root.is_some()),
+            ("--audit-log", args.audit_log.is_some()),
+        ],
+    )?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
@@ -257,6 +275,13 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
 }
 
 fn clean(args: &CleanArgs) -> Result<(), Error> {
+    sudo::check_invocation(
+        &args.manifest.manifest,
+        &[
+            ("--root", args.root.is_some()),
+            ("--audit-log", args.audit_log.is_some()),
+        ],
+    )?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("clean", &plan, args.audit_log.as_deref(), |_| {
@@ -372,6 +397,7 @@ fn jitter(max: Option<Duration>) -> Option<Duration> {
 }
 
 fn validate(args: &ValidateArgs) -> Result<(), Error> {
+    sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let names = match &args.env {
         Some(env) => vec![env.clone()],
@@ -400,14 +426,22 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
 /// `credfile policy`: offline, from the manifest alone.
 fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
-    let generated = policy::generate(&manifest, &args.env, args.trust.as_deref())?;
+    let generated = policy::generate(&manifest, &args.env, &args.trust)?;
     if generated.wildcard_account {
         tracing::warn!(
             env = %args.env,
             "no `account` or `identity.role_arn`: secret ARNs use `*` for the account; pin `account` to narrow them"
         );
     }
-    print!("{}", generated.to_text());
+    let text = match args.only {
+        None => generated.to_text(),
+        Some(PolicyDocument::Identity) => policy::document_text(&generated.identity),
+        Some(PolicyDocument::Trust) => match &generated.trust {
+            Some(trust) => policy::document_text(trust),
+            None => return Err(policy::PolicyError::NoTrust.into()),
+        },
+    };
+    print!("{text}");
     Ok(())
 }
 

@@ -82,7 +82,7 @@ environments:
   production:
     protected: true
     account: "222222222222"
-    identity: { role_arn: "arn:aws:iam::222222222222:role/payments-production" }
+    identity: { role_arn: "arn:aws:iam::222222222222:role/payments-production", web_identity: auto }
     vars: { prefix: payments/production }
 files:
   - path: db/password
@@ -467,7 +467,7 @@ environments:
   production:
     protected: true
     account: "222222222222"
-    identity: { role_arn: "arn:aws:iam::222222222222:role/payments-production" }
+    identity: { role_arn: "arn:aws:iam::222222222222:role/payments-production", web_identity: auto }
     kms_keys:
       - arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab
     vars: { prefix: payments/production }
@@ -609,7 +609,7 @@ const GOLDEN_PINNED_WITH_GITLAB_TRUST: &str = r#"{
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {
           "StringEquals": {
-            "gitlab.com:aud": "https://gitlab.com",
+            "gitlab.com:aud": "sts.amazonaws.com",
             "gitlab.com:sub": "project_path:acme/platform/payments:ref_type:branch:ref:release"
           }
         }

@@ -52,6 +52,17 @@ pub enum IdentityError {
         "refusing long-lived AWS keys inside CI ({ci}): the credentials from `{provider}` have no session token"
     )]
     StaticCredentials { ci: &'static str, provider: String },
+    #[error(
+        "refusing the host's identity for protected environment `{env}`: credfile runs under sudo (invoked by {user}) with `web_identity: auto` and sees no CI variables ({}); sudo removed them, or this is not a CI job",
+        stripped.join(", ")
+    )]
+    SudoStripped {
+        env: String,
+        user: String,
+        stripped: Vec<String>,
+    },
+    #[error("CREDFILE_WEB_IDENTITY is `{value}`; expected github, gitlab or none")]
+    BadOverride { value: String },
     #[error("cannot confirm the AWS account (sts:GetCallerIdentity): {failure}")]
     CallerIdentity { failure: Failure },
     #[error(
@@ -88,6 +99,11 @@ impl IdentityError {
                 "check network access to STS and the credentials in use (`aws sts get-caller-identity`)".into()
             }
             IdentityError::StaticCredentials { .. } => "use the pipeline's OIDC identity (identity.role_arn with web_identity auto/github/gitlab) instead of long-lived IAM user keys; if these keys are intended, set `allow_static_credentials: true` on the environment".into(),
+            IdentityError::SudoStripped { .. } => format!(
+                "a CI job: install the sudoers rule {} (its env_keep passes exactly these variables through sudo); by hand with the host's instance role: `sudo CREDFILE_WEB_IDENTITY=none credfile ...`, or set `identity.web_identity: none` for this environment",
+                crate::sudo::SUDOERS_EXAMPLE
+            ),
+            IdentityError::BadOverride { .. } => "unset it, or set it to github, gitlab or none".into(),
             IdentityError::AccountMismatch { env, .. } => format!(
                 "you are signed in to the wrong account for `{env}`: use that account's role or profile, or fix `account:` in the manifest"
             ),
@@ -188,7 +204,18 @@ pub fn session_name(
 /// even without an account guard (for `whoami`).
 pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, IdentityError> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let spec = &plan.identity;
+    let overridden;
+    let spec = match web_identity_override(&plan.identity, &var)? {
+        Some(web) => {
+            overridden = IdentitySpec {
+                web_identity: web,
+                ..plan.identity.clone()
+            };
+            &overridden
+        }
+        None => &plan.identity,
+    };
+    sudo_check(plan, spec, &var)?;
     let origin = choose(spec, &var);
     let session = session_name(spec, &plan.app, &plan.env, &var);
     let region = plan.region.as_deref();
@@ -327,6 +354,68 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
         out.arn = Some(arn);
     }
     Ok(out)
+}
+
+/// `CREDFILE_WEB_IDENTITY` resolves a manifest's `auto` for one run (github, gitlab, none): the
+/// way to say "by hand, with the host's role" under sudo. sudo passes it only when the caller
+/// may set variables (a rule for ALL commands), never through credfile's sudoers rule.
+fn web_identity_override(
+    spec: &IdentitySpec,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<WebIdentity>, IdentityError> {
+    let Some(value) = var("CREDFILE_WEB_IDENTITY") else {
+        return Ok(None);
+    };
+    let web = match value.as_str() {
+        "github" => WebIdentity::Github,
+        "gitlab" => WebIdentity::Gitlab,
+        "none" => WebIdentity::None,
+        _ => return Err(IdentityError::BadOverride { value }),
+    };
+    Ok((spec.web_identity == WebIdentity::Auto).then_some(web))
+}
+
+/// The CI variables `auto` looks for, as named in the sudoers rule's env_keep.
+fn ci_vars(spec: &IdentitySpec) -> Vec<String> {
+    let mut v: Vec<String> = ["GITHUB_ACTIONS"]
+        .into_iter()
+        .chain(oidc::GITHUB_VARS)
+        .chain(["GITLAB_CI"])
+        .map(str::to_string)
+        .collect();
+    v.push(spec.token_env.clone());
+    v
+}
+
+/// Under sudo, `auto` with no CI variables would quietly become the host's instance role:
+/// refused in a protected environment, said out loud elsewhere.
+fn sudo_check(
+    plan: &Plan,
+    spec: &IdentitySpec,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), IdentityError> {
+    let Some(user) = crate::sudo::invoked_by() else {
+        return Ok(());
+    };
+    if spec.web_identity != WebIdentity::Auto || spec.role_arn.is_none() || ci_name(var).is_some() {
+        return Ok(());
+    }
+    let stripped = ci_vars(spec);
+    if plan.protected {
+        return Err(IdentityError::SudoStripped {
+            env: plan.env.clone(),
+            user,
+            stripped,
+        });
+    }
+    tracing::warn!(
+        env = %plan.env,
+        sudo_user = %user,
+        "running under sudo with `web_identity: auto` and none of {} set: using the host's identity (default chain), not a CI job's; if this is a CI job, sudo removed them: install {}",
+        stripped.join(", "),
+        crate::sudo::SUDOERS_EXAMPLE
+    );
+    Ok(())
 }
 
 /// Which link of the SDK's default chain is in use, judged the way the chain orders them.

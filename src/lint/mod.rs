@@ -82,6 +82,12 @@ pub const RULES: &[Rule] = &[
         help: "Set `identity.role_arn` to a role that can read only this environment's secrets; `credfile policy --env ENV` prints its policy.",
     },
     Rule {
+        id: "protected-web-identity",
+        level: Level::Error,
+        summary: "A protected environment names how it gets its identity.",
+        help: "Set `identity.web_identity` to `github`, `gitlab`, `none` (the host's role) or, deliberately, `auto`: under sudo, which strips CI variables, credfile then refuses rather than switch to the host's identity.",
+    },
+    Rule {
         id: "mode-writable",
         level: Level::Error,
         summary: "No mode lets the group or others write.",

@@ -27,6 +27,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
         if let Ok(m) = raw::parse(text) {
             let envs = effective_environments(&m);
             doc.environments(&envs);
+            doc.web_identity_named(&envs);
             doc.modes(&m);
             doc.roots(&envs, path);
             doc.file_paths(&m);
@@ -179,6 +180,25 @@ impl Doc<'_> {
                     &env_path(e.name, &[]),
                     format!(
                         "protected environment `{}` has no `identity.role_arn`: it would read with whatever identity the host has",
+                        e.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `protected-web-identity`: with a role, the implicit `auto` picks the identity from the
+    /// environment it finds, and under sudo (which strips CI variables) that is the host's.
+    fn web_identity_named(&mut self, envs: &[Env<'_>]) {
+        for e in envs {
+            let id = &e.raw.identity;
+            if e.protected && id.role_arn.is_some() && id.web_identity.is_none() {
+                self.add(
+                    "protected-web-identity",
+                    Level::Error,
+                    &env_path(e.name, &[key("identity")]),
+                    format!(
+                        "protected environment `{}` does not name its `identity.web_identity`: which identity assumes the role depends on the variables the run happens to see",
                         e.name
                     ),
                 );

@@ -22,7 +22,7 @@ environments:
     protected: true
     account: "222222222222"
     root: /dev/shm/payments
-    identity: { role_arn: arn:aws:iam::222222222222:role/payments-deploy-production }
+    identity: { role_arn: arn:aws:iam::222222222222:role/payments-deploy-production, web_identity: github }
     vars: { prefix: payments/production }
 files:
   - path: db/password
@@ -176,7 +176,7 @@ fn env_shared_secret_when_an_account_is_unknown() {
 fn app_shared_secret() {
     let billing = |secret: &str| {
         format!(
-            "version: 1\napp: billing\ndefaults: {{ region: us-east-1 }}\nenvironments:\n  production:\n    protected: true\n    account: \"111111111111\"\n    root: /run/credfile/billing\n    identity: {{ role_arn: arn:aws:iam::111111111111:role/billing }}\nfiles:\n  - path: db\n    secret: {secret}\n"
+            "version: 1\napp: billing\ndefaults: {{ region: us-east-1 }}\nenvironments:\n  production:\n    protected: true\n    account: \"111111111111\"\n    root: /run/credfile/billing\n    identity: {{ role_arn: arn:aws:iam::111111111111:role/billing, web_identity: github }}\nfiles:\n  - path: db\n    secret: {secret}\n"
         )
     };
     let payments = with(
@@ -218,7 +218,7 @@ fn protected_no_account() {
 #[test]
 fn protected_no_role() {
     let bad = lint(&with(
-        "    identity: { role_arn: arn:aws:iam::222222222222:role/payments-deploy-production }\n",
+        "    identity: { role_arn: arn:aws:iam::222222222222:role/payments-deploy-production, web_identity: github }\n",
         "",
     ));
     assert_only(&bad, "protected-no-role", Level::Error);
@@ -227,6 +227,14 @@ fn protected_no_role() {
         "",
     ));
     assert_clean(&ok);
+}
+
+#[test]
+fn protected_web_identity() {
+    let bad = lint(&with(", web_identity: github }", " }"));
+    assert_only(&bad, "protected-web-identity", Level::Error);
+    // Not protected: `auto` by default is fine.
+    assert_clean(&lint(&with("    protected: true\n", "")));
 }
 
 #[test]

@@ -28,12 +28,22 @@ impl GithubTokenEndpoint {
     /// Starts the endpoint. `request_token` is the bearer it accepts; the JWT it hands out is a
     /// well-formed (unsigned) JWT whose claims look like GitHub's, unique per endpoint.
     pub fn start(request_token: &str) -> GithubTokenEndpoint {
+        GithubTokenEndpoint::start_with_sub(
+            request_token,
+            "repo:acme/payments:environment:production",
+        )
+    }
+
+    /// Like [`GithubTokenEndpoint::start`], for a job whose token has subject `sub` (GitHub's
+    /// default: `repo:OWNER/REPO:environment:NAME`, or `repo:OWNER/REPO:ref:refs/heads/BRANCH`
+    /// for a job without an environment).
+    pub fn start_with_sub(request_token: &str, sub: &str) -> GithubTokenEndpoint {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token endpoint");
         let addr = listener.local_addr().unwrap();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let claims = serde_json::json!({
             "iss": "https://token.actions.githubusercontent.com",
-            "sub": "repo:acme/payments:environment:production",
+            "sub": sub,
             "aud": "sts.amazonaws.com",
             "jti": super::random_hex(16),
         });
@@ -115,4 +125,32 @@ impl GithubTokenEndpoint {
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// A GitLab `id_tokens` JWT (unsigned) with the claims GitLab puts in one for a branch pipeline
+/// of `project` on `host`, requested with `aud`.
+pub fn gitlab_jwt(host: &str, project: &str, branch: &str, aud: &str) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = serde_json::json!({
+        "iss": format!("https://{host}"),
+        "sub": format!("project_path:{project}:ref_type:branch:ref:{branch}"),
+        "aud": aud,
+        "project_path": project,
+        "ref": branch,
+        "ref_type": "branch",
+        "jti": super::random_hex(16),
+    });
+    format!(
+        "{}.{}.{}",
+        b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string()),
+        b64.encode(super::random_hex(32))
+    )
+}
+
+/// The claims of a JWT (its middle part), unverified.
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    serde_json::from_slice(&b64.decode(payload).expect("base64url")).expect("JSON claims")
 }

@@ -208,7 +208,15 @@ impl Credfile {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let mut cmd = Command::new(&self.program);
+        // A run as another user cannot exec the binary inside a checkout it cannot enter (root's
+        // home is 0700): it gets a link to the same inode in a directory anyone can traverse.
+        let reachable = (self.user.is_some()
+            && self.program == Path::new(env!("CARGO_BIN_EXE_credfile")))
+        .then(|| reachable_copy(&self.program));
+        let program = reachable
+            .as_ref()
+            .map_or(self.program.clone(), |(_, p)| p.clone());
+        let mut cmd = Command::new(&program);
         cmd.args(&args)
             .env_clear()
             .envs(&self.env)
@@ -228,7 +236,7 @@ impl Credfile {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.program.display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         if let Some(f) = &self.on_spawn {
             f(child.id());
         }
@@ -325,4 +333,23 @@ fn scan_tree(canaries: &Canaries, dir: &Path, label: &str) {
             }
         }
     }
+}
+
+/// `program` hard-linked (copied across filesystems) into a fresh 0755 directory under the
+/// system temp dir, for runs as another user; the directory goes when the guard drops.
+fn reachable_copy(program: &Path) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("credfile-bin-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("temp dir for the binary");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the binary's dir");
+    let name = program.file_name().unwrap_or(OsStr::new("program"));
+    let copy = dir.path().join(name);
+    if std::fs::hard_link(program, &copy).is_err() {
+        std::fs::copy(program, &copy)
+            .unwrap_or_else(|e| panic!("copy {} for another user: {e}", program.display()));
+    }
+    (dir, copy)
 }
