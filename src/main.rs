@@ -31,6 +31,9 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     harden();
     let cli = cli::Cli::parse();
+    if let Some(code) = cli::print_generated(&cli.command) {
+        return code;
+    }
     init_logging(cli.log_format);
     match run::run(cli) {
         Ok(()) => ExitCode::from(error::code::OK),
