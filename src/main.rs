@@ -34,6 +34,9 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     harden();
     let cli = cli::Cli::parse();
+    if let Some(code) = cli::print_generated(&cli.command) {
+        return code;
+    }
     init_logging(cli.log_format);
     failure::set_json_logs(failure::is_json(cli.log_format));
     let context = failure::Context::of(&cli);

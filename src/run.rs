@@ -39,6 +39,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Audit(args) => match args.command {
             AuditCommand::Reuse(args) => audit_reuse(&args),
         },
+        // Printed by main (cli::print_generated) before any stage runs.
+        Command::Completions(_) | Command::Man => Ok(()),
     }
 }
 

@@ -15,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod canary;
+pub mod dist;
 pub mod moto;
 pub mod oidc;
 pub mod proxy;
