@@ -240,34 +240,38 @@ async fn batch(client: &Client, chunk: Vec<SecretRef>, fall_back: bool) -> Step 
     let mut errors: Vec<(String, Failure)> = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let send = |once: bool, token: Option<String>| {
+        // `Some(n)`: at most n attempts for this call instead of the client's setting.
+        let send = |attempts: Option<u32>, token: Option<String>| {
             let req = client
                 .batch_get_secret_value()
                 .set_secret_id_list(Some(ids.clone()))
                 .set_next_token(token);
             async move {
-                if once {
-                    req.customize()
-                        .config_override(
-                            aws_sdk_secretsmanager::config::Builder::default()
-                                .retry_config(crate::aws::retry_config(1)),
-                        )
-                        .send()
-                        .await
-                } else {
-                    req.send().await
+                match attempts {
+                    Some(n) => {
+                        req.customize()
+                            .config_override(
+                                aws_sdk_secretsmanager::config::Builder::default()
+                                    .retry_config(crate::aws::retry_config(n)),
+                            )
+                            .send()
+                            .await
+                    }
+                    None => req.send().await,
                 }
             }
         };
-        let mut sent = send(fall_back, token.clone()).await;
+        let budget = crate::aws::tuning().max_attempts;
+        let mut sent = send(fall_back.then_some(1), token.clone()).await;
         if fall_back
+            && budget > 1
             && let Err(e) = &sent
             && let failure = Failure::from_sdk(e)
             && !is_throttle(&failure)
             && !failure.is_code("AccessDeniedException")
         {
-            // Not the quota: the full retry policy, as in batch mode.
-            sent = send(false, token.take()).await;
+            // Not the quota: the rest of the attempt budget, as in batch mode.
+            sent = send(Some(budget - 1), token.take()).await;
         }
         let out = match sent {
             Ok(out) => out,

@@ -597,3 +597,18 @@ fn pod_identity_container_credentials_write_the_files() {
     assert!(endpoint.good.load(Ordering::SeqCst) >= 1);
     assert_eq!(c.proxy.count("AssumeRoleWithWebIdentity"), 0);
 }
+
+#[test]
+fn auto_keeps_the_attempt_budget_for_batch_faults_that_are_not_throttling() {
+    let c = Case::new("auto-5xx", 3, "generation");
+    c.proxy
+        .fail_next("BatchGetSecretValue", usize::MAX, 503, "ServiceUnavailable");
+    let out = c.run(&["apply", "--env", "test", "--max-attempts", "2"]);
+    out.assert_code(4);
+    assert_eq!(
+        c.proxy.count("BatchGetSecretValue"),
+        2,
+        "exactly --max-attempts"
+    );
+    assert_eq!(c.proxy.count("GetSecretValue"), 0, "a 5xx is not the quota");
+}
