@@ -135,11 +135,23 @@ pub fn check_link_claimed(
     let want = link_target(name);
     let reason = match file_type(&st) {
         SFlag::S_IFLNK => {
-            let target = readlinkat(&root.fd, name).map_err(|e| WriteError::Io {
-                path: path.clone(),
-                op: "readlink",
-                errno: e,
-            })?;
+            let target = match readlinkat(&root.fd, name) {
+                Ok(t) => t,
+                // Replaced between the stat and the readlink: someone is racing credfile.
+                Err(Errno::EINVAL | Errno::ENOENT) => {
+                    return Err(WriteError::Unsafe {
+                        path,
+                        reason: "the target stopped being a symlink while credfile checked it (another process is changing it); credfile will not replace it".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(WriteError::Io {
+                        path: path.clone(),
+                        op: "readlink",
+                        errno: e,
+                    });
+                }
+            };
             if target.as_bytes() == want.as_bytes() {
                 return Ok(Some(Link::Ours));
             }
