@@ -296,8 +296,16 @@ fn every_picks_up_rotation_survives_a_failed_round_and_stops_on_sigterm() {
             .any(|l| l["summary"]["updated"].as_u64() > Some(0)),
         "no round updated a file"
     );
-    // The session (static keys here) is reused: no caller lookup per round, nothing re-read.
     assert!(out.stderr.contains("round failed"), "{}", out.stderr);
+    // The session is kept across rounds: the account guard's GetCallerIdentity runs when a
+    // session is established, once at the start and once after each failed round (which drops
+    // it), not once per round.
+    assert_eq!(
+        c.proxy.count("GetCallerIdentity"),
+        1 + failed.len(),
+        "{} rounds",
+        lines.len()
+    );
     c.assert_complete();
     c.verify().assert_code(0);
 }
