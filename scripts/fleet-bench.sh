@@ -97,6 +97,7 @@ run_fleet() {
         printf 'token-for-host-%s' "$i" >"$h/token"
     done
     start=$(date +%s.%N)
+    pids=""
     for i in $(seq 1 "$HOSTS"); do
         h="$runs/h$i"
         (
@@ -112,8 +113,11 @@ run_fleet() {
             echo $? >"$h/rc"
             date +%s.%N >"$h/end"
         ) &
+        pids="$pids $!"
     done
-    wait
+    for pid in $pids; do
+        wait "$pid" || true
+    done
     "$PY" - "$PROXY" "$runs" "$work/expected" "$HOSTS" "$SECRETS" "$SCALE" "$mode" "$jitter" "$start" <<'PY'
 import json, math, os, sys, urllib.request
 proxy, runs, expected, hosts, secrets, scale, mode, jitter, start = sys.argv[1:]
@@ -125,9 +129,16 @@ last = start
 codes = {}
 for i in range(1, hosts + 1):
     h = os.path.join(runs, "h%d" % i)
-    rc = int(open(os.path.join(h, "rc")).read())
+    try:
+        rc = int(open(os.path.join(h, "rc")).read())
+    except (OSError, ValueError):
+        rc = -1
+
     codes[rc] = codes.get(rc, 0) + 1
-    last = max(last, float(open(os.path.join(h, "end")).read()))
+    try:
+        last = max(last, float(open(os.path.join(h, "end")).read()))
+    except (OSError, ValueError):
+        pass
     failed += rc != 0
     for f, v in want.items():
         try:
