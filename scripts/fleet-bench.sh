@@ -109,8 +109,9 @@ run_fleet() {
                 CREDFILE_LOG=warn \
                 "$CREDFILE_BIN" apply --env fleet --manifest "$work/credfile.yaml" \
                 --root "$h/root" --fetch "$mode" --jitter "$jitter" \
-                --max-attempts "$ATTEMPTS" --output json >"$h/report.json" 2>"$h/stderr"
-            echo $? >"$h/rc"
+                --max-attempts "$ATTEMPTS" --output json >"$h/report.json" 2>"$h/stderr" &&
+                rc=0 || rc=$?
+            echo "$rc" >"$h/rc"
             date +%s.%N >"$h/end"
         ) &
         pids="$pids $!"
@@ -127,6 +128,7 @@ want = {f: open(os.path.join(expected, f), "rb").read() for f in os.listdir(expe
 failed = incomplete = 0
 last = start
 codes = {}
+errors = {}
 for i in range(1, hosts + 1):
     h = os.path.join(runs, "h%d" % i)
     try:
@@ -140,6 +142,12 @@ for i in range(1, hosts + 1):
     except (OSError, ValueError):
         pass
     failed += rc != 0
+    if rc != 0:
+        try:
+            line = next((l.strip() for l in open(os.path.join(h, "stderr")) if l.startswith("error:")), "no error line")
+        except OSError:
+            line = "no stderr"
+        errors[line[:200]] = errors.get(line[:200], 0) + 1
     for f, v in want.items():
         try:
             ok = open(os.path.join(h, "root", f), "rb").read() == v
@@ -170,9 +178,11 @@ print("| %s | %g | %.1f | %.1f | %.2f | %d / %d | %d / %d | %d / %d | %d | %d | 
     sts_f, sts_t, failed, incomplete,
     " ".join("%d:%d" % kv for kv in sorted(codes.items()))))
 sys.stdout.flush()
+for line, count in sorted(errors.items(), key=lambda kv: -kv[1]):
+    print("  %s --fetch %s: %d host(s): %s" % ("failed", mode, count, line), file=sys.stderr)
 with open(os.path.join(runs, "..", "result-%s-%g" % (mode, jitter)), "w") as out:
     json.dump({"failed": failed, "incomplete": incomplete, "took": took, "floor": floor,
-               "stats": stats}, out)
+               "errors": errors, "stats": stats}, out)
 PY
 }
 
