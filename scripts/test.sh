@@ -52,6 +52,10 @@ test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"
 trap 'credfile_stop_moto; rm -f "$test_log"' EXIT
 cargo test --locked 2>&1 | tee "$test_log"
 
+credfile_log "fleet benchmark, small configuration (a count, not a time: every host must succeed)"
+FLEET_HOSTS=10 FLEET_SECRETS=5 FLEET_SCALE=200 FLEET_MODES=auto FLEET_JITTERS=0 FLEET_CHECK=1 \
+    CREDFILE_BIN="$CREDFILE_ROOT/target/debug/credfile" scripts/fleet-bench.sh
+
 echo "scripts/test.sh: pipeline lints, fmt, clippy and cargo test passed in $((SECONDS - started))s"
 # Closing line: totals over every test binary's "test result:" line.
 awk '/^test result:/ {

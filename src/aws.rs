@@ -5,6 +5,7 @@
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, ...): the binary has no test-only switches.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -16,8 +17,11 @@ use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
@@ -68,7 +72,7 @@ pub async fn load_config(region: Option<&str>, default_credentials: bool) -> Sdk
         .app_name(
             AppName::new(concat!("credfile-", env!("CARGO_PKG_VERSION"))).expect("valid app name"),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(t.max_attempts))
+        .retry_config(retry_config(t.max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5).min(t.attempt_timeout))
@@ -84,6 +88,149 @@ pub async fn load_config(region: Option<&str>, default_credentials: bool) -> Sdk
         loader = loader.no_credentials();
     }
     loader.http_client(http_client()).load().await
+}
+
+/// The retry policy: standard mode (jittered exponential backoff), or the SDK's adaptive mode
+/// (the same, plus a client-side rate limiter that slows down after throttling) when
+/// `AWS_RETRY_MODE=adaptive`. An explicit retry config replaces the SDK's own reading of
+/// `AWS_RETRY_MODE`, so credfile reads it here.
+pub fn retry_config(max_attempts: u32) -> RetryConfig {
+    retry_config_from(max_attempts, &|k| std::env::var(k).ok())
+}
+
+fn retry_config_from(max_attempts: u32, var: &dyn Fn(&str) -> Option<String>) -> RetryConfig {
+    let adaptive = var("AWS_RETRY_MODE").is_some_and(|m| m.trim().eq_ignore_ascii_case("adaptive"));
+    let base = if adaptive {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    base.with_max_attempts(max_attempts)
+}
+
+/// AWS calls made by this process, by kind, counted at each attempt (a retry is a call: it
+/// spends the account's quota too), and how many of them were throttled.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    batch: [AtomicU64; 2],
+    single: [AtomicU64; 2],
+    sts: [AtomicU64; 2],
+}
+
+/// A snapshot of [`CallCounters`]: `(calls, throttled)` per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub batch: (u64, u64),
+    pub single: (u64, u64),
+    pub sts: (u64, u64),
+}
+
+impl Calls {
+    /// The report's and the audit line's `calls` object.
+    pub fn to_json(self) -> serde_json::Value {
+        let kind = |(calls, throttled): (u64, u64)| serde_json::json!({"calls": calls, "throttled": throttled});
+        serde_json::json!({
+            "batch_get_secret_value": kind(self.batch),
+            "get_secret_value": kind(self.single),
+            "sts": kind(self.sts),
+        })
+    }
+}
+
+static CALLS: CallCounters = CallCounters {
+    batch: [AtomicU64::new(0), AtomicU64::new(0)],
+    single: [AtomicU64::new(0), AtomicU64::new(0)],
+    sts: [AtomicU64::new(0), AtomicU64::new(0)],
+};
+
+/// The counts since the process started or the last [`take_calls`].
+pub fn calls() -> Calls {
+    let get = |c: &[AtomicU64; 2]| (c[0].load(Ordering::Relaxed), c[1].load(Ordering::Relaxed));
+    Calls {
+        batch: get(&CALLS.batch),
+        single: get(&CALLS.single),
+        sts: get(&CALLS.sts),
+    }
+}
+
+/// The counts, reset to zero (`apply --every`: one count per round).
+pub fn take_calls() -> Calls {
+    let take = |c: &[AtomicU64; 2]| {
+        (
+            c[0].swap(0, Ordering::Relaxed),
+            c[1].swap(0, Ordering::Relaxed),
+        )
+    };
+    Calls {
+        batch: take(&CALLS.batch),
+        single: take(&CALLS.single),
+        sts: take(&CALLS.sts),
+    }
+}
+
+/// Counts every attempt of credfile's own clients into [`CALLS`].
+#[derive(Debug)]
+struct CallCounter;
+
+impl CallCounter {
+    fn slot(cfg: &ConfigBag) -> Option<&'static [AtomicU64; 2]> {
+        let meta = cfg.load::<Metadata>()?;
+        Some(match (meta.service(), meta.name()) {
+            (_, "BatchGetSecretValue") => &CALLS.batch,
+            (_, "GetSecretValue") => &CALLS.single,
+            (service, _) if service.eq_ignore_ascii_case("sts") => &CALLS.sts,
+            _ => return None,
+        })
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CredfileCallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(slot) = Self::slot(cfg) {
+            slot[0].fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(());
+        }
+        // An error answer only (a success body holds secret values): the JSON protocols name
+        // the error in a header or `__type`, STS's XML in `<Code>`.
+        let header = response
+            .headers()
+            .get("x-amzn-errortype")
+            .unwrap_or_default();
+        let body = response.body().bytes().unwrap_or_default();
+        let named = |code: &str| {
+            header.starts_with(code) || body.windows(code.len()).any(|w| w == code.as_bytes())
+        };
+        let throttled = status == 429
+            || named("Throttling")
+            || named("TooManyRequestsException")
+            || named("RequestLimitExceeded");
+        if throttled && let Some(slot) = Self::slot(cfg) {
+            slot[1].fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }
 
 /// The run's one HTTP client: one connection pool and one TLS configuration for STS, Secrets
@@ -110,6 +257,7 @@ fn http_client() -> SharedHttpClient {
 pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::config::Builder::from(config)
         .interceptor(UserAgentSuffix)
+        .interceptor(CallCounter)
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
@@ -120,6 +268,7 @@ pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
         .interceptor(UserAgentSuffix)
+        .interceptor(CallCounter)
         .build();
     aws_sdk_sts::Client::from_conf(conf)
 }
@@ -259,6 +408,18 @@ mod tests {
         );
         assert!(secrets_client(&config).config().http_client().is_some());
         assert!(sts_client(&config).config().http_client().is_some());
+    }
+
+    #[test]
+    fn adaptive_retry_mode_is_kept() {
+        use aws_smithy_types::retry::RetryMode;
+        let adaptive =
+            retry_config_from(4, &|k| (k == "AWS_RETRY_MODE").then(|| "adaptive".into()));
+        assert_eq!(adaptive.mode(), RetryMode::Adaptive);
+        assert_eq!(adaptive.max_attempts(), 4);
+        let standard = retry_config_from(2, &|_| None);
+        assert_eq!(standard.mode(), RetryMode::Standard);
+        assert_eq!(standard.max_attempts(), 2);
     }
 
     #[test]

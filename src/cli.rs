@@ -259,6 +259,16 @@ pub struct RunArgs {
     /// deploying at once spread their calls over the account's request quotas.
     #[arg(long, value_name = "SECONDS", value_parser = parse_jitter, env = "CREDFILE_JITTER")]
     pub jitter: Option<Duration>,
+
+    /// How secrets are read: `auto` batches and moves what a throttled batch call could not
+    /// read to GetSecretValue; `batch` batches only; `single` uses GetSecretValue throughout.
+    #[arg(long, value_enum, default_value_t = crate::fetch::FetchMode::Auto, env = "CREDFILE_FETCH")]
+    pub fetch: crate::fetch::FetchMode,
+
+    /// `apply` only: apply again every DURATION (`90`, `30s`, `5m`, `1h`) until SIGTERM or SIGINT
+    /// (exit 0); a failed round keeps the last good set and the next round tries again.
+    #[arg(long, value_name = "DURATION", value_parser = crate::every::parse_interval, env = "CREDFILE_EVERY")]
+    pub every: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +407,25 @@ mod tests {
         assert_eq!(args.output, Output::Human);
         assert!(args.root.is_none());
         assert!(args.jitter.is_none());
+        assert_eq!(args.fetch, crate::fetch::FetchMode::Auto);
+        assert!(args.every.is_none());
+    }
+
+    #[test]
+    fn fetch_and_every_parse() {
+        let cli = Cli::try_parse_from([
+            "credfile", "apply", "--env", "p", "--fetch", "single", "--every", "5m",
+        ])
+        .unwrap();
+        let Command::Apply(args) = cli.command else {
+            panic!("not apply")
+        };
+        assert_eq!(args.fetch, crate::fetch::FetchMode::Single);
+        assert_eq!(args.every, Some(Duration::from_secs(300)));
+        assert!(
+            Cli::try_parse_from(["credfile", "apply", "--env", "p", "--fetch", "many"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["credfile", "apply", "--env", "p", "--every", "0"]).is_err());
     }
 
     #[test]

@@ -100,6 +100,8 @@ impl Context {
                 true,
             ),
             Command::Lint(a) => ("lint", None, a.manifests.manifests.first(), None, false),
+            Command::Completions(_) => ("completions", None, None, None, false),
+            Command::Man => ("man", None, None, None, false),
             Command::Policy(a) => (
                 "policy",
                 Some(&a.env),

@@ -5,9 +5,15 @@
 //! `GetSecretValue`. Calls run concurrently under a small bound. A role that may not call
 //! `BatchGetSecretValue` at all (least privilege: GetSecretValue only) falls back to single gets.
 //! Values are moved out of the SDK's responses straight into zeroizing secret types.
+//!
+//! `--fetch` ([`FetchMode`]): a fleet starting at once exhausts the account's batch quota (100
+//! calls/s) long before the per-secret one (10,000/s). In `auto` a throttled batch call is not
+//! retried: its references move to `GetSecretValue` (same concurrency bound, the SDK's retries),
+//! and so do the chunks not yet sent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_secretsmanager::Client;
 use secrecy::{SecretSlice, SecretString};
@@ -22,6 +28,28 @@ pub const BATCH_SIZE: usize = 20;
 /// How many calls are in flight at once: enough to overlap latency, small enough to stay far
 /// below the account's request quotas when a fleet deploys at once.
 pub const CONCURRENCY: usize = 4;
+
+/// How references are fetched (`--fetch`, `CREDFILE_FETCH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FetchMode {
+    /// Batches, and moves to GetSecretValue what a throttled batch call could not fetch.
+    #[default]
+    Auto,
+    /// Batches only (a throttled batch call is retried as a batch call).
+    Batch,
+    /// GetSecretValue for every reference.
+    Single,
+}
+
+impl FetchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchMode::Auto => "auto",
+            FetchMode::Batch => "batch",
+            FetchMode::Single => "single",
+        }
+    }
+}
 
 /// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
 pub enum SecretValue {
@@ -75,13 +103,8 @@ impl FetchError {
         {
             hints.push("Secrets Manager did not answer in time: check the network path to it, then retry (see --attempt-timeout)");
         }
-        if self.failures.iter().any(|(_, f)| {
-            matches!(
-                f.code.as_deref(),
-                Some("ThrottlingException" | "TooManyRequestsException" | "Throttling")
-            )
-        }) {
-            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts, or allow more attempts with --max-attempts");
+        if self.failures.iter().any(|(_, f)| is_throttle(f)) {
+            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts (--jitter), use --fetch auto or single, or allow more attempts with --max-attempts (AWS_RETRY_MODE=adaptive adds a client-side rate limiter)");
         }
         if self
             .failures
@@ -111,31 +134,66 @@ impl FetchSet {
 
 type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
 
+/// What one task gives back: results, and references to fetch one by one instead.
+type Step = (Outcome, Vec<SecretRef>);
+
+/// Fetches `refs` (already deduplicated) in the default mode, [`FetchMode::Auto`].
+pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet, FetchError> {
+    fetch_with(client, refs, FetchMode::Auto).await
+}
+
 /// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
 /// failing secret is named.
-pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet, FetchError> {
-    let (current, pinned): (Vec<_>, Vec<_>) = refs.into_iter().partition(|r| r.pin == Pin::Current);
+pub async fn fetch_with(
+    client: &Client,
+    refs: Vec<SecretRef>,
+    mode: FetchMode,
+) -> Result<FetchSet, FetchError> {
+    let (current, pinned): (Vec<_>, Vec<_>) = match mode {
+        FetchMode::Single => (Vec::new(), refs),
+        _ => refs.into_iter().partition(|r| r.pin == Pin::Current),
+    };
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = JoinSet::new();
-    for chunk in current.chunks(BATCH_SIZE) {
-        let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            batch(&client, chunk).await
-        });
-    }
-    for r in pinned {
+    // Set by the first throttled batch call (auto): the account's batch quota is spent, so the
+    // chunks still waiting go straight to GetSecretValue.
+    let batch_throttled = Arc::new(AtomicBool::new(false));
+    let mut tasks: JoinSet<Step> = JoinSet::new();
+    let spawn_single = |tasks: &mut JoinSet<Step>, r: SecretRef| {
         let (client, limit) = (client.clone(), limit.clone());
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let result = get_one(&client, &r).await;
-            vec![(r, result)]
+            (vec![(r, result)], Vec::new())
         });
+    };
+    for chunk in current.chunks(BATCH_SIZE) {
+        let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
+        let throttled = batch_throttled.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            if mode == FetchMode::Auto && throttled.load(Ordering::Relaxed) {
+                return (Vec::new(), chunk);
+            }
+            let step = batch(&client, chunk, mode == FetchMode::Auto).await;
+            if !step.1.is_empty() && mode == FetchMode::Auto {
+                throttled.store(true, Ordering::Relaxed);
+            }
+            step
+        });
+    }
+    for r in pinned {
+        spawn_single(&mut tasks, r);
     }
     let mut set = FetchSet::default();
     let mut failures = Vec::new();
+    let mut moved = 0usize;
     while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (outcome, singles) =
+            joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        moved += singles.len();
+        for r in singles {
+            spawn_single(&mut tasks, r);
+        }
         for (r, result) in outcome {
             match result {
                 Ok(f) => {
@@ -145,6 +203,12 @@ pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet
                 Err(failure) => failures.push((r, failure)),
             }
         }
+    }
+    if moved > 0 {
+        tracing::info!(
+            secrets = moved,
+            "BatchGetSecretValue throttled or denied; fetched these with GetSecretValue instead"
+        );
     }
     if failures.is_empty() {
         Ok(set)
@@ -157,32 +221,86 @@ pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet
     }
 }
 
-async fn batch(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
+/// Whether AWS refused the call for its rate: these codes, or HTTP 429.
+pub fn is_throttle(f: &Failure) -> bool {
+    f.status == Some(429)
+        || matches!(
+            f.code.as_deref(),
+            Some(
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "RequestThrottled"
+                    | "RequestThrottledException"
+                    | "SlowDown"
+            )
+        )
+}
+
+/// One chunk through BatchGetSecretValue. `fall_back`: a throttled call is tried once, and its
+/// references come back to be fetched one by one (auto mode).
+async fn batch(client: &Client, chunk: Vec<SecretRef>, fall_back: bool) -> Step {
     let ids: Vec<String> = chunk.iter().map(|r| r.id.clone()).collect();
     let mut found: Vec<Fetched> = Vec::new();
     let mut errors: Vec<(String, Failure)> = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let sent = client
-            .batch_get_secret_value()
-            .set_secret_id_list(Some(ids.clone()))
-            .set_next_token(token.take())
-            .send()
-            .await;
+        // `Some(n)`: at most n attempts for this call instead of the client's setting.
+        let send = |attempts: Option<u32>, token: Option<String>| {
+            let req = client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(ids.clone()))
+                .set_next_token(token);
+            async move {
+                match attempts {
+                    Some(n) => {
+                        req.customize()
+                            .config_override(
+                                aws_sdk_secretsmanager::config::Builder::default()
+                                    .retry_config(crate::aws::retry_config(n)),
+                            )
+                            .send()
+                            .await
+                    }
+                    None => req.send().await,
+                }
+            }
+        };
+        let budget = crate::aws::tuning().max_attempts;
+        let mut sent = send(fall_back.then_some(1), token.clone()).await;
+        if fall_back
+            && budget > 1
+            && let Err(e) = &sent
+            && let failure = Failure::from_sdk(e)
+            && !is_throttle(&failure)
+            && !failure.is_code("AccessDeniedException")
+        {
+            // Not the quota: the rest of the attempt budget, as in batch mode.
+            sent = send(Some(budget - 1), token.take()).await;
+        }
         let out = match sent {
             Ok(out) => out,
             Err(e) => {
                 let failure = Failure::from_sdk(&e);
-                if failure.is_code("AccessDeniedException") && found.is_empty() {
-                    tracing::info!(
-                        "BatchGetSecretValue denied; falling back to GetSecretValue per secret"
-                    );
-                    return singles(client, chunk).await;
+                let denied = failure.is_code("AccessDeniedException") && found.is_empty();
+                if denied || (fall_back && is_throttle(&failure)) {
+                    if denied {
+                        tracing::info!(
+                            "BatchGetSecretValue denied; falling back to GetSecretValue per secret"
+                        );
+                    }
+                    // What earlier pages returned is kept; the rest goes one by one.
+                    let (done, rest) = settle(chunk, found, &[], true);
+                    return (done, rest);
                 }
-                return chunk
-                    .into_iter()
-                    .map(|r| (r, Err(failure.clone())))
-                    .collect();
+                return (
+                    chunk
+                        .into_iter()
+                        .map(|r| (r, Err(failure.clone())))
+                        .collect(),
+                    Vec::new(),
+                );
             }
         };
         for entry in out.secret_values.unwrap_or_default() {
@@ -212,38 +330,45 @@ async fn batch(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
             _ => break,
         }
     }
-    chunk
-        .into_iter()
-        .map(|r| {
-            if let Some(pos) = found
-                .iter()
-                .position(|f| same_secret(&r.id, &f.name, &f.arn))
-            {
-                let f = found.swap_remove(pos);
-                return (r, Ok(f));
-            }
-            let failure = errors
-                .iter()
-                .find(|(id, _)| *id == r.id)
-                .map(|(_, f)| f.clone())
-                .unwrap_or_else(|| Failure {
-                    code: None,
-                    status: None,
-                    message: "not returned by BatchGetSecretValue (no value and no error)".into(),
-                    kind: FailureKind::Response,
-                });
-            (r, Err(failure))
-        })
-        .collect()
+    settle(chunk, found, &errors, false)
 }
 
-async fn singles(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
-    let mut out = Vec::with_capacity(chunk.len());
+/// Matches a chunk's references with what BatchGetSecretValue returned. `partial`: the rest is
+/// not an error but to be fetched one by one.
+fn settle(
+    chunk: Vec<SecretRef>,
+    mut found: Vec<Fetched>,
+    errors: &[(String, Failure)],
+    partial: bool,
+) -> Step {
+    let mut done = Vec::new();
+    let mut rest = Vec::new();
     for r in chunk {
-        let result = get_one(client, &r).await;
-        out.push((r, result));
+        if let Some(pos) = found
+            .iter()
+            .position(|f| same_secret(&r.id, &f.name, &f.arn))
+        {
+            let f = found.swap_remove(pos);
+            done.push((r, Ok(f)));
+            continue;
+        }
+        if partial {
+            rest.push(r);
+            continue;
+        }
+        let failure = errors
+            .iter()
+            .find(|(id, _)| *id == r.id)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_else(|| Failure {
+                code: None,
+                status: None,
+                message: "not returned by BatchGetSecretValue (no value and no error)".into(),
+                kind: FailureKind::Response,
+            });
+        done.push((r, Err(failure)));
     }
-    out
+    (done, rest)
 }
 
 async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {

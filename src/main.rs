@@ -10,6 +10,7 @@ mod audit;
 mod aws;
 mod cli;
 mod error;
+mod every;
 mod failure;
 mod fault;
 mod fetch;

@@ -31,6 +31,10 @@ pub struct Report<'a> {
     pub caller_arn: Option<&'a str>,
     pub files: Vec<(Outcome, Vec<SourceInfo>)>,
     pub hooks: &'a [HookResult],
+    /// `{"mode", "calls"}`: how secrets were read and the AWS calls it took.
+    pub fetch: Option<Value>,
+    /// `apply --every`: the round's number, from 1.
+    pub round: Option<u64>,
 }
 
 impl Report<'_> {
@@ -42,6 +46,17 @@ impl Report<'_> {
     }
 
     pub fn to_json(&self) -> Value {
+        let mut out = self.to_json_base();
+        if let Some(fetch) = &self.fetch {
+            out["fetch"] = fetch.clone();
+        }
+        if let Some(round) = self.round {
+            out["round"] = round.into();
+        }
+        out
+    }
+
+    fn to_json_base(&self) -> Value {
         json!({
             "schema_version": SCHEMA_VERSION,
             "command": self.command,
@@ -405,10 +420,20 @@ pub struct Audit<'a> {
     pub files: &'a [(Outcome, Vec<SourceInfo>)],
     pub drift: Option<usize>,
     pub exit_code: u8,
+    /// `{"mode", "calls"}` when the run fetched.
+    pub fetch: Option<&'a Value>,
 }
 
 impl Audit<'_> {
     pub fn to_json(&self) -> Value {
+        let mut out = self.to_json_base();
+        if let Some(fetch) = self.fetch {
+            out["fetch"] = fetch.clone();
+        }
+        out
+    }
+
+    fn to_json_base(&self) -> Value {
         let session = self
             .caller_arn
             .filter(|a| a.contains(":assumed-role/"))
@@ -464,6 +489,26 @@ impl Audit<'_> {
             tracing::error!(path = %path.display(), error = %e, "cannot append the audit line");
         }
     }
+}
+
+/// `apply --every --output json`: the line of a round that failed (the last good set stays).
+pub fn round_failed(plan: &Plan, round: u64, err: &crate::error::Error) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "command": "apply",
+        "app": plan.app,
+        "environment": plan.env,
+        "protected": plan.protected,
+        "root": plan.root.display().to_string(),
+        "layout": layout_name(plan.layout),
+        "caller_arn": null,
+        "round": round,
+        "error": {
+            "exit_code": err.code(),
+            "message": crate::terminal::sanitize(&err.to_string()),
+            "hint": err.hint().map(|h| crate::terminal::sanitize(&h)),
+        },
+    })
 }
 
 /// `whoami`: where the identity comes from and who it is. Never a credential.

@@ -26,6 +26,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     crate::aws::configure(cli.tuning());
     match cli.command {
         Command::Apply(args) => deploy(&args, false, false),
+        Command::Plan(args) if args.run.every.is_some() => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--every repeats `apply`; `plan` runs once",
+                )
+                .exit()
+        }
         Command::Plan(args) => deploy(&args.run, true, args.detailed_exitcode),
         Command::Validate(args) => validate(&args),
         Command::Whoami(args) => whoami(&args),
@@ -66,6 +75,8 @@ struct Trail {
     caller_arn: Option<String>,
     files: Vec<(Outcome, Vec<SourceInfo>)>,
     drift: Option<usize>,
+    /// The fetch mode and the AWS calls made (report and audit line).
+    fetch: Option<serde_json::Value>,
 }
 
 /// Runs `body` and writes the audit line whatever the outcome.
@@ -77,6 +88,7 @@ fn audited(
 ) -> Result<(), Error> {
     let mut trail = Trail::default();
     let result = body(&mut trail);
+    let _held = crate::every::critical();
     Audit {
         command,
         plan: Some(plan),
@@ -85,9 +97,25 @@ fn audited(
         files: &trail.files,
         drift: trail.drift,
         exit_code: result.as_ref().map_or_else(Error::code, |_| 0),
+        fetch: trail.fetch.as_ref(),
     }
     .write(audit_log);
     result
+}
+
+/// What rounds of `apply --every` share: one runtime, and the session while it is fresh.
+pub struct Rounds {
+    rt: tokio::runtime::Runtime,
+    session: Option<identity::Session>,
+}
+
+impl Rounds {
+    fn new() -> Result<Self, Error> {
+        Ok(Rounds {
+            rt: runtime()?,
+            session: None,
+        })
+    }
 }
 
 /// Identity, fetch and render: every file's bytes in memory, or an error. `want_caller`: find
@@ -97,7 +125,29 @@ fn fetch_and_render(
     want_caller: bool,
     jitter_max: Option<Duration>,
 ) -> Result<(Option<String>, Vec<Rendered>), Error> {
-    let (arn, fetched) = runtime()?.block_on(async {
+    fetch_and_render_in(
+        &mut Rounds::new()?,
+        plan,
+        want_caller,
+        jitter_max,
+        fetch::FetchMode::Auto,
+    )
+}
+
+/// [`fetch_and_render`] in a runtime that outlives the call, reusing its session until it
+/// nears expiry.
+fn fetch_and_render_in(
+    rounds: &mut Rounds,
+    plan: &Plan,
+    want_caller: bool,
+    jitter_max: Option<Duration>,
+    mode: fetch::FetchMode,
+) -> Result<(Option<String>, Vec<Rendered>), Error> {
+    let Rounds {
+        rt,
+        session: cached,
+    } = rounds;
+    let (arn, fetched) = rt.block_on(async {
         if let Some(delay) = jitter(jitter_max) {
             tracing::info!(
                 seconds = delay.as_secs_f64(),
@@ -105,17 +155,28 @@ fn fetch_and_render(
             );
             tokio::time::sleep(delay).await;
         }
-        let session = identity::establish(plan, false).await?;
+        if cached
+            .as_ref()
+            .is_some_and(|s| crate::every::needs_refresh(s.expiry, std::time::SystemTime::now()))
+        {
+            tracing::info!("the session nears expiry: establishing a new one");
+            *cached = None;
+        }
+        let session = match cached.take() {
+            Some(s) => s,
+            None => identity::establish(plan, false).await?,
+        };
+        let session = &*cached.insert(session);
         let arn = match (&session.arn, want_caller) {
             (Some(arn), _) => Some(arn.clone()),
-            (None, true) => identity::caller_arn(&session).await,
+            (None, true) => identity::caller_arn(session).await,
             (None, false) => None,
         };
         let client = crate::aws::secrets_client(&session.config);
-        let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
+        let fetched = match fetch::fetch_with(&client, plan.secret_refs(), mode).await {
             Ok(fetched) => fetched,
             Err(mut e) => {
-                e.looked_up_in = Some(looked_up_in(&session, arn.as_deref(), &e).await);
+                e.looked_up_in = Some(looked_up_in(session, arn.as_deref(), &e).await);
                 return Err(e.into());
             }
         };
@@ -172,18 +233,73 @@ fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
     )?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
+    let Some(every) = args.every.filter(|_| !dry_run) else {
+        return deploy_round(args, &plan, dry_run, detailed, &mut Rounds::new()?, None);
+    };
+    crate::every::catch_signals().map_err(Error::Runtime)?;
+    let mut rounds = Rounds::new()?;
+    for round in 1u64.. {
+        let started = std::time::Instant::now();
+        crate::aws::take_calls();
+        match deploy_round(args, &plan, false, false, &mut rounds, Some(round)) {
+            Ok(()) => tracing::info!(round, "round done"),
+            Err(e) => {
+                // The last good set stays; a new session next time, in case this one is why.
+                rounds.session = None;
+                let _held = crate::every::critical();
+                eprintln!("{}", e.render());
+                tracing::warn!(
+                    round,
+                    exit_code = e.code(),
+                    "round failed; the last good set stays in place"
+                );
+                if args.output == crate::cli::Output::Json {
+                    println!("{}", report::round_failed(&plan, round, &e));
+                }
+            }
+        }
+        let next = every.saturating_sub(started.elapsed());
+        tracing::info!(seconds = next.as_secs_f64(), "next round");
+        std::thread::sleep(next);
+    }
+    Ok(())
+}
+
+/// One apply (or plan), with its report and audit line.
+fn deploy_round(
+    args: &RunArgs,
+    plan: &Plan,
+    dry_run: bool,
+    detailed: bool,
+    rounds: &mut Rounds,
+    round: Option<u64>,
+) -> Result<(), Error> {
     let command = if dry_run { "plan" } else { "apply" };
-    sudo::check_hooks(&plan)?;
-    audited(command, &plan, args.audit_log.as_deref(), |trail| {
-        for warning in guard::check(&plan)? {
+    sudo::check_hooks(plan)?;
+    audited(command, plan, args.audit_log.as_deref(), |trail| {
+        for warning in guard::check(plan)? {
             tracing::warn!("{warning}");
         }
-        let checked = materialize::preflight(&plan)?;
-        let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), args.jitter)?;
+        let checked = materialize::preflight(plan)?;
+        let fetched = fetch_and_render_in(
+            rounds,
+            plan,
+            args.audit_log.is_some(),
+            args.jitter,
+            args.fetch,
+        );
+        trail.fetch = Some(serde_json::json!({
+            "mode": args.fetch.as_str(),
+            "calls": crate::aws::calls().to_json(),
+        }));
+        let (arn, rendered) = fetched?;
         trail.caller_arn = arn;
 
-        let applied = materialize::write(&checked, &rendered, dry_run)?;
-        let selected = hooks::select(&plan, &applied);
+        let applied = {
+            let _held = crate::every::critical();
+            materialize::write(&checked, &rendered, dry_run)?
+        };
+        let selected = hooks::select(plan, &applied);
         let results: Vec<HookResult> = if dry_run {
             selected
                 .into_iter()
@@ -193,10 +309,10 @@ fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
                 })
                 .collect()
         } else {
-            let results = hooks::run(&plan, selected, Duration::from_secs(args.hook_timeout));
+            let results = hooks::run(plan, selected, Duration::from_secs(args.hook_timeout));
             // A hook that ran is no longer owed; one that failed stays owed to the next run
             // (which runs it even when nothing changed, and exits 8 until it succeeds).
-            if let Err(e) = materialize::hooks_ran(&checked, hooks::still_owed(&plan, &results)) {
+            if let Err(e) = materialize::hooks_ran(&checked, hooks::still_owed(plan, &results)) {
                 tracing::warn!(error = %e, "cannot clear the record of pending hooks; the next run will run them again");
             }
             results
@@ -207,15 +323,19 @@ fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
             .zip(rendered.into_iter().map(|r| r.sources))
             .chain(applied.removed.into_iter().map(|o| (o, Vec::new())))
             .collect();
+        let _held = crate::every::critical();
         report::Report {
             command,
             dry_run,
-            plan: &plan,
+            plan,
             caller_arn: trail.caller_arn.as_deref(),
             files: trail.files.clone(),
             hooks: &results,
+            fetch: trail.fetch.clone(),
+            round,
         }
         .print(args.output);
+        drop(_held);
         let hooks_owed = results.len();
         let failed: Vec<HookResult> = results.into_iter().filter(|r| r.status.failed()).collect();
         let files_changing = trail

@@ -100,7 +100,9 @@ fn transient_errors_are_retried_then_succeed() {
         c.rotate();
         c.proxy.reset_counts();
         c.proxy.fail_next("BatchGetSecretValue", 2, status, code);
-        let out = c.run(&[]);
+        // Batch mode: a throttled batch call is retried as one (auto moves it to single gets,
+        // tests/fleet.rs).
+        let out = c.run(&["--fetch", "batch"]);
         out.assert_code(0);
         assert_eq!(
             c.proxy.count("BatchGetSecretValue"),
@@ -167,7 +169,7 @@ fn persistent_faults_fail_cleanly_within_the_attempt_budget() {
         c.proxy.clear_rules();
         c.proxy.reset_counts();
         inject(&c.proxy);
-        let out = c.run(&["--max-attempts", "2"]);
+        let out = c.run(&["--max-attempts", "2", "--fetch", "batch"]);
         assert_clean_failure(&out, FETCH);
         assert_eq!(
             c.proxy.count("BatchGetSecretValue"),

@@ -55,7 +55,9 @@ pub fn write(
                     if !dry_run && swept.insert(dir.path.clone()) {
                         sweep(&dir, checked.euid);
                     }
-                    compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid, true)?
+                    let claim =
+                        Claim::Recorded(old_state.as_ref().and_then(|s| s.file(&dest.path)));
+                    compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid, claim)?
                 }
             };
             outcomes.push(Outcome {
@@ -334,11 +336,16 @@ pub(super) fn compare(
     dest: &Destination,
     bytes: &[u8],
     euid: u32,
-    warn_links: bool,
+    claim: Claim<'_>,
 ) -> Result<Status, WriteError> {
-    let Some(st) = inspect_target(dir, name, full, dest, euid)? else {
+    let Some(st) = inspect_target(dir, name, full, dest, euid, claim)? else {
         return Ok(Status::Created);
     };
+    if file_type(&st) != SFlag::S_IFREG {
+        // A symlink or special file where credfile's file was: replaced, never read.
+        return Ok(Status::Updated);
+    }
+    let warn_links = !matches!(claim, Claim::Generation);
     if warn_links && st.st_nlink > 1 {
         tracing::warn!(path = %full.display(), links = st.st_nlink, "the target has other hard links: its old content stays readable under them after the update");
     }

@@ -109,10 +109,21 @@ pub enum Link {
 
 /// Checks `<root>/<name>`: absent, or credfile's link `current/<name>`; anything else is refused.
 pub fn check_link(root: &Dir, name: &str) -> Result<Link, WriteError> {
+    check_link_claimed(root, name, false).map(|l| l.unwrap_or(Link::Missing))
+}
+
+/// [`check_link`]; `recorded`: the state file lists `name` among credfile's links, so a symlink
+/// elsewhere there is `None` (stray: to be replaced, self-healing; a symlink holds no data and
+/// is never followed) instead of an error.
+pub fn check_link_claimed(
+    root: &Dir,
+    name: &str,
+    recorded: bool,
+) -> Result<Option<Link>, WriteError> {
     let path = root.path.join(name);
     let st = match fstatat(&root.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(Link::Missing),
+        Err(Errno::ENOENT) => return Ok(Some(Link::Missing)),
         Err(e) => {
             return Err(WriteError::Io {
                 path,
@@ -124,13 +135,28 @@ pub fn check_link(root: &Dir, name: &str) -> Result<Link, WriteError> {
     let want = link_target(name);
     let reason = match file_type(&st) {
         SFlag::S_IFLNK => {
-            let target = readlinkat(&root.fd, name).map_err(|e| WriteError::Io {
-                path: path.clone(),
-                op: "readlink",
-                errno: e,
-            })?;
+            let target = match readlinkat(&root.fd, name) {
+                Ok(t) => t,
+                // Replaced between the stat and the readlink: someone is racing credfile.
+                Err(Errno::EINVAL | Errno::ENOENT) => {
+                    return Err(WriteError::Unsafe {
+                        path,
+                        reason: "the target stopped being a symlink while credfile checked it (another process is changing it); credfile will not replace it".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(WriteError::Io {
+                        path: path.clone(),
+                        op: "readlink",
+                        errno: e,
+                    });
+                }
+            };
             if target.as_bytes() == want.as_bytes() {
-                return Ok(Link::Ours);
+                return Ok(Some(Link::Ours));
+            }
+            if recorded {
+                return Ok(None);
             }
             format!(
                 "the target is a symlink to `{}`, not credfile's link `{want}`; credfile will not follow or replace it",
@@ -150,10 +176,10 @@ pub fn check_link(root: &Dir, name: &str) -> Result<Link, WriteError> {
 }
 
 /// Preflight for an existing root: `current` and every link are credfile's or absent.
-pub fn preflight(checked: &Checked, root: &Dir) -> Result<(), WriteError> {
+pub fn preflight(checked: &Checked, root: &Dir, state: Option<&State>) -> Result<(), WriteError> {
     current(root)?;
     for name in checked.top_names() {
-        check_link(root, &name)?;
+        check_link_claimed(root, &name, recorded_link(state, &name))?;
     }
     Ok(())
 }
@@ -365,7 +391,15 @@ fn compare_set(
         let full = checked.root.join(&dest.path);
         let status = match live.dir(parent)? {
             None => Status::Created,
-            Some(dir) => files::compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid, false)?,
+            Some(dir) => files::compare(
+                &dir.fd,
+                name,
+                &full,
+                dest,
+                &r.bytes,
+                checked.euid,
+                Claim::Generation,
+            )?,
         };
         outcomes.push(Outcome {
             status,
@@ -445,7 +479,7 @@ pub fn write(
         if let Some(s) = &old_state {
             s.check_owner(checked)?;
         }
-        preflight(checked, &root)?;
+        preflight(checked, &root, old_state.as_ref())?;
         let keep = match current(&root)? {
             Current::Generation(name) => Some(name),
             Current::Absent => None,
@@ -659,6 +693,11 @@ fn flip(root: &Dir, name: &str) -> Result<(), WriteError> {
     })
 }
 
+/// Whether the state file records `name` as one of credfile's stable links.
+fn recorded_link(state: Option<&State>, name: &str) -> bool {
+    state.is_some_and(|s| s.links.iter().any(|l| l == name))
+}
+
 /// After the commit: a link for every top-level name; links of names that left the set removed.
 /// Returns the links the root now has.
 fn relink(checked: &Checked, root: &Dir, old: Option<&State>) -> Result<Vec<String>, WriteError> {
@@ -668,9 +707,23 @@ fn relink(checked: &Checked, root: &Dir, old: Option<&State>) -> Result<Vec<Stri
         move |errno| WriteError::AfterCommit { path, op, errno }
     };
     for name in &names {
-        if check_link(root, name)? == Link::Missing {
-            symlinkat(link_target(name).as_str(), &root.fd, name.as_str())
-                .map_err(fail(name, "symlink"))?;
+        match check_link_claimed(root, name, recorded_link(old, name))? {
+            Some(Link::Ours) => {}
+            Some(Link::Missing) => {
+                symlinkat(link_target(name).as_str(), &root.fd, name.as_str())
+                    .map_err(fail(name, "symlink"))?;
+            }
+            None => {
+                // A new link under a private name, renamed over the stray one: never a moment
+                // without a link, and the stray target is never touched.
+                let tmp = format!(".credfile-link-{name}");
+                let _ = unlinkat(&root.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+                symlinkat(link_target(name).as_str(), &root.fd, tmp.as_str())
+                    .map_err(fail(name, "symlink"))?;
+                renameat(&root.fd, tmp.as_str(), &root.fd, name.as_str())
+                    .map_err(fail(name, "rename"))?;
+                tracing::info!(link = %root.path.join(name).display(), "replaced a link that pointed elsewhere");
+            }
         }
     }
     for name in old.map(|s| s.links.clone()).unwrap_or_default() {

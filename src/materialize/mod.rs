@@ -219,7 +219,16 @@ pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
                 match dirs.open(parent)? {
                     Some(dir) => {
                         ensure_writable(&dir.fd, &checked.root.join(parent), euid)?;
-                        inspect_target(&dir.fd, name, &checked.root.join(&dest.path), dest, euid)?;
+                        let claim =
+                            Claim::Recorded(state.as_ref().and_then(|s| s.file(&dest.path)));
+                        inspect_target(
+                            &dir.fd,
+                            name,
+                            &checked.root.join(&dest.path),
+                            dest,
+                            euid,
+                            claim,
+                        )?;
                     }
                     None => {
                         // Missing directories are created at write time; the deepest existing
@@ -232,7 +241,7 @@ pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
             }
         }
         Layout::Generation => match dirs.root.clone() {
-            Some(root) => generation::preflight(&checked, &root)?,
+            Some(root) => generation::preflight(&checked, &root, state.as_ref())?,
             None => {
                 if let Some((fd, path)) = dirs.deepest_existing(Path::new("")) {
                     ensure_writable(&fd, &path, euid)?;
@@ -363,13 +372,30 @@ pub fn write(
     }
 }
 
-/// Looks at the current target without following it. `None`: it does not exist.
+/// What credfile knows is its own at a target, so that a periodic apply repairs drift there
+/// instead of refusing it (self-healing). Nothing is ever followed or opened for writing: an
+/// entry credfile may replace is replaced by a rename of a new private inode (or a new
+/// generation), never modified.
+#[derive(Clone, Copy)]
+pub(super) enum Claim<'a> {
+    /// Files layout: the state file's record for the path, if any (none: a foreign owner, a
+    /// symlink or another type is refused). The inode credfile published
+    /// is replaced whatever its owner now is; a symlink or special file put in its place is
+    /// replaced too. A regular file that is not that inode, or a directory, is refused.
+    Recorded(Option<&'a state::FileRecord>),
+    /// Generation layout: inside credfile's own live generation, everything is credfile's.
+    Generation,
+}
+
+/// Looks at the current target without following it. `None`: it does not exist. A non-regular
+/// entry is returned only when `claim` lets credfile replace it.
 fn inspect_target(
     dir: &OwnedFd,
     name: &Path,
     full: &Path,
     dest: &Destination,
     euid: u32,
+    claim: Claim<'_>,
 ) -> Result<Option<FileStat>, WriteError> {
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
@@ -388,23 +414,36 @@ fn inspect_target(
             reason,
         })
     };
-    match file_type(&st) {
-        SFlag::S_IFREG => {}
-        SFlag::S_IFLNK => {
+    let recorded = matches!(claim, Claim::Recorded(Some(_)));
+    match (file_type(&st), claim) {
+        (SFlag::S_IFREG, _) => {}
+        (_, Claim::Generation) => return Ok(Some(st)),
+        (SFlag::S_IFDIR, _) => {
+            return unsafe_target(
+                "the target is a directory, not a regular file; credfile will not remove a directory it did not create: move it away".into(),
+            );
+        }
+        (_, _) if recorded => return Ok(Some(st)),
+        (SFlag::S_IFLNK, _) => {
             return unsafe_target(
                 "the target is a symlink; credfile will not write through or replace it".into(),
             );
         }
-        other => {
+        (other, _) => {
             return unsafe_target(format!(
                 "the target is a {}, not a regular file",
                 type_name(other)
             ));
         }
     }
-    if st.st_uid != 0 && st.st_uid != euid && st.st_uid != dest.uid {
+    let ours = match claim {
+        Claim::Generation => true,
+        Claim::Recorded(Some(rec)) => rec.is_ours(&st),
+        Claim::Recorded(None) => false,
+    };
+    if !ours && st.st_uid != 0 && st.st_uid != euid && st.st_uid != dest.uid {
         return unsafe_target(format!(
-            "the target belongs to uid {}, not to root, credfile's user or the manifest's owner",
+            "the target belongs to uid {}, not to root, credfile's user or the manifest's owner, and is not the file credfile wrote",
             st.st_uid
         ));
     }
