@@ -15,8 +15,9 @@ trap 'exit 143' TERM
 
 credfile_ensure_venv
 credfile_ensure_tools
+credfile_ensure_fleet_tools
 
-credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
+credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor, ansible-lint) and scripts/ (shellcheck)"
 credfile_lint_pipelines
 
 credfile_start_moto
