@@ -985,3 +985,96 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
         before
     );
 }
+
+#[test]
+fn ansible_module_verifies_drift_and_cleans_only_in_earnest() {
+    let endpoint = moto_endpoint();
+    let tmp = tempdir("credfile-ansible-module-");
+    let seeder = Seeder::new(&endpoint);
+    let prefix = support::unique_prefix("module");
+    let (manifest, expected) = fleet_manifest(&seeder, tmp.path(), &prefix);
+    let root = tmp.path().join("root");
+    let controller = Credfile::new(&endpoint)
+        .program(venv_tool("ansible"))
+        .env(
+            "ANSIBLE_COLLECTIONS_PATH",
+            examples().join("ansible").to_str().unwrap(),
+        )
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env(
+            "ANSIBLE_PYTHON_INTERPRETER",
+            test_python().to_str().unwrap(),
+        )
+        .env("LC_ALL", "C.UTF-8");
+    // One module call on localhost over the local connection, with the hermetic AWS env.
+    let module = |state: &str, extra: &[&str]| {
+        let args = format!(
+            "env=fleet manifest={} root={} binary={} state={state}",
+            manifest.display(),
+            root.display(),
+            env!("CARGO_BIN_EXE_credfile")
+        );
+        let mut argv = vec![
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "credfile.deploy.credfile",
+            "-a",
+        ];
+        argv.push(&args);
+        argv.extend_from_slice(extra);
+        controller.run(&argv)
+    };
+    let applied = module("applied", &[]);
+    assert_eq!(
+        applied.status_code, 0,
+        "{}\n{}",
+        applied.stdout, applied.stderr
+    );
+    assert!(applied.stdout.contains("CHANGED"), "{}", applied.stdout);
+    assert_files(&root, &expected);
+
+    let verified = module("verified", &[]);
+    assert_eq!(
+        verified.status_code, 0,
+        "{}\n{}",
+        verified.stdout, verified.stderr
+    );
+    assert!(verified.stdout.contains("SUCCESS"), "{}", verified.stdout);
+    // Drift (a mode) fails the task with exit code 7 and names the file, never a value.
+    set_mode(&root.join("current/db/password"), 0o444);
+    let drift = module("verified", &[]);
+    assert_ne!(drift.status_code, 0);
+    assert!(
+        drift
+            .stdout
+            .contains("has drifted (exit code 7): mode db/password")
+            && drift.stdout.contains("\"rc\": 7"),
+        "{}",
+        drift.stdout
+    );
+    set_mode(&root.join("current/db/password"), 0o400);
+
+    // absent under --check: reports the change and removes nothing.
+    let before = support::snapshot(&root);
+    let check = module("absent", &["--check"]);
+    assert_eq!(check.status_code, 0, "{}\n{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("CHANGED"), "{}", check.stdout);
+    assert_eq!(
+        support::snapshot(&root),
+        before,
+        "--check removed something"
+    );
+    let clean = module("absent", &[]);
+    assert_eq!(clean.status_code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(clean.stdout.contains("CHANGED"), "{}", clean.stdout);
+    assert!(!root.exists(), "clean left the root");
+    let again = module("absent", &[]);
+    assert_eq!(again.status_code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.contains("SUCCESS"),
+        "clean of nothing reported a change: {}",
+        again.stdout
+    );
+}
