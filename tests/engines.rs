@@ -780,6 +780,17 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
     if std::fs::hard_link(env!("CARGO_BIN_EXE_credfile"), &bin).is_err() {
         std::fs::copy(env!("CARGO_BIN_EXE_credfile"), &bin).unwrap();
     }
+    // A release archive as scripts/dist.sh lays it out (the binary in its top directory), for h3.
+    let stem = "credfile-0.1.0-x86_64-unknown-linux-gnu";
+    std::fs::create_dir(dist.join(stem)).unwrap();
+    std::fs::hard_link(&bin, dist.join(stem).join("credfile")).unwrap();
+    let tar = run(Command::new("tar")
+        .arg("-C")
+        .arg(&dist)
+        .args(["-czf", &format!("{stem}.tar.gz"), stem])
+        .current_dir(&dist));
+    assert_eq!(tar.code, 0, "tar: {}", tar.stderr);
+    let archive = dist.join(format!("{stem}.tar.gz"));
     let files = FileServer::start(&dist);
 
     // Three inventory hosts on the one sshd, each with its own prefix (binary, manifest, units,
@@ -800,8 +811,17 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
                 "credfile_binary_path": hd.join("bin/credfile"),
                 "credfile_manifest_path": hd.join("etc/credfile.yaml"),
                 "credfile_systemd_dir": hd.join("systemd"),
+                "credfile_download_dir": hd.join("cache"),
             }),
         );
+        if h == "h3" {
+            let vars = hosts[h].as_object_mut().unwrap();
+            vars.insert(
+                "credfile_binary_url".into(),
+                json!(format!("http://127.0.0.1:{}/{stem}.tar.gz", files.port)),
+            );
+            vars.insert("credfile_binary_sha256".into(), json!(sha256_hex(&archive)));
+        }
         std::fs::create_dir(hd.join("systemd")).unwrap();
         std::os::unix::fs::chown(hd.join("systemd"), Some(server.uid), Some(server.gid)).unwrap();
         roots.push(root);
@@ -890,7 +910,15 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
     for (host, (_, changed, failed)) in &r {
         assert!(*changed > 0 && *failed == 0, "{host}: {r:?}");
     }
-    for root in &roots {
+    for (i, root) in roots.iter().enumerate() {
+        let installed = hosts_dir.join(format!("h{}", i + 1)).join("bin/credfile");
+        assert_eq!(
+            sha256_hex(&installed),
+            sha256_hex(&bin),
+            "{}",
+            installed.display()
+        );
+        assert_eq!(support::mode_of(&installed), 0o755);
         assert_files(root, &expected);
         assert_eq!(
             support::uid_gid(root.join("db/password")),
