@@ -3,6 +3,8 @@
 #
 #   credfile_ensure_venv   create .venv and install the pinned Python tools
 #   credfile_ensure_sudo   install Debian's sudo when missing (root only)
+#   credfile_ensure_fleet_tools  ansible-core, ansible-lint, kubernetes-validate (.venv);
+#                          sshd, shellcheck, systemd-analyze (Debian)
 #   credfile_start_moto    start moto on a free 127.0.0.1 port; sets MOTO_PID,
 #                          MOTO_PORT, MOTO_ENDPOINT, MOTO_LOG
 #   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
@@ -113,6 +115,42 @@ credfile_ensure_sudo() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
 }
 
+# The fleet engines' tests (tests/engines.rs): Ansible over a real sshd, the Kubernetes schemas,
+# the SSM script's shell lint and systemd-analyze for the units. ansible-core 2.19 is the last
+# series for Python 3.11 (2.20 needs 3.12); ansible-lint 26.10 supports it. Debian's packages come
+# from the release (bookworm), so their versions only move with its point releases.
+CREDFILE_FLEET_PY_REQUIREMENTS=('ansible-core==2.19.14' 'ansible-lint==26.10.1' 'kubernetes-validate==1.37.0')
+CREDFILE_FLEET_DEBIAN=(openssh-server shellcheck systemd)
+
+credfile_ensure_fleet_tools() {
+    local missing=() pkg
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            credfile_log "installing ${missing[*]} (Debian) for the fleet tests"
+            apt-get update -qq >/dev/null
+            # No recommends: systemd would pull in dbus and friends; policy-rc.d keeps sshd stopped.
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        else
+            for pkg in "${missing[@]}"; do credfile_log "missing Debian package: $pkg"; done
+            credfile_die "install ${CREDFILE_FLEET_DEBIAN[*]} (the fleet tests need them)"
+        fi
+    fi
+    local stamp="$CREDFILE_VENV/.credfile-fleet-requirements" want
+    want="$(printf '%s\n' "${CREDFILE_FLEET_PY_REQUIREMENTS[@]}")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        [ -x "$CREDFILE_VENV/bin/ansible-playbook" ] && [ -x "$CREDFILE_VENV/bin/ansible-lint" ] &&
+        [ -x "$CREDFILE_VENV/bin/kubernetes-validate" ]; then
+        return 0
+    fi
+    credfile_log "installing ${CREDFILE_FLEET_PY_REQUIREMENTS[*]} into .venv"
+    "$CREDFILE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        "${CREDFILE_FLEET_PY_REQUIREMENTS[@]}"
+    printf '%s\n' "$want" >"$stamp"
+}
+
 # The pipeline examples must pass the linters their users run, with no network.
 credfile_lint_pipelines() {
     local bin="$CREDFILE_VENV/bin" ex="$CREDFILE_ROOT/pipeline-examples"
@@ -133,9 +171,13 @@ credfile_lint_pipelines() {
     shellcheck -s sh "$CREDFILE_ROOT/scripts/install.sh" "$CREDFILE_ROOT/scripts/action-checksums.sh" \
         "$CREDFILE_ROOT"/action/*.sh
     shellcheck "$CREDFILE_ROOT/scripts/dist.sh"
-    for f in "$ex"/iam/*.json; do
+    for f in "$ex"/iam/*.json "$ex"/ssm/*.json; do
         "$bin/python" -m json.tool "$f" >/dev/null || credfile_die "$f is not valid JSON"
     done
+    # The Ansible collection, role and playbook (tests/engines.rs lints the SSM script, the
+    # Kubernetes manifests and the systemd units, where it can show that each check can fail).
+    (cd "$ex/ansible" && PATH="$(cd "$bin" && pwd -P):$PATH" "$bin/ansible-lint" --offline --profile production --nocolor -q)
+    shellcheck "$CREDFILE_ROOT"/scripts/*.sh
 }
 
 # A CI/CD component is two YAML documents (spec, then jobs): check the spec's shape, then the

@@ -17,8 +17,9 @@ credfile_ensure_venv
 credfile_ensure_tools
 credfile_ensure_node_dotenv
 credfile_ensure_sudo
+credfile_ensure_fleet_tools
 
-credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor)"
+credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor, ansible-lint) and scripts/ (shellcheck)"
 credfile_lint_pipelines
 
 credfile_ensure_release_tools
