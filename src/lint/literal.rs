@@ -340,7 +340,7 @@ fn entropy(token: &str) -> f64 {
 /// upper case, lower case and digits that changes character class often (camelCase identifiers
 /// change class about once a word, random text at almost every other character); or a long,
 /// high-entropy run with several digits. A token with a plain word between slashes is a path and
-/// is judged segment by segment. UUIDs (version ids, KMS key ids) never qualify.
+/// is judged segment by segment, and an absolute one not at all. UUIDs (version ids, KMS key ids) never qualify.
 fn looks_random(token: &str) -> bool {
     let is_word = |s: &str| {
         s.len() >= 3
@@ -349,7 +349,9 @@ fn looks_random(token: &str) -> bool {
                 .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
     };
     if token.contains('/') && token.split('/').any(is_word) {
-        return token.split('/').any(random_segment);
+        // An absolute path (a root, a template file) may hold a generated directory name
+        // (mktemp, a build id); it names where a file goes, never what it holds.
+        return !token.starts_with('/') && token.split('/').any(random_segment);
     }
     random_segment(token)
 }
