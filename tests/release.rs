@@ -183,12 +183,13 @@ fn auditable_dependency_list_is_embedded() {
     let tmp = tempdir("credfile-x-");
     let bin = extract_binary(&dist, tmp.path());
     let section = tmp.path().join("dep-v0");
+    // --dump-section, not `-O binary`: the section is not loaded (no ALLOC flag), and
+    // `-O binary` writes only loaded sections, which gives an empty file.
     run(Command::new("objcopy")
-        .arg("-O")
-        .arg("binary")
-        .arg("--only-section=.dep-v0")
+        .arg("--dump-section")
+        .arg(format!(".dep-v0={}", section.display()))
         .arg(&bin)
-        .arg(&section));
+        .arg(tmp.path().join("discard")));
     // cargo-auditable's format: zlib-compressed JSON {"packages": [{"name", "version", ...}]}.
     let compressed = fs::read(&section).unwrap();
     assert!(!compressed.is_empty(), ".dep-v0 is empty");
@@ -306,16 +307,20 @@ fn rpm_holds_the_same_binary_man_page_and_completions() {
     }
     let info = stdout_of(Command::new("rpm").args(["-qip"]).arg(&rpm));
     assert!(info.contains(&format!("Version     : {VERSION}")), "{info}");
-    // Same bytes as the tarball: rpm2cpio | cpio.
+    // Same bytes as the tarball: rpm2archive | tar. (Debian's rpm2cpio writes the whole payload
+    // but exits 1 on these packages; rpm2archive, from the same rpm, exits 0.)
     let tmp = tempdir("credfile-rpm-");
-    let cpio = run(Command::new("rpm2cpio").arg(&rpm)).stdout;
-    let mut child = Command::new("cpio")
-        .args(["-idm", "--quiet"])
+    let archive = run(Command::new("rpm2archive")
+        .arg("-")
+        .stdin(fs::File::open(&rpm).unwrap()))
+    .stdout;
+    let mut child = Command::new("tar")
+        .args(["-xzf", "-"])
         .current_dir(tmp.path())
         .stdin(std::process::Stdio::piped())
         .spawn()
-        .expect("cpio");
-    child.stdin.take().unwrap().write_all(&cpio).unwrap();
+        .expect("tar");
+    child.stdin.take().unwrap().write_all(&archive).unwrap();
     assert!(child.wait().unwrap().success());
     let bin = extract_binary(&dist, tmp.path());
     assert_eq!(
