@@ -181,6 +181,9 @@ if [[ $target == *-linux-gnu ]]; then
         aarch64-*) deb_arch=arm64; rpm_arch=aarch64 ;;
     esac
     cargo deb --no-build --no-strip --target "$target" --output "$dist/credfile_${version}-1_${deb_arch}.deb" >/dev/null
+    # The .rpm records each file's mtime, clamped to --source-date only when newer: a checkout
+    # older than its last commit would carry its own dates. Pin the two files taken from it.
+    touch -d "@$SOURCE_DATE_EPOCH" "$root/README.md" "$root/LICENSE"
     cargo generate-rpm --target "$target" --target-dir "$CARGO_TARGET_DIR" \
         --source-date "$SOURCE_DATE_EPOCH" -o "$dist/credfile-${version}-1.${rpm_arch}.rpm"
 fi
