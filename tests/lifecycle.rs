@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Canaries, Credfile, Output, Seeder, assert_no_leak, canary_value, moto_endpoint, snapshot,
-    test_python, unique_prefix,
+    Canaries, Case, Credfile, Output, assert_no_leak, canary_value, snapshot, test_python,
 };
 
 const USAGE: i32 = 2;
@@ -23,56 +22,11 @@ const WRITE: i32 = 6;
 const DRIFT: i32 = 7;
 const HOOK: i32 = 8;
 
-struct Case {
-    dir: tempfile::TempDir,
-    prefix: String,
-    seeder: Seeder,
-}
+/// The manifest's app name in these tests.
+const APP: &str = "lc";
 
+/// What only the lifecycle tests need of a case.
 impl Case {
-    fn new(name: &str) -> Case {
-        Case {
-            dir: tempfile::Builder::new()
-                .prefix("credfile-lc-")
-                .tempdir()
-                .unwrap(),
-            prefix: unique_prefix(name),
-            seeder: Seeder::new(&moto_endpoint()),
-        }
-    }
-
-    fn name(&self, short: &str) -> String {
-        format!("{}/{short}", self.prefix)
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// One environment `test` with `env_extra` lines under it, and `files`.
-    fn manifest(&self, env_extra: &str, files: &str) {
-        let text = format!(
-            "version: 1\napp: lc\ndefaults:\n  region: us-east-1\n  root: {root}\nenvironments:\n  test:\n    vars: {{ prefix: {prefix} }}\n{env_extra}files:\n{files}",
-            root = self.root().display(),
-            prefix = self.prefix,
-        );
-        fs::write(self.dir.path().join("credfile.yaml"), text).unwrap();
-    }
-
-    fn credfile(&self) -> Credfile {
-        Credfile::new(&moto_endpoint()).cwd(self.dir.path())
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--env", "test"]);
-        self.credfile().run(all)
-    }
-
     fn apply(&self) -> Output {
         self.run(&["apply", "--output", "json"])
     }
@@ -112,7 +66,7 @@ fn is_root() -> bool {
 /// opens each file by its stable name never finds one missing.
 #[test]
 fn reader_never_sees_a_mixed_set_during_200_rotations() {
-    let c = Case::new("rotate");
+    let c = Case::new(APP, "rotate");
     let names = ["a", "b", "c"];
     for n in names {
         c.seeder
@@ -196,7 +150,7 @@ fn reader_never_sees_a_mixed_set_during_200_rotations() {
 
 #[test]
 fn generation_layout_on_disk_and_files_layout_side_by_side() {
-    let c = Case::new("layouts");
+    let c = Case::new(APP, "layouts");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "",
@@ -260,7 +214,7 @@ fn generation_layout_on_disk_and_files_layout_side_by_side() {
 
 #[test]
 fn current_is_a_reserved_name_in_the_generation_layout() {
-    let c = Case::new("reserved");
+    let c = Case::new(APP, "reserved");
     c.manifest("", "  - path: current\n    secret: ${prefix}/a\n");
     let out = c.credfile().run(["validate"]);
     out.assert_code(USAGE);
@@ -280,7 +234,7 @@ fn current_is_a_reserved_name_in_the_generation_layout() {
 // verify
 
 fn applied_for_verify(name: &str) -> Case {
-    let c = Case::new(name);
+    let c = Case::new(APP, name);
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.seeder.create_string(&c.name("b"), &canary_value());
     c.manifest(
@@ -432,7 +386,7 @@ fn verify_offline_makes_no_network_call() {
 
 #[test]
 fn verify_in_the_files_layout() {
-    let c = Case::new("verify-files");
+    let c = Case::new(APP, "verify-files");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "    layout: files\n",
@@ -458,7 +412,7 @@ fn verify_in_the_files_layout() {
 
 #[test]
 fn clean_removes_exactly_what_apply_created() {
-    let c = Case::new("clean");
+    let c = Case::new(APP, "clean");
     c.seeder.create_string(&c.name("a"), &canary_value());
     // The parent of the root exists; the root does not: credfile creates it.
     c.manifest(
@@ -494,7 +448,7 @@ fn clean_removes_exactly_what_apply_created() {
 
 #[test]
 fn clean_leaves_foreign_files_and_symlink_targets_alone() {
-    let c = Case::new("clean-foreign");
+    let c = Case::new(APP, "clean-foreign");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "",
@@ -544,7 +498,7 @@ fn clean_leaves_foreign_files_and_symlink_targets_alone() {
 
 #[test]
 fn clean_in_the_files_layout_removes_only_the_inodes_it_wrote() {
-    let c = Case::new("clean-files");
+    let c = Case::new(APP, "clean-files");
     c.seeder.create_string(&c.name("a"), &canary_value());
     fs::create_dir(c.root()).unwrap();
     fs::write(c.root().join("preexisting"), b"mine").unwrap();
@@ -575,7 +529,7 @@ fn clean_in_the_files_layout_removes_only_the_inodes_it_wrote() {
 
 #[test]
 fn a_root_belongs_to_one_environment() {
-    let c = Case::new("owner");
+    let c = Case::new(APP, "owner");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
     c.apply().assert_code(0);
@@ -596,7 +550,7 @@ fn a_root_belongs_to_one_environment() {
 
 #[test]
 fn hooks_run_after_commit_only_on_change_once_in_order_with_a_scrubbed_environment() {
-    let c = Case::new("hooks");
+    let c = Case::new(APP, "hooks");
     let va = canary_value();
     c.seeder.create_string(&c.name("a"), &va);
     c.seeder.create_string(&c.name("b"), &canary_value());
@@ -689,7 +643,7 @@ fn hooks_run_after_commit_only_on_change_once_in_order_with_a_scrubbed_environme
 
 #[test]
 fn a_failing_hook_exits_8_after_the_files_are_committed() {
-    let c = Case::new("hook-fail");
+    let c = Case::new(APP, "hook-fail");
     let v = canary_value();
     c.seeder.create_string(&c.name("a"), &v);
     let after = c.path("after");
@@ -734,7 +688,7 @@ fn a_failing_hook_exits_8_after_the_files_are_committed() {
 
 #[test]
 fn templates_render_with_escaping_filters_that_round_trip() {
-    let c = Case::new("template");
+    let c = Case::new(APP, "template");
     let tricky = format!("it's \"quoted\"\nand {{braces}} \\ back {}", canary_value());
     c.seeder.create_json(
         &c.name("db"),
@@ -797,7 +751,7 @@ fn templates_render_with_escaping_filters_that_round_trip() {
 
 #[test]
 fn templates_are_strict() {
-    let c = Case::new("template-strict");
+    let c = Case::new(APP, "template-strict");
     c.seeder.create_json(
         &c.name("db"),
         &serde_json::json!({ "nested": { "user": canary_value() } }),
@@ -854,7 +808,7 @@ fn validate_schema(doc: &Value) {
 
 #[test]
 fn json_reports_validate_against_the_documented_schema() {
-    let c = Case::new("schema");
+    let c = Case::new(APP, "schema");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "",
@@ -882,7 +836,7 @@ fn json_reports_validate_against_the_documented_schema() {
 
 #[test]
 fn github_step_summary_gitlab_sections_and_audit_line() {
-    let c = Case::new("ci");
+    let c = Case::new(APP, "ci");
     let (arn, version) = c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
     let summary = c.path("summary.md");

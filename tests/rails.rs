@@ -5,13 +5,10 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
-use support::{
-    Canaries, Credfile, Output, Seeder, assert_no_leak, canary_value, moto_endpoint, test_python,
-    unique_prefix,
-};
+use support::{Canaries, Case, Output, assert_no_leak, canary_value, snapshot, test_python};
 
 const USAGE: i32 = 2;
 const FETCH: i32 = 4;
@@ -20,93 +17,15 @@ const WRITE: i32 = 6;
 const HOOK: i32 = 8;
 const CHANGES: i32 = 10;
 
-struct Case {
-    dir: tempfile::TempDir,
-    prefix: String,
-    seeder: Seeder,
-}
-
-impl Case {
-    fn new(name: &str) -> Case {
-        Case {
-            dir: tempfile::Builder::new()
-                .prefix("credfile-rails-")
-                .tempdir()
-                .unwrap(),
-            prefix: unique_prefix(name),
-            seeder: Seeder::new(&moto_endpoint()),
-        }
-    }
-
-    fn name(&self, short: &str) -> String {
-        format!("{}/{short}", self.prefix)
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// One environment `test` with `env_extra` lines under it, and `files`.
-    fn manifest(&self, env_extra: &str, files: &str) {
-        let text = format!(
-            "version: 1\napp: rails\ndefaults:\n  region: us-east-1\n  root: {root}\nenvironments:\n  test:\n    vars: {{ prefix: {prefix} }}\n{env_extra}files:\n{files}",
-            root = self.root().display(),
-            prefix = self.prefix,
-        );
-        fs::write(self.dir.path().join("credfile.yaml"), text).unwrap();
-    }
-
-    fn credfile(&self) -> Credfile {
-        Credfile::new(&moto_endpoint()).cwd(self.dir.path())
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--env", "test"]);
-        self.credfile().run(all)
-    }
-}
-
-fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let meta = fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                out.push((p.clone(), Vec::new()));
-                walk(&p, out);
-            } else if meta.is_symlink() {
-                out.push((
-                    p.clone(),
-                    fs::read_link(&p)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                ));
-            } else {
-                out.push((p.clone(), fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, &mut out);
-    out.sort();
-    out
-}
+/// The manifest's app name in these tests.
+const APP: &str = "rails";
 
 // ---------------------------------------------------------------------------------------------
 // 3. Reloads never lost
 
 #[test]
 fn a_failed_hook_stays_pending_until_it_succeeds() {
-    let c = Case::new("hook-pending");
+    let c = Case::new(APP, "hook-pending");
     let v = canary_value();
     c.seeder.create_string(&c.name("a"), &v);
     let flag = c.path("reload-ok");
@@ -154,7 +73,7 @@ fn a_failed_hook_stays_pending_until_it_succeeds() {
 
 #[test]
 fn validate_rejects_a_hook_program_written_as_one_string() {
-    let c = Case::new("hook-argv");
+    let c = Case::new(APP, "hook-argv");
     c.manifest(
         "",
         "  - path: a\n    secret: ${prefix}/a\n    on_change: [\"/opt/app/reload.sh orders\"]\n",
@@ -186,7 +105,7 @@ fn validate_rejects_a_hook_program_written_as_one_string() {
 
 #[test]
 fn plan_detailed_exitcode_says_whether_anything_would_change() {
-    let c = Case::new("plan-exit");
+    let c = Case::new(APP, "plan-exit");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
     // Without the flag, plan exits 0 whatever it finds (unchanged behaviour).
@@ -216,7 +135,7 @@ fn plan_detailed_exitcode_says_whether_anything_would_change() {
 
 #[test]
 fn clean_dry_run_removes_nothing_and_lists_what_it_would() {
-    let c = Case::new("clean-dry");
+    let c = Case::new(APP, "clean-dry");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "",
@@ -276,7 +195,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 #[test]
 fn a_protected_environment_is_cleaned_only_when_someone_says_so() {
-    let c = Case::new("clean-protected");
+    let c = Case::new(APP, "clean-protected");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         &format!(
@@ -321,7 +240,7 @@ fn a_protected_environment_is_cleaned_only_when_someone_says_so() {
 
 #[test]
 fn clean_keeps_its_record_of_what_it_could_not_remove() {
-    let c = Case::new("clean-kept");
+    let c = Case::new(APP, "clean-kept");
     c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest(
         "    layout: files\n",
@@ -385,7 +304,7 @@ fn failure_of(out: &Output) -> Value {
 
 #[test]
 fn a_failed_run_prints_one_json_object_naming_stage_code_hint_and_culprit() {
-    let c = Case::new("fail-json");
+    let c = Case::new(APP, "fail-json");
     let (_, _) = c.seeder.create_string(
         &c.name("db"),
         &format!("{{\"username\":\"u\",\"password\":\"{}\"}}", canary_value()),
@@ -459,7 +378,7 @@ fn a_failed_run_prints_one_json_object_naming_stage_code_hint_and_culprit() {
 
 #[test]
 fn json_logs_carry_errors_and_the_audit_record_as_structured_fields() {
-    let c = Case::new("json-logs");
+    let c = Case::new(APP, "json-logs");
     let (arn, _) = c.seeder.create_string(&c.name("a"), &canary_value());
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
     // Without --audit-log: no audit line anywhere on stderr.
@@ -533,7 +452,7 @@ fn json_logs_carry_errors_and_the_audit_record_as_structured_fields() {
 
 #[test]
 fn the_step_summary_says_what_failed_and_what_to_do() {
-    let c = Case::new("summary-fail");
+    let c = Case::new(APP, "summary-fail");
     c.manifest("", "  - path: a\n    secret: ${prefix}/missing\n");
     let summary = c.path("summary.md");
     fs::write(&summary, "earlier step\n").unwrap();
@@ -563,7 +482,7 @@ fn the_step_summary_says_what_failed_and_what_to_do() {
 
 #[test]
 fn an_unknown_owner_points_at_the_line_that_sets_it() {
-    let c = Case::new("owner-line");
+    let c = Case::new(APP, "owner-line");
     c.seeder.create_string(&c.name("a"), &canary_value());
     // The owner comes from the environment (line 9), not from the entries.
     c.manifest(

@@ -15,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod canary;
+pub mod case;
 pub mod dist;
 pub mod moto;
 pub mod oidc;
@@ -26,6 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 pub use canary::{Canaries, assert_no_leak};
+pub use case::Case;
 pub use moto::{PrivateMoto, moto_endpoint, test_python};
 pub use oidc::GithubTokenEndpoint;
 pub use proxy::{Mangle, Proxy};
