@@ -114,6 +114,14 @@ pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
+/// A Parameter Store client with credfile's User-Agent and retries.
+pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+    let conf = aws_sdk_ssm::config::Builder::from(config)
+        .interceptor(UserAgentSuffix)
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
+}
+
 /// An STS client with credfile's User-Agent. Its own retries are off: identity calls retry in
 /// `identity::retry`, which also knows STS's `IDPCommunicationError`.
 pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {

@@ -86,33 +86,46 @@ fn audited(
 }
 
 /// Identity, fetch and render: every file's bytes in memory, or an error. `want_caller`: find
-/// out the caller's ARN for the audit line even when no account guard asked for it.
+/// out the caller's ARN for the audit line even when no account guard asked for it. Returns the
+/// plan with its `keys: all` and `parameters_path:` entries expanded into files, which is what
+/// `rendered` follows.
 fn fetch_and_render(
     plan: &Plan,
     want_caller: bool,
     jitter_max: Option<Duration>,
-) -> Result<(Option<String>, Vec<Rendered>), Error> {
-    let (arn, fetched) = runtime()?.block_on(async {
-        if let Some(delay) = jitter(jitter_max) {
-            tracing::info!(
-                seconds = delay.as_secs_f64(),
-                "jitter: waiting before the first AWS call"
-            );
-            tokio::time::sleep(delay).await;
-        }
-        let session = identity::establish(plan, false).await?;
-        let arn = match (&session.arn, want_caller) {
-            (Some(arn), _) => Some(arn.clone()),
-            (None, true) => identity::caller_arn(&session).await,
-            (None, false) => None,
-        };
-        let client = crate::aws::secrets_client(&session.config);
-        let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
-        Ok::<_, Error>((arn, fetched))
-    })?;
-    let rendered = render::render_all(&plan.files, &fetched)?;
+) -> Result<(Option<String>, Plan, Vec<Rendered>), Error> {
+    let (arn, fetched) = runtime()?.block_on(fetch_plan(plan, want_caller, jitter_max))?;
+    let expanded = render::expand(plan, &fetched)?;
+    let rendered = render::render_all(&expanded.files, &fetched)?;
     drop(fetched);
-    Ok((arn, rendered))
+    Ok((arn, expanded, rendered))
+}
+
+/// Identity (only when a file reads from AWS: CI variables need none) and fetch.
+async fn fetch_plan(
+    plan: &Plan,
+    want_caller: bool,
+    jitter_max: Option<Duration>,
+) -> Result<(Option<String>, fetch::FetchSet), Error> {
+    if !plan.needs_aws() {
+        tracing::info!("every value comes from CI variables: no AWS identity needed");
+        return Ok((None, fetch::fetch_all(None, plan.secret_refs()).await?));
+    }
+    if let Some(delay) = jitter(jitter_max) {
+        tracing::info!(
+            seconds = delay.as_secs_f64(),
+            "jitter: waiting before the first AWS call"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    let session = identity::establish(plan, false).await?;
+    let arn = match (&session.arn, want_caller) {
+        (Some(arn), _) => Some(arn.clone()),
+        (None, true) => identity::caller_arn(&session).await,
+        (None, false) => None,
+    };
+    let fetched = fetch::fetch_all(Some(&session.config), plan.secret_refs()).await?;
+    Ok((arn, fetched))
 }
 
 fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
@@ -123,9 +136,19 @@ fn deploy(args: &RunArgs, dry_run: bool) -> Result<(), Error> {
         for warning in guard::check(&plan)? {
             tracing::warn!("{warning}");
         }
-        let checked = materialize::preflight(&plan)?;
-        let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), args.jitter)?;
+        let mut checked = materialize::preflight(&plan.without_expansions())?;
+        let (arn, expanded, rendered) =
+            fetch_and_render(&plan, args.audit_log.is_some(), args.jitter)?;
         trail.caller_arn = arn;
+        if plan
+            .files
+            .iter()
+            .any(|f| matches!(f.content, manifest::Content::Expand { .. }))
+        {
+            // The expanded files are known now; check their destinations before writing.
+            checked = materialize::preflight(&expanded)?;
+        }
+        let plan = expanded;
 
         let applied = materialize::write(&checked, &rendered, dry_run)?;
         let selected = hooks::select(&plan, &applied);
@@ -173,13 +196,13 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
-        let checked = materialize::resolve(&plan)?;
-        let rendered = if args.offline {
-            None
+        let (checked, rendered) = if args.offline {
+            (materialize::resolve(&plan.without_expansions())?, None)
         } else {
-            let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), None)?;
+            let (arn, expanded, rendered) =
+                fetch_and_render(&plan, args.audit_log.is_some(), None)?;
             trail.caller_arn = arn;
-            Some(rendered)
+            (materialize::resolve(&expanded)?, Some(rendered))
         };
         let drift = materialize::verify(&checked, rendered.as_deref())?;
         trail.drift = Some(drift.len());
@@ -321,9 +344,8 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
                 .filter(|m| m.environment_names().contains(env))
             {
                 let plan = m.resolve(env, Some(std::path::Path::new("/")))?;
-                let session = identity::establish(&plan, false).await?;
-                let client = crate::aws::secrets_client(&session.config);
-                let fetched = fetch::fetch_all(&client, plan.secret_refs()).await?;
+                let (_, fetched) = fetch_plan(&plan, false, None).await?;
+                let plan = render::expand(&plan, &fetched)?;
                 units.extend(audit::fingerprint_plan(&plan, &fetched, &fingerprinter)?);
                 tracing::info!(app = %plan.app, env = %plan.env, "fingerprinted");
             }

@@ -1,12 +1,11 @@
-//! Fetch: read every secret version the plan needs, each exactly once.
+//! The Secrets Manager seam: `secret:` references.
 //!
 //! Unpinned references (AWSCURRENT) go through `BatchGetSecretValue` in chunks of at most 20 (the
 //! API's limit, which the SDK does not enforce); pinned ones (`version_stage`, `version_id`) need
-//! `GetSecretValue`. Calls run concurrently under a small bound. A role that may not call
-//! `BatchGetSecretValue` at all (least privilege: GetSecretValue only) falls back to single gets.
-//! Values are moved out of the SDK's responses straight into zeroizing secret types.
+//! `GetSecretValue`. A role that may not call `BatchGetSecretValue` at all (least privilege:
+//! GetSecretValue only) falls back to single gets. Values are moved out of the SDK's responses
+//! straight into zeroizing secret types.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_secretsmanager::Client;
@@ -14,106 +13,21 @@ use secrecy::{SecretSlice, SecretString};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::{Fetched, Outcome, SecretValue};
 use crate::aws::{Failure, FailureKind};
 use crate::manifest::{Pin, SecretRef};
 
 /// The API's maximum number of ids per BatchGetSecretValue call.
 pub const BATCH_SIZE: usize = 20;
-/// How many calls are in flight at once: enough to overlap latency, small enough to stay far
-/// below the account's request quotas when a fleet deploys at once.
-pub const CONCURRENCY: usize = 4;
 
-/// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
-pub enum SecretValue {
-    Text(SecretString),
-    Binary(SecretSlice<u8>),
-}
-
-/// One fetched secret version.
-pub struct Fetched {
-    pub arn: String,
-    pub name: String,
-    pub version_id: String,
-    pub value: SecretValue,
-}
-
-impl std::fmt::Debug for Fetched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetched")
-            .field("arn", &self.arn)
-            .field("version_id", &self.version_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot fetch {} secret(s):{}", failures.len(), failures.iter().map(|(r, f)| format!("\n  {r}: {f}")).collect::<String>())]
-pub struct FetchError {
-    pub failures: Vec<(SecretRef, Failure)>,
-}
-
-impl FetchError {
-    pub fn hint(&self) -> Option<String> {
-        let has = |code: &str| self.failures.iter().any(|(_, f)| f.is_code(code));
-        let mut hints = Vec::new();
-        if has("ResourceNotFoundException") {
-            hints.push("check the secret's name or ARN and the environment's region and account; a secret scheduled for deletion cannot be read");
-        }
-        if has("AccessDeniedException") {
-            hints.push("the identity needs secretsmanager:GetSecretValue on each secret (and kms:Decrypt on a customer-managed key)");
-        }
-        if has("DecryptionFailure") {
-            hints.push("the secret's KMS key refused to decrypt: the identity needs kms:Decrypt on it, and the key must be enabled");
-        }
-        if self
-            .failures
-            .iter()
-            .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
-        {
-            hints.push("Secrets Manager did not answer in time: check the network path to it, then retry (see --attempt-timeout)");
-        }
-        if self.failures.iter().any(|(_, f)| {
-            matches!(
-                f.code.as_deref(),
-                Some("ThrottlingException" | "TooManyRequestsException" | "Throttling")
-            )
-        }) {
-            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts, or allow more attempts with --max-attempts");
-        }
-        if self
-            .failures
-            .iter()
-            .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
-        {
-            hints.push("Secrets Manager failed or answered something unreadable; retry later");
-        }
-        if hints.is_empty() {
-            hints.push("nothing was written; fix the cause and run again");
-        }
-        Some(hints.join("; "))
-    }
-}
-
-/// The fetched values, by reference.
-#[derive(Debug, Default)]
-pub struct FetchSet {
-    values: HashMap<SecretRef, Fetched>,
-}
-
-impl FetchSet {
-    pub fn get(&self, r: &SecretRef) -> Option<&Fetched> {
-        self.values.get(r)
-    }
-}
-
-type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
-
-/// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
-/// failing secret is named.
-pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet, FetchError> {
+/// Starts the calls for `refs` (already deduplicated) on `tasks`, each under `limit`.
+pub fn spawn(
+    tasks: &mut JoinSet<Outcome>,
+    limit: &Arc<Semaphore>,
+    client: &Client,
+    refs: Vec<SecretRef>,
+) {
     let (current, pinned): (Vec<_>, Vec<_>) = refs.into_iter().partition(|r| r.pin == Pin::Current);
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let mut tasks = JoinSet::new();
     for chunk in current.chunks(BATCH_SIZE) {
         let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
         tasks.spawn(async move {
@@ -128,26 +42,6 @@ pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet
             let result = get_one(&client, &r).await;
             vec![(r, result)]
         });
-    }
-    let mut set = FetchSet::default();
-    let mut failures = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        for (r, result) in outcome {
-            match result {
-                Ok(f) => {
-                    tracing::debug!(secret = %r, version_id = %f.version_id, "fetched");
-                    set.values.insert(r, f);
-                }
-                Err(failure) => failures.push((r, failure)),
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(set)
-    } else {
-        failures.sort_by(|a, b| a.0.cmp(&b.0));
-        Err(FetchError { failures })
     }
 }
 
@@ -243,7 +137,7 @@ async fn singles(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
 async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
     let mut req = client.get_secret_value().secret_id(&r.id);
     req = match &r.pin {
-        Pin::Current => req,
+        Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) => req,
         Pin::Stage(stage) => req.version_stage(stage),
         Pin::VersionId(id) => req.version_id(id),
     };
