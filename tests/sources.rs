@@ -22,6 +22,7 @@ use support::{
 const FETCH: i32 = 4;
 const RENDER: i32 = 5;
 const USAGE: i32 = 2;
+const DRIFT: i32 = 7;
 
 /// One test's world: a scratch directory with a manifest and a root; secrets and parameters
 /// under a unique prefix; an endpoint (moto, or a proxy in front of it).
@@ -115,7 +116,10 @@ fn parameter_values_of_every_type_are_byte_exact() {
         &base64::engine::general_purpose::STANDARD.encode(&bytes),
         "SecureString",
     );
-    let arn_of_plain = format!("arn:aws:ssm:us-east-1:123456789012:parameter{}", c.param("plain"));
+    let arn_of_plain = format!(
+        "arn:aws:ssm:us-east-1:123456789012:parameter{}",
+        c.param("plain")
+    );
     c.manifest(
         "",
         &format!(
@@ -149,7 +153,11 @@ fn parameter_values_of_every_type_are_byte_exact() {
     out.assert_code(0);
     assert_eq!(c.file("plain"), plain.as_bytes());
     assert_eq!(c.file("list"), list.as_bytes(), "StringList as stored");
-    assert_eq!(c.file("secure"), secure.as_bytes(), "SecureString decrypted");
+    assert_eq!(
+        c.file("secure"),
+        secure.as_bytes(),
+        "SecureString decrypted"
+    );
     let doc: Value = serde_json::from_str(&json_doc).unwrap();
     assert_eq!(
         c.file("db/password"),
@@ -161,7 +169,7 @@ fn parameter_values_of_every_type_are_byte_exact() {
     assert_eq!(
         String::from_utf8(c.file("app.env")).unwrap(),
         format!(
-            "PLAIN={plain}\nPASSWORD={}\n",
+            "PLAIN='{plain}'\nPASSWORD='{}'\n",
             doc["password"].as_str().unwrap()
         )
     );
@@ -226,12 +234,14 @@ fn version_and_label_select_their_value_after_an_overwrite() {
     let out = c.apply();
     out.assert_code(FETCH);
     assert!(
-        out.stderr.contains(&format!("parameter {name} (version 9)")),
+        out.stderr
+            .contains(&format!("parameter {name} (version 9)")),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains(&format!("parameter {name} (label green)")),
+        out.stderr
+            .contains(&format!("parameter {name} (label green)")),
         "{}",
         out.stderr
     );
@@ -244,8 +254,11 @@ fn twenty_five_parameters_take_three_get_parameters_calls() {
     let c = Case::with_endpoint("param-batch", &proxy.endpoint());
     let mut files = String::new();
     for i in 0..25 {
-        c.params
-            .put(&c.param(&format!("p{i:02}")), &canary_value(), "SecureString");
+        c.params.put(
+            &c.param(&format!("p{i:02}")),
+            &canary_value(),
+            "SecureString",
+        );
         files.push_str(&format!(
             "  - path: p{i:02}\n    parameter: /${{prefix}}/p{i:02}\n"
         ));
@@ -265,7 +278,10 @@ fn twenty_five_parameters_take_three_get_parameters_calls() {
     sizes.sort_unstable();
     assert_eq!(sizes, [5, 10, 10]);
     assert!(bodies.iter().all(|b| b["WithDecryption"] == true));
-    assert_eq!(proxy.count("GetSecretValue") + proxy.count("BatchGetSecretValue"), 0);
+    assert_eq!(
+        proxy.count("GetSecretValue") + proxy.count("BatchGetSecretValue"),
+        0
+    );
     assert_eq!(c.file("again"), c.file("p00"));
 }
 
@@ -285,15 +301,18 @@ fn a_missing_parameter_and_a_denied_decryption_fail_naming_them() {
     let out = c.apply();
     out.assert_code(FETCH);
     assert!(
-        out.stderr
-            .contains(&format!("parameter {}: ParameterNotFound", c.param("missing"))),
+        out.stderr.contains(&format!(
+            "parameter {}: ParameterNotFound",
+            c.param("missing")
+        )),
         "{}",
         out.stderr
     );
     assert!(out.stderr.contains("InvalidParameters"), "{}", out.stderr);
     assert_eq!(snapshot(c.root()), before);
 
-    c.params.put(&c.param("secure"), &canary_value(), "SecureString");
+    c.params
+        .put(&c.param("secure"), &canary_value(), "SecureString");
     c.manifest(
         "",
         "  - path: here\n    parameter: /${prefix}/here\n  - path: secure\n    parameter: /${prefix}/secure\n",
@@ -305,14 +324,20 @@ fn a_missing_parameter_and_a_denied_decryption_fail_naming_them() {
         "AccessDeniedException",
         "User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext because the resource does not exist in this Region, no resource-based policies allow access, or a resource-based policy explicitly denies access",
     );
-    let out = c
-        .credfile()
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .run(["apply", "--env", "test", "--max-attempts", "1"]);
+    let out = c.credfile().env("AWS_MAX_ATTEMPTS", "1").run([
+        "apply",
+        "--env",
+        "test",
+        "--max-attempts",
+        "1",
+    ]);
     proxy.clear_rules();
     out.assert_code(FETCH);
     assert!(
-        out.stderr.contains(&format!("parameter {}: AccessDeniedException", c.param("secure"))),
+        out.stderr.contains(&format!(
+            "parameter {}: AccessDeniedException",
+            c.param("secure")
+        )),
         "{}",
         out.stderr
     );
@@ -345,9 +370,31 @@ fn a_path_entry_follows_the_parameters_below_it() {
     );
     assert_eq!(out.json()["files"][0]["mode"], "0440");
 
-    // Upstream: one added, one deleted. The next apply creates and removes, and says so.
+    let verify = |c: &Case| {
+        c.credfile()
+            .run(["verify", "--env", "test", "--output", "json"])
+    };
+    verify(&c).assert_code(0);
+
+    // Upstream: one added, one deleted. `verify` sees both, `plan` says what apply would do
+    // without doing it, and the next apply creates and removes, and says so.
     c.params.put(&c.param("config/d"), &d, "String");
     c.params.delete(&c.param("config/a"));
+    let drift = verify(&c);
+    drift.assert_code(DRIFT);
+    let drift_text = drift.stdout.clone();
+    assert!(
+        drift_text.contains("config/a") && drift_text.contains("config/d"),
+        "{drift_text}"
+    );
+    let before = snapshot(c.root());
+    let planned = c
+        .credfile()
+        .run(["plan", "--env", "test", "--output", "json"]);
+    planned.assert_code(0);
+    assert_eq!(statuses(&planned)["config/a"], "removed");
+    assert_eq!(statuses(&planned)["config/d"], "created");
+    assert_eq!(snapshot(c.root()), before, "plan writes nothing");
     let out = c.apply();
     out.assert_code(0);
     assert_eq!(
@@ -360,13 +407,19 @@ fn a_path_entry_follows_the_parameters_below_it() {
     );
     assert!(!c.root().join("config/a").exists());
     assert_eq!(c.file("config/d"), d.as_bytes());
+    verify(&c).assert_code(0);
 
     // A name below the path that cannot be a file name is refused; nothing changes.
     let before = snapshot(c.root());
-    c.params.put(&c.param("config/x/.."), &canary_value(), "String");
+    c.params
+        .put(&c.param("config/x/.."), &canary_value(), "String");
     let out = c.apply();
     out.assert_code(RENDER);
-    assert!(out.stderr.contains("cannot be a file name"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot be a file name"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(snapshot(c.root()), before);
 }
 
@@ -375,8 +428,10 @@ fn keys_all_writes_one_file_per_key_and_follows_the_set() {
     let c = Case::new("keys-all");
     let name = format!("{}/db", c.prefix);
     let (user, pass, host) = (canary_value(), canary_value(), canary_value());
-    c.seeder
-        .create_json(&name, &json!({"username": user, "password": pass, "port": 5432}));
+    c.seeder.create_json(
+        &name,
+        &json!({"username": user, "password": pass, "port": 5432}),
+    );
     c.manifest(
         "",
         "  - path: db\n    secret: ${prefix}/db\n    keys: all\n",
@@ -415,7 +470,11 @@ fn keys_all_writes_one_file_per_key_and_follows_the_set() {
         );
         let out = c.apply();
         out.assert_code(RENDER);
-        assert!(out.stderr.contains("cannot be a file name"), "{bad:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("cannot be a file name"),
+            "{bad:?}: {}",
+            out.stderr
+        );
         assert_eq!(snapshot(c.root()), before, "{bad:?}");
     }
 }
@@ -466,7 +525,7 @@ fn ci_variables_in_a_github_like_job_need_no_aws_and_never_leak() {
     assert_eq!(c.file("db/password"), value.as_bytes());
     assert_eq!(
         String::from_utf8(c.file("app.env")).unwrap(),
-        format!("DB_PASSWORD={value}\n")
+        format!("DB_PASSWORD='{value}'\n")
     );
     let report = out.json();
     assert_eq!(report["files"][0]["secrets"][0]["source"], "ci_variable");
@@ -480,7 +539,11 @@ fn ci_variables_in_a_github_like_job_need_no_aws_and_never_leak() {
     assert!(String::from_utf8_lossy(&audit_line).contains("\"ci_variable\""));
     assert_no_leak(&canaries, &audit_line, "the audit line");
     let md = fs::read(&summary).unwrap();
-    assert!(String::from_utf8_lossy(&md).contains("ci:DB_PASSWORD"), "{}", String::from_utf8_lossy(&md));
+    assert!(
+        String::from_utf8_lossy(&md).contains("ci:DB_PASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&md)
+    );
     assert_no_leak(&canaries, &md, "the step summary");
 
     // Not set: an error naming it, with the YAML to add; nothing written.
@@ -491,9 +554,14 @@ fn ci_variables_in_a_github_like_job_need_no_aws_and_never_leak() {
         .env_remove("AWS_ACCESS_KEY_ID")
         .run(["apply", "--env", "test"]);
     out.assert_code(FETCH);
-    assert!(out.stderr.contains("CI variable DB_PASSWORD"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("DB_PASSWORD: ${{ secrets.DB_PASSWORD }}"),
+        out.stderr.contains("CI variable DB_PASSWORD"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("DB_PASSWORD: ${{ secrets.DB_PASSWORD }}"),
         "{}",
         out.stderr
     );
@@ -506,7 +574,10 @@ fn ci_variables_in_a_github_like_job_need_no_aws_and_never_leak() {
 fn ci_file_variables_in_a_gitlab_like_job() {
     let proxy = Proxy::start(&moto_endpoint());
     let c = Case::with_endpoint("ci-gitlab", &proxy.endpoint());
-    let key = format!("-----BEGIN KEY-----\n{}\n-----END KEY-----\n", canary_value());
+    let key = format!(
+        "-----BEGIN KEY-----\n{}\n-----END KEY-----\n",
+        canary_value()
+    );
     let token = canary_value();
     support::Canaries::global().add(&key);
     support::Canaries::global().add(&token);
@@ -534,9 +605,16 @@ fn ci_file_variables_in_a_gitlab_like_job() {
     assert_eq!(c.file("token"), token.as_bytes());
     assert!(out.stdout.contains("ci-file:TLS_KEY"), "{}", out.stdout);
     let hook_env = fs::read(&dump).expect("the hook ran");
-    assert_no_leak(&support::Canaries::global(), &hook_env, "the hook's environment");
+    assert_no_leak(
+        &support::Canaries::global(),
+        &hook_env,
+        "the hook's environment",
+    );
     let hook_env = String::from_utf8_lossy(&hook_env);
-    assert!(!hook_env.contains("TLS_KEY=") && !hook_env.contains("DEPLOY_TOKEN="), "{hook_env}");
+    assert!(
+        !hook_env.contains("TLS_KEY=") && !hook_env.contains("DEPLOY_TOKEN="),
+        "{hook_env}"
+    );
 
     // A file variable whose file is gone: an error naming the variable.
     fs::remove_file(&var_file).unwrap();
@@ -548,7 +626,11 @@ fn ci_file_variables_in_a_gitlab_like_job() {
         .env("DEPLOY_TOKEN", &token)
         .run(["apply", "--env", "test"]);
     out.assert_code(FETCH);
-    assert!(out.stderr.contains("CI file variable TLS_KEY"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("CI file variable TLS_KEY"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(snapshot(c.root()), before);
 }
 
@@ -687,20 +769,34 @@ files:
         "version: 1\napp: orders\ndefaults:\n  root: /run/credfile/orders\nenvironments:\n  prod: {}\nfiles:\n  - path: token\n    ci_variable: DEPLOY_TOKEN\n",
     )
     .unwrap();
-    let out = Credfile::new(&moto_endpoint())
-        .cwd(dir.path())
-        .run(["policy", "--env", "prod", "--manifest", "ci.yaml"]);
+    let out = Credfile::new(&moto_endpoint()).cwd(dir.path()).run([
+        "policy",
+        "--env",
+        "prod",
+        "--manifest",
+        "ci.yaml",
+    ]);
     assert!(!out.success());
-    assert!(out.stderr.contains("reads only CI variables"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("reads only CI variables"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn audit_reuse_finds_a_value_shared_by_a_secret_and_a_parameter() {
     let c = Case::new("reuse-src");
     let shared = canary_value();
-    c.seeder.create_string(&format!("{}/staging/api", c.prefix), &shared);
-    c.params.put(&c.param("production/api"), &shared, "SecureString");
-    c.params.put(&c.param("production/other"), &canary_value(), "SecureString");
+    c.seeder
+        .create_string(&format!("{}/staging/api", c.prefix), &shared);
+    c.params
+        .put(&c.param("production/api"), &shared, "SecureString");
+    c.params.put(
+        &c.param("production/other"),
+        &canary_value(),
+        "SecureString",
+    );
     fs::write(
         c.dir.path().join("credfile.yaml"),
         format!(
@@ -710,13 +806,29 @@ fn audit_reuse_finds_a_value_shared_by_a_secret_and_a_parameter() {
     )
     .unwrap();
     let out = c.credfile().run([
-        "audit", "reuse", "--env", "staging", "--env", "production", "--output", "json",
+        "audit",
+        "reuse",
+        "--env",
+        "staging",
+        "--env",
+        "production",
+        "--output",
+        "json",
     ]);
     let report = out.json();
     assert_eq!(report["summary"]["pairs"], 1, "{report:#}");
     let pair = &report["pairs"][0];
-    let names = [pair["a"]["secret"].as_str().unwrap(), pair["b"]["secret"].as_str().unwrap()];
-    assert!(names.contains(&format!("{}/staging/api", c.prefix).as_str()), "{pair}");
-    assert!(names.iter().any(|n| n.contains(&c.param("production/api"))), "{pair}");
+    let names = [
+        pair["a"]["secret"].as_str().unwrap(),
+        pair["b"]["secret"].as_str().unwrap(),
+    ];
+    assert!(
+        names.contains(&format!("{}/staging/api", c.prefix).as_str()),
+        "{pair}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains(&c.param("production/api"))),
+        "{pair}"
+    );
     assert!(!out.success(), "a protected environment shares a value");
 }

@@ -104,7 +104,9 @@ impl FetchError {
             .iter()
             .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
         {
-            hints.push("Secrets Manager failed or answered something unreadable; retry later".to_string());
+            hints.push(
+                "Secrets Manager failed or answered something unreadable; retry later".to_string(),
+            );
         }
         if hints.is_empty() {
             hints.push("nothing was written; fix the cause and run again".to_string());

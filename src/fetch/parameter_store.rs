@@ -241,7 +241,9 @@ mod tests {
 
     #[test]
     fn chunks_hold_ten_and_one_selector_per_name() {
-        let refs: Vec<SecretRef> = (0..25).map(|i| p(&format!("/a/{i}"), Pin::Current)).collect();
+        let refs: Vec<SecretRef> = (0..25)
+            .map(|i| p(&format!("/a/{i}"), Pin::Current))
+            .collect();
         let sizes: Vec<usize> = chunks(refs).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![10, 10, 5]);
         let same = vec![
@@ -251,13 +253,19 @@ mod tests {
         ];
         let c = chunks(same);
         assert_eq!(c.len(), 2);
-        assert!(c.iter().all(|c| c.iter().filter(|r| r.id == "/a").count() == 1));
+        assert!(
+            c.iter()
+                .all(|c| c.iter().filter(|r| r.id == "/a").count() == 1)
+        );
     }
 
     #[test]
     fn selectors_as_sent() {
         assert_eq!(selector_name(&p("/a", Pin::ParamVersion(3))), "/a:3");
-        assert_eq!(selector_name(&p("/a", Pin::ParamLabel("blue".into()))), "/a:blue");
+        assert_eq!(
+            selector_name(&p("/a", Pin::ParamLabel("blue".into()))),
+            "/a:blue"
+        );
         assert_eq!(selector_name(&p("/a", Pin::Current)), "/a");
     }
 
@@ -272,8 +280,14 @@ mod tests {
         };
         assert!(matches(&p("/a", Pin::ParamVersion(2)), &param(2, None)));
         assert!(!matches(&p("/a", Pin::ParamVersion(2)), &param(3, None)));
-        assert!(matches(&p("/a", Pin::ParamLabel("x".into())), &param(3, Some(":x"))));
-        assert!(!matches(&p("/a", Pin::ParamLabel("x".into())), &param(3, Some(":y"))));
+        assert!(matches(
+            &p("/a", Pin::ParamLabel("x".into())),
+            &param(3, Some(":x"))
+        ));
+        assert!(!matches(
+            &p("/a", Pin::ParamLabel("x".into())),
+            &param(3, Some(":y"))
+        ));
         assert!(!matches(&p("/b", Pin::Current), &param(1, None)));
     }
 }

@@ -428,17 +428,59 @@ fn sources(f: &raw::File) -> Vec<(Vec<Seg>, Kind, &str)> {
     let mut out = Vec::new();
     let o = &mut out;
     push(o, Vec::new(), "secret", Kind::Secret, f.secret.as_ref());
-    push(o, Vec::new(), "parameter", Kind::Parameter, f.parameter.as_ref());
-    push(o, Vec::new(), "parameters_path", Kind::Parameter, f.parameters_path.as_ref());
-    push(o, Vec::new(), "ci_variable", Kind::Ci, f.ci_variable.as_ref());
-    push(o, Vec::new(), "ci_variable_file", Kind::Ci, f.ci_variable_file.as_ref());
+    push(
+        o,
+        Vec::new(),
+        "parameter",
+        Kind::Parameter,
+        f.parameter.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "parameters_path",
+        Kind::Parameter,
+        f.parameters_path.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "ci_variable",
+        Kind::Ci,
+        f.ci_variable.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "ci_variable_file",
+        Kind::Ci,
+        f.ci_variable_file.as_ref(),
+    );
     if let Some(values) = &f.values {
         for (name, v) in &values.0 {
             let at = vec![key("values"), key(name)];
             push(o, at.clone(), "secret", Kind::Secret, v.secret.as_ref());
-            push(o, at.clone(), "parameter", Kind::Parameter, v.parameter.as_ref());
-            push(o, at.clone(), "ci_variable", Kind::Ci, v.ci_variable.as_ref());
-            push(o, at, "ci_variable_file", Kind::Ci, v.ci_variable_file.as_ref());
+            push(
+                o,
+                at.clone(),
+                "parameter",
+                Kind::Parameter,
+                v.parameter.as_ref(),
+            );
+            push(
+                o,
+                at.clone(),
+                "ci_variable",
+                Kind::Ci,
+                v.ci_variable.as_ref(),
+            );
+            push(
+                o,
+                at,
+                "ci_variable_file",
+                Kind::Ci,
+                v.ci_variable_file.as_ref(),
+            );
         }
     }
     out

@@ -59,9 +59,7 @@ pub(super) fn check_parameter_name(id: &str) -> Option<&'static str> {
             && parts[4].starts_with("parameter/")
             && parts[4].len() > "parameter/".len();
         if !ok {
-            return Some(
-                "not a parameter ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)",
-            );
+            return Some("not a parameter ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)");
         }
         // `parameter/name` and `parameter/app/db` (the ARN drops the leading slash).
         return check_parameter_name(&format!("/{}", &parts[4]["parameter/".len()..]))

@@ -142,7 +142,15 @@ mod tests {
 
     #[test]
     fn hostile_names_are_refused() {
-        for bad in ["", ".", "..", "a/b", "a\nb", "a\u{1b}[2J", ".credfile-gen-1"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\nb",
+            "a\u{1b}[2J",
+            ".credfile-gen-1",
+        ] {
             assert!(bad_name(bad).is_some(), "{bad:?}");
         }
         for good in ["password", "db.url", "API_KEY", "-x", ".env"] {

@@ -20,7 +20,8 @@ impl ParamSeeder {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let creds = ssm::config::Credentials::new("testing", "testing", None, None, "credfile-test");
+        let creds =
+            ssm::config::Credentials::new("testing", "testing", None, None, "credfile-test");
         let conf = ssm::Config::builder()
             .behavior_version(ssm::config::BehaviorVersion::latest())
             .region(ssm::config::Region::new("us-east-1"))
@@ -73,7 +74,9 @@ impl ParamSeeder {
                     .labels(label)
                     .send(),
             )
-            .unwrap_or_else(|e| panic!("LabelParameterVersion {name}: {}", DisplayErrorContext(&e)));
+            .unwrap_or_else(|e| {
+                panic!("LabelParameterVersion {name}: {}", DisplayErrorContext(&e))
+            });
     }
 
     pub fn delete(&self, name: &str) {

@@ -241,7 +241,11 @@ impl Validator<'_> {
             (SourceKind::Secret, "secret", fields.secret),
             (SourceKind::Parameter, "parameter", fields.parameter),
             (SourceKind::CiVariable, "ci_variable", fields.ci_variable),
-            (SourceKind::CiVariableFile, "ci_variable_file", fields.ci_variable_file),
+            (
+                SourceKind::CiVariableFile,
+                "ci_variable_file",
+                fields.ci_variable_file,
+            ),
         ]
         .into_iter()
         .filter_map(|(kind, k, v)| v.map(|v| (kind, k, v)))
@@ -261,8 +265,16 @@ impl Validator<'_> {
         };
         let secret_at = at(base, &[key(kind_key)]);
         let selectors = [
-            ("version_stage", fields.version_stage.is_some(), SourceKind::Secret),
-            ("version_id", fields.version_id.is_some(), SourceKind::Secret),
+            (
+                "version_stage",
+                fields.version_stage.is_some(),
+                SourceKind::Secret,
+            ),
+            (
+                "version_id",
+                fields.version_id.is_some(),
+                SourceKind::Secret,
+            ),
             ("version", fields.version.is_some(), SourceKind::Parameter),
             ("label", fields.label.is_some(), SourceKind::Parameter),
         ];
@@ -270,7 +282,14 @@ impl Validator<'_> {
             if present && owner != kind {
                 self.problem(
                     &at(base, &[key(k)]),
-                    format!("`{k}` belongs to `{}:`, not `{kind_key}:`", if owner == SourceKind::Secret { "secret" } else { "parameter" }),
+                    format!(
+                        "`{k}` belongs to `{}:`, not `{kind_key}:`",
+                        if owner == SourceKind::Secret {
+                            "secret"
+                        } else {
+                            "parameter"
+                        }
+                    ),
                     None,
                 );
             }
@@ -300,7 +319,10 @@ impl Validator<'_> {
                                 _ => "`ci_variable:` and `ci_variable_file:` take the name of an environment variable, never a value",
                             }),
                         );
-                    } else if kind.needs_aws() && !fields.cross_account && let Some(msg) = foreign_arn(&id, env) {
+                    } else if kind.needs_aws()
+                        && !fields.cross_account
+                        && let Some(msg) = foreign_arn(&id, env)
+                    {
                         self.problem(
                             &secret_at,
                             format!("{} `{id}` (environment `{}`): {msg}", kind.noun(), env.name),
@@ -387,13 +409,21 @@ impl Validator<'_> {
             }
             (SourceKind::Parameter, Some(v), None) => {
                 if v == 0 {
-                    self.problem(&at(base, &[key("version")]), "`version` is a parameter version number, 1 or more", None);
+                    self.problem(
+                        &at(base, &[key("version")]),
+                        "`version` is a parameter version number, 1 or more",
+                        None,
+                    );
                 }
                 Pin::ParamVersion(v)
             }
             (SourceKind::Parameter, None, Some(l)) => {
                 if let Some(msg) = check_parameter_label(l) {
-                    self.problem(&at(base, &[key("label")]), format!("label `{l}`: {msg}"), None);
+                    self.problem(
+                        &at(base, &[key("label")]),
+                        format!("label `{l}`: {msg}"),
+                        None,
+                    );
                 }
                 Pin::ParamLabel(l.to_string())
             }
@@ -445,13 +475,20 @@ impl Validator<'_> {
                         if let Some(msg) = check_parameter_path(&p) {
                             self.problem(
                                 &at(base, &[key("parameters_path")]),
-                                format!("parameters_path `{p}` (environment `{}`): {msg}", env.name),
+                                format!(
+                                    "parameters_path `{p}` (environment `{}`): {msg}",
+                                    env.name
+                                ),
                                 Some("a path starts and ends with `/`, e.g. /orders/prod/config/"),
                             );
                         }
                     }
                     Err(SubstError::Unclosed) => {
-                        self.problem(&at(base, &[key("parameters_path")]), format!("`{path}`: `${{` without a closing `}}`"), None);
+                        self.problem(
+                            &at(base, &[key("parameters_path")]),
+                            format!("`{path}`: `${{` without a closing `}}`"),
+                            None,
+                        );
                         break;
                     }
                     Err(SubstError::Undefined(var)) => {
@@ -468,7 +505,11 @@ impl Validator<'_> {
                 },
             });
         }
-        if fields.secret.is_none() || fields.parameter.is_some() || fields.ci_variable.is_some() || fields.ci_variable_file.is_some() {
+        if fields.secret.is_none()
+            || fields.parameter.is_some()
+            || fields.ci_variable.is_some()
+            || fields.ci_variable_file.is_some()
+        {
             self.problem(
                 &at(base, &[key("keys")]),
                 "`keys: all` needs `secret:` (a Secrets Manager secret holding a JSON object)",
