@@ -296,7 +296,8 @@ pub fn generate(
             condition: Some(condition),
         });
     }
-    if !keys.is_empty() && !(parameter_arns.is_empty() && path_arns.is_empty()) {
+    let reads_parameters = !parameter_arns.is_empty() || !path_arns.is_empty();
+    if !keys.is_empty() && reads_parameters {
         let via: Vec<String> = ssm_regions
             .iter()
             .map(|(partition, region)| format!("ssm.{region}.{}", dns_suffix(partition)))
