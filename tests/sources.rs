@@ -85,6 +85,25 @@ impl Case {
     }
 }
 
+/// The JSON report matches docs/report.schema.json (the `source` field, an empty ARN).
+fn validate_schema(doc: &Value) {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    let out = std::process::Command::new(support::test_python())
+        .args([
+            "-c",
+            "import json,sys,jsonschema; s=json.load(open(sys.argv[1])); jsonschema.validate(json.loads(sys.argv[2]), s, cls=jsonschema.Draft202012Validator)",
+        ])
+        .arg(schema)
+        .arg(doc.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report does not match docs/report.schema.json:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn statuses(out: &Output) -> BTreeMap<String, String> {
     out.json()["files"]
         .as_array()
@@ -174,6 +193,7 @@ fn parameter_values_of_every_type_are_byte_exact() {
         )
     );
     let report = out.json();
+    validate_schema(&report);
     let first = &report["files"][0]["secrets"][0];
     assert_eq!(first["source"], "ssm");
     assert_eq!(first["id"], c.param("plain"));
@@ -528,6 +548,7 @@ fn ci_variables_in_a_github_like_job_need_no_aws_and_never_leak() {
         format!("DB_PASSWORD='{value}'\n")
     );
     let report = out.json();
+    validate_schema(&report);
     assert_eq!(report["files"][0]["secrets"][0]["source"], "ci_variable");
     assert_eq!(report["files"][0]["secrets"][0]["id"], "DB_PASSWORD");
     let canaries = support::Canaries::global();
@@ -831,4 +852,150 @@ fn audit_reuse_finds_a_value_shared_by_a_secret_and_a_parameter() {
         "{pair}"
     );
     assert!(!out.success(), "a protected environment shares a value");
+}
+
+/// `lint` on a manifest (written as `credfile.yaml` in a fresh directory): (rule, level, message).
+fn lint(text: &str) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("credfile.yaml"), text).unwrap();
+    let out = Credfile::new(&moto_endpoint())
+        .cwd(dir.path())
+        .run(["lint", "--format", "json"]);
+    // `var-unused` is beside the point here (most fixtures spell names out).
+    out.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] != "var-unused")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["level"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+const LINT_BASE: &str = r#"version: 1
+app: orders
+defaults:
+  region: us-east-1
+environments:
+  staging:
+    account: "111111111111"
+    root: /run/credfile/orders
+    identity: { role_arn: "arn:aws:iam::111111111111:role/orders-staging" }
+    vars: { prefix: orders/staging }
+  production:
+    protected: true
+    account: "222222222222"
+    root: /run/credfile/orders-prod
+    identity: { role_arn: "arn:aws:iam::222222222222:role/orders-production" }
+    vars: { prefix: orders/production }
+files:
+"#;
+
+#[test]
+fn lint_rules_cover_the_new_references() {
+    let rules = |files: &str| -> Vec<(String, String)> {
+        lint(&format!("{LINT_BASE}{files}"))
+            .into_iter()
+            .map(|(r, l, _)| (r, l))
+            .collect()
+    };
+    // Per-environment parameters and path entries: clean.
+    assert_eq!(
+        rules(
+            "  - path: db\n    parameter: /${prefix}/db\n  - path: config\n    parameters_path: /${prefix}/config/\n"
+        ),
+        []
+    );
+    // One parameter for both environments: env-shared-secret, an error (production is protected).
+    let shared = lint(&format!(
+        "{LINT_BASE}  - path: db\n    parameter: /orders/shared/db\n"
+    ));
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(
+        (shared[0].0.as_str(), shared[0].1.as_str()),
+        ("env-shared-secret", "error")
+    );
+    assert!(
+        shared[0].2.starts_with("parameter `/orders/shared/db`"),
+        "{shared:?}"
+    );
+    // A shared path entry as well.
+    assert_eq!(
+        rules("  - path: config\n    parameters_path: /orders/config/\n"),
+        [("env-shared-secret".to_string(), "error".to_string())]
+    );
+    // A parameter and a secret of the same name are different things: no finding.
+    assert_eq!(
+        rules(
+            "  - path: a\n    secret: orders/x\n    environments: [staging]\n  - path: b\n    parameter: /orders/x\n    environments: [production]\n"
+        ),
+        []
+    );
+    // A CI variable: the weaker tier, a warning per reference; never "shared".
+    let ci = lint(&format!(
+        "{LINT_BASE}  - path: token\n    ci_variable: DEPLOY_TOKEN\n  - path: app.env\n    format: dotenv\n    values:\n      KEY: {{ ci_variable_file: API_KEY }}\n"
+    ));
+    assert_eq!(
+        ci.iter()
+            .map(|(r, l, _)| (r.as_str(), l.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("ci-variable-tier", "warning"),
+            ("ci-variable-tier", "warning")
+        ],
+        "{ci:?}"
+    );
+    assert!(ci[0].2.contains("no AWS audit trail"), "{ci:?}");
+    // A value pasted where a parameter name goes: literal-value (and validation refuses it).
+    let pasted = rules("  - path: a\n    parameter: ghp_0123456789abcdefghijABCDEFGHIJ012345\n");
+    assert!(
+        pasted.contains(&("literal-value".to_string(), "error".to_string())),
+        "{pasted:?}"
+    );
+    // A `${var}` in a parameter counts as used; an undefined one is var-unknown.
+    let unknown = rules("  - path: a\n    parameter: /${nope}/a\n");
+    assert!(
+        unknown.contains(&("var-unknown".to_string(), "error".to_string())),
+        "{unknown:?}"
+    );
+    // The cross-app rule: the same parameter ARN in two apps.
+    let dir = tempfile::tempdir().unwrap();
+    let arn = "arn:aws:ssm:us-east-1:222222222222:parameter/common/db";
+    for (file, app) in [("a.yaml", "orders"), ("b.yaml", "billing")] {
+        fs::write(
+            dir.path().join(file),
+            format!(
+                "{}  - path: db\n    parameter: {arn}\n    environments: [production]\n",
+                LINT_BASE.replace("app: orders", &format!("app: {app}"))
+            ),
+        )
+        .unwrap();
+    }
+    let out = Credfile::new(&moto_endpoint()).cwd(dir.path()).run([
+        "lint",
+        "--format",
+        "json",
+        "--manifest",
+        "a.yaml",
+        "--manifest",
+        "b.yaml",
+    ]);
+    let found: Vec<String> = out.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .filter(|r| r != "var-unused")
+        .collect();
+    assert_eq!(
+        found,
+        ["app-shared-secret", "app-shared-secret"],
+        "{}",
+        out.stdout
+    );
 }
