@@ -911,9 +911,11 @@ fn lint_rules_cover_the_new_references() {
         ),
         []
     );
-    // One parameter for both environments: env-shared-secret, an error (production is protected).
+    // One parameter for both environments of one account: env-shared-secret, an error
+    // (production is protected).
+    let one_account = LINT_BASE.replace("111111111111", "222222222222");
     let shared = lint(&format!(
-        "{LINT_BASE}  - path: db\n    parameter: /orders/shared/db\n"
+        "{one_account}  - path: db\n    parameter: /orders/shared/db\n"
     ));
     assert_eq!(shared.len(), 1, "{shared:?}");
     assert_eq!(
@@ -924,16 +926,22 @@ fn lint_rules_cover_the_new_references() {
         shared[0].2.starts_with("parameter `/orders/shared/db`"),
         "{shared:?}"
     );
-    // A shared path entry as well.
+    // In two accounts the same name is two parameters.
     assert_eq!(
-        rules("  - path: config\n    parameters_path: /orders/config/\n"),
-        [("env-shared-secret".to_string(), "error".to_string())]
+        rules("  - path: db\n    parameter: /orders/shared/db\n"),
+        []
     );
+    // A shared path entry as well.
+    let shared_path = lint(&format!(
+        "{one_account}  - path: config\n    parameters_path: /orders/config/\n"
+    ));
+    assert_eq!(shared_path.len(), 1, "{shared_path:?}");
+    assert_eq!(shared_path[0].0, "env-shared-secret");
     // A parameter and a secret of the same name are different things: no finding.
     assert_eq!(
-        rules(
-            "  - path: a\n    secret: orders/x\n    environments: [staging]\n  - path: b\n    parameter: /orders/x\n    environments: [production]\n"
-        ),
+        lint(&format!(
+            "{one_account}  - path: a\n    secret: orders/x\n    environments: [staging]\n  - path: b\n    parameter: /orders/x\n    environments: [production]\n"
+        )),
         []
     );
     // A CI variable: the weaker tier, a warning per reference; never "shared".
