@@ -197,7 +197,14 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
         let (checked, rendered) = if args.offline {
-            (materialize::resolve(&plan.without_expansions())?, None)
+            let mut checked = materialize::resolve(&plan.without_expansions())?;
+            checked.open_sets = plan
+                .files
+                .iter()
+                .filter(|f| matches!(f.content, manifest::Content::Expand { .. }))
+                .map(|f| f.path.clone())
+                .collect();
+            (checked, None)
         } else {
             let (arn, expanded, rendered) =
                 fetch_and_render(&plan, args.audit_log.is_some(), None)?;

@@ -395,6 +395,10 @@ fn a_path_entry_follows_the_parameters_below_it() {
             .run(["verify", "--env", "test", "--output", "json"])
     };
     verify(&c).assert_code(0);
+    // Offline, the set below the path is unknown: its files are neither missing nor extra.
+    c.credfile()
+        .run(["verify", "--env", "test", "--offline"])
+        .assert_code(0);
 
     // Upstream: one added, one deleted. `verify` sees both, `plan` says what apply would do
     // without doing it, and the next apply creates and removes, and says so.
