@@ -66,6 +66,16 @@ pub struct FetchError {
 impl FetchError {
     pub fn hint(&self) -> Option<String> {
         let has = |code: &str| self.failures.iter().any(|(_, f)| f.is_code(code));
+        let kinds: std::collections::BTreeSet<SourceKind> =
+            self.failures.iter().map(|(r, _)| r.kind).collect();
+        let service = match (
+            kinds.contains(&SourceKind::Secret),
+            kinds.contains(&SourceKind::Parameter) || kinds.contains(&SourceKind::ParameterPath),
+        ) {
+            (true, true) => "AWS",
+            (false, true) => "Parameter Store",
+            _ => "Secrets Manager",
+        };
         let mut hints = Vec::new();
         if has("ResourceNotFoundException") {
             hints.push("check the secret's name or ARN and the environment's region and account; a secret scheduled for deletion cannot be read".to_string());
@@ -89,7 +99,7 @@ impl FetchError {
             .iter()
             .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
         {
-            hints.push("Secrets Manager did not answer in time: check the network path to it, then retry (see --attempt-timeout)".to_string());
+            hints.push(format!("{service} did not answer in time: check the network path to it, then retry (see --attempt-timeout)"));
         }
         if self.failures.iter().any(|(_, f)| {
             matches!(
@@ -97,16 +107,16 @@ impl FetchError {
                 Some("ThrottlingException" | "TooManyRequestsException" | "Throttling")
             )
         }) {
-            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts, or allow more attempts with --max-attempts".to_string());
+            hints.push(format!("{service} throttled the calls: stagger deploys across hosts, or allow more attempts with --max-attempts"));
         }
         if self
             .failures
             .iter()
             .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
         {
-            hints.push(
-                "Secrets Manager failed or answered something unreadable; retry later".to_string(),
-            );
+            hints.push(format!(
+                "{service} failed or answered something unreadable; retry later"
+            ));
         }
         if hints.is_empty() {
             hints.push("nothing was written; fix the cause and run again".to_string());
