@@ -695,6 +695,10 @@ fn manifest_errors_for_the_new_sources() {
         "CI variable reference (environment `test`) is not valid",
     );
     check(
+        "  - path: a\n    ci_variable: HOME\n",
+        "the name is one hooks inherit",
+    );
+    check(
         "  - path: a\n    parameters_path: /x\n",
         "a path starts and ends with `/`",
     );

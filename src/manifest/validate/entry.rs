@@ -301,8 +301,24 @@ impl Validator<'_> {
                         SourceKind::Secret => check_secret_id(&id),
                         SourceKind::Parameter => check_parameter_name(&id),
                         SourceKind::ParameterPath => check_parameter_path(&id),
-                        SourceKind::CiVariable | SourceKind::CiVariableFile => (!is_ident(&id))
-                            .then_some("a CI variable name is letters, digits and `_`, not starting with a digit"),
+                        SourceKind::CiVariable | SourceKind::CiVariableFile => {
+                            if !is_ident(&id) {
+                                Some(
+                                    "a CI variable name is letters, digits and `_`, not starting with a digit",
+                                )
+                            } else if crate::hooks::ALLOWED_ENV.contains(&id.as_str())
+                                || id.starts_with("CREDFILE_")
+                                || id.starts_with("AWS_")
+                            {
+                                // Hooks inherit the allow-listed variables; the others configure
+                                // credfile and the SDK, and are not secrets.
+                                Some(
+                                    "the name is one hooks inherit or one that configures credfile or AWS (PATH, HOME, CREDFILE_*, AWS_*, ...); choose a name of its own",
+                                )
+                            } else {
+                                None
+                            }
+                        }
                     };
                     if let Some(msg) = invalid {
                         // Not quoted: an invalid reference may be a value pasted by mistake.
