@@ -111,6 +111,7 @@ pub fn fingerprint_plan(
                 Err(what) => problems.push(Problem {
                     path: spec.path.clone(),
                     line: spec.line,
+                    noun: source.secret.kind.noun(),
                     secret: source.secret.id.clone(),
                     key: unit.key.clone(),
                     what,

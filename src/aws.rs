@@ -114,6 +114,8 @@ fn retry_config_from(max_attempts: u32, var: &dyn Fn(&str) -> Option<String>) ->
 pub struct CallCounters {
     batch: [AtomicU64; 2],
     single: [AtomicU64; 2],
+    parameters: [AtomicU64; 2],
+    parameters_by_path: [AtomicU64; 2],
     sts: [AtomicU64; 2],
 }
 
@@ -122,6 +124,8 @@ pub struct CallCounters {
 pub struct Calls {
     pub batch: (u64, u64),
     pub single: (u64, u64),
+    pub parameters: (u64, u64),
+    pub parameters_by_path: (u64, u64),
     pub sts: (u64, u64),
 }
 
@@ -132,6 +136,8 @@ impl Calls {
         serde_json::json!({
             "batch_get_secret_value": kind(self.batch),
             "get_secret_value": kind(self.single),
+            "get_parameters": kind(self.parameters),
+            "get_parameters_by_path": kind(self.parameters_by_path),
             "sts": kind(self.sts),
         })
     }
@@ -140,6 +146,8 @@ impl Calls {
 static CALLS: CallCounters = CallCounters {
     batch: [AtomicU64::new(0), AtomicU64::new(0)],
     single: [AtomicU64::new(0), AtomicU64::new(0)],
+    parameters: [AtomicU64::new(0), AtomicU64::new(0)],
+    parameters_by_path: [AtomicU64::new(0), AtomicU64::new(0)],
     sts: [AtomicU64::new(0), AtomicU64::new(0)],
 };
 
@@ -149,6 +157,8 @@ pub fn calls() -> Calls {
     Calls {
         batch: get(&CALLS.batch),
         single: get(&CALLS.single),
+        parameters: get(&CALLS.parameters),
+        parameters_by_path: get(&CALLS.parameters_by_path),
         sts: get(&CALLS.sts),
     }
 }
@@ -164,6 +174,8 @@ pub fn take_calls() -> Calls {
     Calls {
         batch: take(&CALLS.batch),
         single: take(&CALLS.single),
+        parameters: take(&CALLS.parameters),
+        parameters_by_path: take(&CALLS.parameters_by_path),
         sts: take(&CALLS.sts),
     }
 }
@@ -178,6 +190,8 @@ impl CallCounter {
         Some(match (meta.service(), meta.name()) {
             (_, "BatchGetSecretValue") => &CALLS.batch,
             (_, "GetSecretValue") => &CALLS.single,
+            (_, "GetParameters") => &CALLS.parameters,
+            (_, "GetParametersByPath") => &CALLS.parameters_by_path,
             (service, _) if service.eq_ignore_ascii_case("sts") => &CALLS.sts,
             _ => return None,
         })
@@ -260,6 +274,15 @@ pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
         .interceptor(CallCounter)
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// A Parameter Store client with credfile's User-Agent and retries.
+pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+    let conf = aws_sdk_ssm::config::Builder::from(config)
+        .interceptor(UserAgentSuffix)
+        .interceptor(CallCounter)
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
 }
 
 /// An STS client with credfile's User-Agent. Its own retries are off: identity calls retry in

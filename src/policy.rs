@@ -12,6 +12,12 @@
 //! - `kms:Decrypt` on the environment's `kms_keys`, only when some are declared, and only through
 //!   Secrets Manager (`kms:ViaService`) for those secrets (`kms:EncryptionContext:SecretARN`).
 //!
+//! - `ssm:GetParameters` on each referenced parameter's ARN (`arn:P:ssm:R:A:parameter/NAME`,
+//!   the leading `/` of a hierarchical name not doubled) and `ssm:GetParametersByPath` on each
+//!   `parameters_path` exactly as sent (trailing `/` included: IAM matches the path as given);
+//!   `kms:Decrypt` through Systems Manager (`kms:EncryptionContext:PARAMETER_ARN`) when keys are
+//!   declared. CI variables need no permission at all.
+//!
 //! Output is deterministic: statements in a fixed order, lists sorted and deduplicated, keys in a
 //! fixed order, so the result can be committed and diffed.
 
@@ -21,7 +27,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::manifest::{Manifest, ManifestError, Pin};
+use crate::manifest::{Manifest, ManifestError, Pin, SecretRef, SourceKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -32,6 +38,8 @@ pub enum PolicyError {
     NoRegion { file: PathBuf, env: String },
     #[error("{}: environment `{env}` reads no secrets; there is nothing to grant", file.display())]
     NoSecrets { file: PathBuf, env: String },
+    #[error("{}: environment `{env}` reads only CI variables; its role needs no AWS permission", file.display())]
+    OnlyCiVariables { file: PathBuf, env: String },
     #[error("--trust `{spec}`: {reason}")]
     Trust { spec: String, reason: String },
     #[error("`--only trust` prints the trust policy, but no --trust provider was given")]
@@ -55,6 +63,9 @@ impl PolicyError {
             ),
             PolicyError::NoSecrets { .. } => {
                 "add files for this environment, or check the entries' `environments:` lists".into()
+            }
+            PolicyError::OnlyCiVariables { .. } => {
+                "CI variables are read from credfile's own environment, without AWS; `lint` suggests moving them to Secrets Manager".into()
             }
             PolicyError::Trust { .. } => {
                 "use github:OWNER/REPO[:ENVIRONMENT], gitlab[@HOST]:GROUP/PROJECT[:BRANCH] or ec2; repeat --trust or separate them with commas".into()
@@ -175,9 +186,16 @@ pub fn generate(
         .or_else(|| role.as_ref().map(|r| r.account.clone()));
     let wildcard_account = account.is_none();
 
+    let no_region = || PolicyError::NoRegion {
+        file: manifest.file.clone(),
+        env: env.to_string(),
+    };
+    let account_part = account.as_deref().unwrap_or("*");
+    let (secret_refs, other): (Vec<&SecretRef>, Vec<&SecretRef>) =
+        refs.iter().partition(|r| r.kind == SourceKind::Secret);
     let mut arns = BTreeSet::new();
     let mut regions = BTreeSet::new();
-    for r in &refs {
+    for r in &secret_refs {
         let arn = if r.id.starts_with("arn:") {
             if has_random_suffix(&r.id) {
                 r.id.clone()
@@ -186,14 +204,10 @@ pub fn generate(
             }
         } else {
             let Some(region) = plan.region.as_deref() else {
-                return Err(PolicyError::NoRegion {
-                    file: manifest.file.clone(),
-                    env: env.to_string(),
-                });
+                return Err(no_region());
             };
             format!(
-                "arn:{partition}:secretsmanager:{region}:{}:secret:{}-??????",
-                account.as_deref().unwrap_or("*"),
+                "arn:{partition}:secretsmanager:{region}:{account_part}:secret:{}-??????",
                 r.id
             )
         };
@@ -202,16 +216,44 @@ pub fn generate(
         arns.insert(arn);
     }
     let arns: Vec<String> = arns.into_iter().collect();
+    let mut parameter_arns = BTreeSet::new();
+    let mut path_arns = BTreeSet::new();
+    let mut ssm_regions = BTreeSet::new();
+    for r in &other {
+        let set = match r.kind {
+            SourceKind::Parameter => &mut parameter_arns,
+            SourceKind::ParameterPath => &mut path_arns,
+            _ => continue,
+        };
+        let arn = if r.id.starts_with("arn:") {
+            r.id.clone()
+        } else {
+            let region = plan.region.as_deref().ok_or_else(no_region)?;
+            parameter_arn(&partition, region, account_part, &r.id)
+        };
+        let parts = ArnParts::parse(&arn);
+        ssm_regions.insert((parts.partition, parts.region));
+        set.insert(arn);
+    }
+    if arns.is_empty() && parameter_arns.is_empty() && path_arns.is_empty() {
+        return Err(PolicyError::OnlyCiVariables {
+            file: manifest.file.clone(),
+            env: env.to_string(),
+        });
+    }
 
-    let mut statement = vec![Statement {
-        sid: "CredfileGetSecretValue".into(),
-        effect: "Allow",
-        principal: None,
-        action: "secretsmanager:GetSecretValue",
-        resource: Some(json!(arns)),
-        condition: None,
-    }];
-    if refs.iter().any(|r| r.pin == Pin::Current) {
+    let mut statement = Vec::new();
+    if !arns.is_empty() {
+        statement.push(Statement {
+            sid: "CredfileGetSecretValue".into(),
+            effect: "Allow",
+            principal: None,
+            action: "secretsmanager:GetSecretValue",
+            resource: Some(json!(arns)),
+            condition: None,
+        });
+    }
+    if secret_refs.iter().any(|r| r.pin == Pin::Current) {
         statement.push(Statement {
             sid: "CredfileBatchGetSecretValue".into(),
             effect: "Allow",
@@ -221,9 +263,29 @@ pub fn generate(
             condition: None,
         });
     }
-    if !environment.kms_keys.is_empty() {
-        let mut keys = environment.kms_keys.clone();
-        keys.sort();
+    if !parameter_arns.is_empty() {
+        statement.push(Statement {
+            sid: "CredfileGetParameters".into(),
+            effect: "Allow",
+            principal: None,
+            action: "ssm:GetParameters",
+            resource: Some(json!(parameter_arns)),
+            condition: None,
+        });
+    }
+    if !path_arns.is_empty() {
+        statement.push(Statement {
+            sid: "CredfileGetParametersByPath".into(),
+            effect: "Allow",
+            principal: None,
+            action: "ssm:GetParametersByPath",
+            resource: Some(json!(path_arns)),
+            condition: None,
+        });
+    }
+    let mut keys = environment.kms_keys.clone();
+    keys.sort();
+    if !keys.is_empty() && !arns.is_empty() {
         let via: Vec<String> = regions
             .iter()
             .map(|(partition, region)| format!("secretsmanager.{region}.{}", dns_suffix(partition)))
@@ -239,6 +301,39 @@ pub fn generate(
         );
         statement.push(Statement {
             sid: "CredfileKmsDecrypt".into(),
+            effect: "Allow",
+            principal: None,
+            action: "kms:Decrypt",
+            resource: Some(json!(keys)),
+            condition: Some(condition),
+        });
+    }
+    let reads_parameters = !parameter_arns.is_empty() || !path_arns.is_empty();
+    if !keys.is_empty() && reads_parameters {
+        let via: Vec<String> = ssm_regions
+            .iter()
+            .map(|(partition, region)| format!("ssm.{region}.{}", dns_suffix(partition)))
+            .collect();
+        // A path's parameters are below it: their ARNs start with the path's ARN.
+        let contexts: Vec<String> = parameter_arns
+            .iter()
+            .cloned()
+            .chain(path_arns.iter().map(|p| format!("{p}*")))
+            .collect();
+        let mut condition = BTreeMap::new();
+        condition.insert(
+            "StringEquals",
+            BTreeMap::from([("kms:ViaService".to_string(), json!(via))]),
+        );
+        condition.insert(
+            "StringLike",
+            BTreeMap::from([(
+                "kms:EncryptionContext:PARAMETER_ARN".to_string(),
+                json!(contexts),
+            )]),
+        );
+        statement.push(Statement {
+            sid: "CredfileKmsDecryptParameters".into(),
             effect: "Allow",
             principal: None,
             action: "kms:Decrypt",
@@ -518,6 +613,13 @@ pub fn has_random_suffix(arn: &str) -> bool {
             .all(u8::is_ascii_alphanumeric)
 }
 
+/// A parameter's ARN: `...:parameter` + `/app/db` for a hierarchical name (never `//`),
+/// `...:parameter/` + `db` for a simple one. A path keeps its trailing `/`.
+pub fn parameter_arn(partition: &str, region: &str, account: &str, name: &str) -> String {
+    let sep = if name.starts_with('/') { "" } else { "/" };
+    format!("arn:{partition}:ssm:{region}:{account}:parameter{sep}{name}")
+}
+
 fn partition_of_region(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
@@ -633,6 +735,22 @@ mod tests {
         // Without a role there is nothing to assume itself.
         let doc = trust_document(&[Trust::Ec2], "aws", "123456789012", None, "x");
         assert_eq!(doc.statement.len(), 1);
+    }
+
+    #[test]
+    fn parameter_arns_follow_the_leading_slash_rule() {
+        assert_eq!(
+            parameter_arn("aws", "us-east-1", "1", "/app/db"),
+            "arn:aws:ssm:us-east-1:1:parameter/app/db"
+        );
+        assert_eq!(
+            parameter_arn("aws", "us-east-1", "1", "db"),
+            "arn:aws:ssm:us-east-1:1:parameter/db"
+        );
+        assert_eq!(
+            parameter_arn("aws", "us-east-1", "1", "/app/"),
+            "arn:aws:ssm:us-east-1:1:parameter/app/"
+        );
     }
 
     #[test]

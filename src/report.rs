@@ -74,7 +74,7 @@ impl Report<'_> {
                 "uid": o.dest.uid,
                 "gid": o.dest.gid,
                 "secrets": sources.iter().map(|s| json!({
-                    "id": s.id, "arn": s.arn, "version_id": s.version_id,
+                    "source": s.source, "id": s.id, "arn": s.arn, "version_id": s.version_id,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "hooks": self.hooks.iter().map(|h| json!({
@@ -180,7 +180,7 @@ impl Report<'_> {
                 md(&group_name(o.dest.gid)),
                 md(&sources
                     .iter()
-                    .map(|s| s.id.as_str())
+                    .map(source_label)
                     .collect::<Vec<_>>()
                     .join(", ")),
                 md(&sources
@@ -360,13 +360,27 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// A value's name with its source: `app/db` (Secrets Manager, the default), `ssm:/app/url`,
+/// `ci:DB_PASSWORD`, `ci-file:TLS_KEY`.
+fn source_label(s: &SourceInfo) -> String {
+    match s.source {
+        "ssm" => format!("ssm:{}", s.id),
+        "ci_variable" => format!("ci:{}", s.id),
+        "ci_variable_file" => format!("ci-file:{}", s.id),
+        _ => s.id.clone(),
+    }
+}
+
 fn secrets_cell(sources: &[SourceInfo], version_chars: usize) -> String {
     sources
         .iter()
         .map(|s| {
+            if s.version_id.is_empty() {
+                return source_label(s);
+            }
             format!(
                 "{}@{}",
-                s.id,
+                source_label(s),
                 s.version_id.chars().take(version_chars).collect::<String>()
             )
         })
@@ -452,7 +466,7 @@ impl Audit<'_> {
                 "path": o.dest.path.display().to_string(),
                 "status": o.status.as_str(),
                 "secrets": sources.iter().map(|s| json!({
-                    "id": s.id, "arn": s.arn, "version_id": s.version_id,
+                    "source": s.source, "id": s.id, "arn": s.arn, "version_id": s.version_id,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })

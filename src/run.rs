@@ -119,12 +119,14 @@ impl Rounds {
 }
 
 /// Identity, fetch and render: every file's bytes in memory, or an error. `want_caller`: find
-/// out the caller's ARN for the audit line even when no account guard asked for it.
+/// out the caller's ARN for the audit line even when no account guard asked for it. Returns the
+/// plan with its `keys: all` and `parameters_path:` entries expanded into files, which is what
+/// `rendered` follows.
 fn fetch_and_render(
     plan: &Plan,
     want_caller: bool,
     jitter_max: Option<Duration>,
-) -> Result<(Option<String>, Vec<Rendered>), Error> {
+) -> Result<(Option<String>, Plan, Vec<Rendered>), Error> {
     fetch_and_render_in(
         &mut Rounds::new()?,
         plan,
@@ -142,49 +144,67 @@ fn fetch_and_render_in(
     want_caller: bool,
     jitter_max: Option<Duration>,
     mode: fetch::FetchMode,
-) -> Result<(Option<String>, Vec<Rendered>), Error> {
-    let Rounds {
-        rt,
-        session: cached,
-    } = rounds;
-    let (arn, fetched) = rt.block_on(async {
-        if let Some(delay) = jitter(jitter_max) {
-            tracing::info!(
-                seconds = delay.as_secs_f64(),
-                "jitter: waiting before the first AWS call"
-            );
-            tokio::time::sleep(delay).await;
-        }
-        if cached
-            .as_ref()
-            .is_some_and(|s| crate::every::needs_refresh(s.expiry, std::time::SystemTime::now()))
-        {
-            tracing::info!("the session nears expiry: establishing a new one");
-            *cached = None;
-        }
-        let session = match cached.take() {
-            Some(s) => s,
-            None => identity::establish(plan, false).await?,
-        };
-        let session = &*cached.insert(session);
-        let arn = match (&session.arn, want_caller) {
-            (Some(arn), _) => Some(arn.clone()),
-            (None, true) => identity::caller_arn(session).await,
-            (None, false) => None,
-        };
-        let client = crate::aws::secrets_client(&session.config);
-        let fetched = match fetch::fetch_with(&client, plan.secret_refs(), mode).await {
-            Ok(fetched) => fetched,
-            Err(mut e) => {
-                e.looked_up_in = Some(looked_up_in(session, arn.as_deref(), &e).await);
-                return Err(e.into());
-            }
-        };
-        Ok::<_, Error>((arn, fetched))
-    })?;
-    let rendered = render::render_all(&plan.files, &fetched)?;
+) -> Result<(Option<String>, Plan, Vec<Rendered>), Error> {
+    let (arn, fetched) = rounds.rt.block_on(fetch_plan(
+        plan,
+        &mut rounds.session,
+        want_caller,
+        jitter_max,
+        mode,
+    ))?;
+    let expanded = render::expand(plan, &fetched)?;
+    let rendered = render::render_all(&expanded.files, &fetched)?;
     drop(fetched);
-    Ok((arn, rendered))
+    Ok((arn, expanded, rendered))
+}
+
+/// Identity (only when a file reads from AWS: CI variables need none) and fetch. `cached`: the
+/// session of an earlier round, reused until it nears expiry.
+async fn fetch_plan(
+    plan: &Plan,
+    cached: &mut Option<identity::Session>,
+    want_caller: bool,
+    jitter_max: Option<Duration>,
+    mode: fetch::FetchMode,
+) -> Result<(Option<String>, fetch::FetchSet), Error> {
+    if !plan.needs_aws() {
+        tracing::info!("every value comes from CI variables: no AWS identity needed");
+        return Ok((
+            None,
+            fetch::fetch_all(None, plan.secret_refs(), mode).await?,
+        ));
+    }
+    if let Some(delay) = jitter(jitter_max) {
+        tracing::info!(
+            seconds = delay.as_secs_f64(),
+            "jitter: waiting before the first AWS call"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    if cached
+        .as_ref()
+        .is_some_and(|s| crate::every::needs_refresh(s.expiry, std::time::SystemTime::now()))
+    {
+        tracing::info!("the session nears expiry: establishing a new one");
+        *cached = None;
+    }
+    let session = match cached.take() {
+        Some(s) => s,
+        None => identity::establish(plan, false).await?,
+    };
+    let session = &*cached.insert(session);
+    let arn = match (&session.arn, want_caller) {
+        (Some(arn), _) => Some(arn.clone()),
+        (None, true) => identity::caller_arn(session).await,
+        (None, false) => None,
+    };
+    match fetch::fetch_all(Some(&session.config), plan.secret_refs(), mode).await {
+        Ok(fetched) => Ok((arn, fetched)),
+        Err(mut e) => {
+            e.looked_up_in = Some(looked_up_in(session, arn.as_deref(), &e).await);
+            Err(e.into())
+        }
+    }
 }
 
 /// `region R, account A` of a session, for a fetch error. When no guard checked the account and
@@ -202,7 +222,7 @@ async fn looked_up_in(
     let missing = error
         .failures
         .iter()
-        .any(|(_, f)| f.is_code("ResourceNotFoundException"));
+        .any(|(_, f)| f.is_code("ResourceNotFoundException") || f.is_code("ParameterNotFound"));
     let arn = match arn {
         Some(a) => Some(a.to_string()),
         None if session.account.is_none() && missing => {
@@ -280,7 +300,7 @@ fn deploy_round(
         for warning in guard::check(plan)? {
             tracing::warn!("{warning}");
         }
-        let checked = materialize::preflight(plan)?;
+        let mut checked = materialize::preflight(&plan.without_expansions())?;
         let fetched = fetch_and_render_in(
             rounds,
             plan,
@@ -292,8 +312,17 @@ fn deploy_round(
             "mode": args.fetch.as_str(),
             "calls": crate::aws::calls().to_json(),
         }));
-        let (arn, rendered) = fetched?;
+        let (arn, expanded, rendered) = fetched?;
         trail.caller_arn = arn;
+        if plan
+            .files
+            .iter()
+            .any(|f| matches!(f.content, manifest::Content::Expand { .. }))
+        {
+            // The expanded files are known now; check their destinations before writing.
+            checked = materialize::preflight(&expanded)?;
+        }
+        let plan = &expanded;
 
         let applied = {
             let _held = crate::every::critical();
@@ -368,13 +397,20 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
     let manifest = manifest::load(&args.manifest.manifest)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
-        let checked = materialize::resolve(&plan)?;
-        let rendered = if args.offline {
-            None
+        let (checked, rendered) = if args.offline {
+            let mut checked = materialize::resolve(&plan.without_expansions())?;
+            checked.open_sets = plan
+                .files
+                .iter()
+                .filter(|f| matches!(f.content, manifest::Content::Expand { .. }))
+                .map(|f| f.path.clone())
+                .collect();
+            (checked, None)
         } else {
-            let (arn, rendered) = fetch_and_render(&plan, args.audit_log.is_some(), None)?;
+            let (arn, expanded, rendered) =
+                fetch_and_render(&plan, args.audit_log.is_some(), None)?;
             trail.caller_arn = arn;
-            Some(rendered)
+            (materialize::resolve(&expanded)?, Some(rendered))
         };
         let drift = materialize::verify(&checked, rendered.as_deref())?;
         trail.drift = Some(drift.len());
@@ -611,16 +647,9 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
                 .filter(|m| m.environment_names().contains(env))
             {
                 let plan = m.resolve(env, Some(std::path::Path::new("/")))?;
-                let session = identity::establish(&plan, false).await?;
-                let client = crate::aws::secrets_client(&session.config);
-                let fetched = match fetch::fetch_all(&client, plan.secret_refs()).await {
-                    Ok(fetched) => fetched,
-                    Err(mut e) => {
-                        e.looked_up_in =
-                            Some(looked_up_in(&session, session.arn.as_deref(), &e).await);
-                        return Err(e.into());
-                    }
-                };
+                let (_, fetched) =
+                    fetch_plan(&plan, &mut None, false, None, fetch::FetchMode::Auto).await?;
+                let plan = render::expand(&plan, &fetched)?;
                 units.extend(audit::fingerprint_plan(&plan, &fetched, &fingerprinter)?);
                 tracing::info!(app = %plan.app, env = %plan.env, "fingerprinted");
             }

@@ -135,6 +135,12 @@ pub const RULES: &[Rule] = &[
         summary: "Every variable is used.",
         help: "A variable no entry uses is dead configuration, or a sign that an entry references the wrong variable: remove it or use it.",
     },
+    Rule {
+        id: "ci-variable-tier",
+        level: Level::Warning,
+        summary: "Values come from a secret manager, not from CI variables.",
+        help: "A CI variable (`ci_variable:`, `ci_variable_file:`) is the weaker tier: no AWS audit trail of who read it, no per-environment IAM, rotation by hand. Move the value to Secrets Manager and reference it with `secret:`.",
+    },
 ];
 
 /// Looks up a rule by id. Every id used is a constant listed in [`RULES`] (a unit test checks

@@ -32,6 +32,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
             doc.roots(&envs, path);
             doc.file_paths(&m);
             doc.unused_vars(&m);
+            doc.ci_variables(&m);
             let refs = references(path, text, &m, &envs);
             doc.shared_between_environments(&refs);
             all_refs.extend(refs);
@@ -373,6 +374,29 @@ impl Doc<'_> {
         }
     }
 
+    /// `ci-variable-tier`: a value from a CI variable has no AWS audit trail and no
+    /// per-environment IAM; one finding per reference.
+    fn ci_variables(&mut self, m: &raw::Manifest) {
+        for (i, f) in m.files.iter().enumerate() {
+            for (rel, kind, name) in sources(f) {
+                if kind != Kind::Ci {
+                    continue;
+                }
+                let mut at = vec![key("files"), Seg::Index(i)];
+                at.extend(rel);
+                self.add(
+                    "ci-variable-tier",
+                    Level::Warning,
+                    &at,
+                    format!(
+                        "`{}` reads CI variable `{name}`: the weaker tier (no AWS audit trail, no per-environment IAM)",
+                        f.path
+                    ),
+                );
+            }
+        }
+    }
+
     /// `var-unused`: a variable that no entry applying to its environment uses.
     fn unused_vars(&mut self, m: &raw::Manifest) {
         for (name, e) in &m.environments.0 {
@@ -381,7 +405,7 @@ impl Doc<'_> {
                 if !applies(f, name) {
                     continue;
                 }
-                for (_, secret) in sources(f) {
+                for (_, _, secret) in sources(f) {
                     used.extend(var_names(secret));
                 }
             }
@@ -429,7 +453,8 @@ impl Doc<'_> {
                 first.line,
                 first.column,
                 format!(
-                    "secret `{}` {} environments {list}{}",
+                    "{} `{}` {} environments {list}{}",
+                    first.kind.noun(),
                     first.id,
                     if unsure { "may be read by" } else { "is read by" },
                     if unsure {
@@ -450,18 +475,77 @@ pub(super) fn applies(f: &raw::File, env: &str) -> bool {
         .is_none_or(|list| list.iter().any(|e| e == env))
 }
 
-/// The `secret` strings of an entry, with the path to each node.
-fn sources(f: &raw::File) -> Vec<(Vec<Seg>, &str)> {
-    let mut out = Vec::new();
-    if let Some(s) = &f.secret {
-        out.push((vec![key("secret")], s.as_str()));
+/// The reference strings of an entry (`secret`, `parameter`, `parameters_path`, `ci_variable`,
+/// `ci_variable_file`), with the path to each node and what it names.
+fn sources(f: &raw::File) -> Vec<(Vec<Seg>, Kind, &str)> {
+    fn push<'a>(
+        out: &mut Vec<(Vec<Seg>, Kind, &'a str)>,
+        mut at: Vec<Seg>,
+        field: &str,
+        kind: Kind,
+        value: Option<&'a String>,
+    ) {
+        if let Some(v) = value {
+            at.push(key(field));
+            out.push((at, kind, v.as_str()));
+        }
     }
+    let mut out = Vec::new();
+    let o = &mut out;
+    push(o, Vec::new(), "secret", Kind::Secret, f.secret.as_ref());
+    push(
+        o,
+        Vec::new(),
+        "parameter",
+        Kind::Parameter,
+        f.parameter.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "parameters_path",
+        Kind::Parameter,
+        f.parameters_path.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "ci_variable",
+        Kind::Ci,
+        f.ci_variable.as_ref(),
+    );
+    push(
+        o,
+        Vec::new(),
+        "ci_variable_file",
+        Kind::Ci,
+        f.ci_variable_file.as_ref(),
+    );
     if let Some(values) = &f.values {
         for (name, v) in &values.0 {
-            out.push((
-                vec![key("values"), key(name), key("secret")],
-                v.secret.as_str(),
-            ));
+            let at = vec![key("values"), key(name)];
+            push(o, at.clone(), "secret", Kind::Secret, v.secret.as_ref());
+            push(
+                o,
+                at.clone(),
+                "parameter",
+                Kind::Parameter,
+                v.parameter.as_ref(),
+            );
+            push(
+                o,
+                at.clone(),
+                "ci_variable",
+                Kind::Ci,
+                v.ci_variable.as_ref(),
+            );
+            push(
+                o,
+                at,
+                "ci_variable_file",
+                Kind::Ci,
+                v.ci_variable_file.as_ref(),
+            );
         }
     }
     out
@@ -482,6 +566,26 @@ fn sensitive(f: &raw::File, rel: &[Seg]) -> bool {
     own.or(f.sensitive).unwrap_or(true)
 }
 
+/// What a reference names: the sharing rules compare like with like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Secret,
+    Parameter,
+    /// A CI variable: the CI system scopes it (GitHub environment secrets share names on
+    /// purpose), so the sharing rules leave it out; `ci-variable-tier` reports it.
+    Ci,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Parameter => "parameter",
+            Kind::Ci => "CI variable",
+        }
+    }
+}
+
 /// The names of the `${var}`s in a template.
 fn var_names(template: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -498,6 +602,7 @@ fn var_names(template: &str) -> Vec<&str> {
 /// One secret reference, resolved for one environment.
 #[derive(Debug, Clone)]
 struct Ref {
+    kind: Kind,
     file: PathBuf,
     app: String,
     env: String,
@@ -521,7 +626,8 @@ impl Ref {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
-        compatible(&self.region, &other.region)
+        self.kind == other.kind
+            && compatible(&self.region, &other.region)
             && compatible(&self.account, &other.account)
             && same_name(&self.name, &other.name)
     }
@@ -557,8 +663,8 @@ fn same_name(a: &str, b: &str) -> bool {
 fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env<'_>]) -> Vec<Ref> {
     let mut out = Vec::new();
     for (i, f) in m.files.iter().enumerate() {
-        for (rel, template) in sources(f) {
-            if !sensitive(f, &rel) {
+        for (rel, kind, template) in sources(f) {
+            if kind == Kind::Ci || !sensitive(f, &rel) {
                 continue;
             }
             let mut at = vec![key("files"), Seg::Index(i)];
@@ -573,6 +679,19 @@ fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env<'_>]) -> V
                     Err(SubstError::Unclosed | SubstError::Undefined(_)) => continue,
                 };
                 let (region, account, name) = match id.strip_prefix("arn:") {
+                    // A parameter ARN drops the name's leading `/`: compare names without it.
+                    Some(rest) if kind == Kind::Parameter => {
+                        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+                        let Some(name) = parts.get(4).and_then(|p| p.strip_prefix("parameter/"))
+                        else {
+                            continue;
+                        };
+                        (
+                            Some(parts[2].to_string()),
+                            Some(parts[3].to_string()),
+                            name.to_string(),
+                        )
+                    }
                     Some(rest) => {
                         let parts: Vec<&str> = rest.splitn(6, ':').collect();
                         if parts.len() != 6 {
@@ -584,9 +703,15 @@ fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env<'_>]) -> V
                             parts[5].to_string(),
                         )
                     }
+                    None if kind == Kind::Parameter => (
+                        e.region.map(str::to_string),
+                        e.account.clone(),
+                        id.trim_start_matches('/').to_string(),
+                    ),
                     None => (e.region.map(str::to_string), e.account.clone(), id.clone()),
                 };
                 out.push(Ref {
+                    kind,
                     file: file.to_path_buf(),
                     app: m.app.clone(),
                     env: e.name.to_string(),
@@ -649,7 +774,8 @@ fn shared_between_apps(refs: &[Ref]) -> Vec<Finding> {
                 line: r.line,
                 column: r.column,
                 message: format!(
-                    "secret `{}` (app `{}`, environment {}) is also read by {others}",
+                    "{} `{}` (app `{}`, environment {}) is also read by {others}",
+                    r.kind.noun(),
                     r.id,
                     r.app,
                     r.describe_env()

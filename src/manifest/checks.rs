@@ -46,6 +46,83 @@ pub(super) fn check_secret_id(id: &str) -> Option<&'static str> {
     None
 }
 
+/// Parameter Store names: 1-2048 of `[A-Za-z0-9_.-/]`, a hierarchical name starts with `/`,
+/// at most 15 levels, no `aws`/`ssm` prefix; or a parameter ARN.
+pub(super) fn check_parameter_name(id: &str) -> Option<&'static str> {
+    let name = if let Some(rest) = id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let ok = parts.len() == 5
+            && parts[0].starts_with("aws")
+            && parts[1] == "ssm"
+            && !parts[2].is_empty()
+            && parts[3].len() == 12
+            && parts[4].starts_with("parameter/")
+            && parts[4].len() > "parameter/".len();
+        if !ok {
+            return Some("not a parameter ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)");
+        }
+        // `parameter/name` and `parameter/app/db` (the ARN drops the leading slash).
+        return check_parameter_name(&format!("/{}", &parts[4]["parameter/".len()..]))
+            .map(|_| "the name in the parameter ARN is not valid");
+    } else {
+        id
+    };
+    if name.is_empty() || name.len() > 2048 {
+        return Some("a parameter name must be 1 to 2048 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+    {
+        return Some("a parameter name may only hold letters, digits and _.-/");
+    }
+    if name.contains('/') && !name.starts_with('/') {
+        return Some("a hierarchical parameter name starts with `/`");
+    }
+    if name.ends_with('/') || name.contains("//") {
+        return Some("a parameter name has no empty level (`//` or a trailing `/`)");
+    }
+    if name.split('/').any(|c| c == "." || c == "..") {
+        return Some("a parameter name has no `.` or `..` level");
+    }
+    if name.matches('/').count() > 15 {
+        return Some("a parameter name has at most 15 levels");
+    }
+    None
+}
+
+/// A `parameters_path`: `/` or `/a/b/` style, starting and ending with `/`.
+pub(super) fn check_parameter_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') || !path.ends_with('/') {
+        return Some("a path starts and ends with `/`");
+    }
+    if path == "/" {
+        return None;
+    }
+    check_parameter_name(path.trim_end_matches('/'))
+}
+
+/// Labels: 1-100 of `[A-Za-z0-9_.-]`, not starting with a digit, `aws` or `ssm`.
+pub(super) fn check_parameter_label(label: &str) -> Option<&'static str> {
+    if label.is_empty() || label.len() > 100 {
+        return Some("a label is 1 to 100 characters");
+    }
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Some("a label may only hold letters, digits and _.-");
+    }
+    let lower = label.to_ascii_lowercase();
+    if label.starts_with(|c: char| c.is_ascii_digit())
+        || lower.starts_with("aws")
+        || lower.starts_with("ssm")
+    {
+        return Some("a label cannot start with a digit, `aws` or `ssm`");
+    }
+    None
+}
+
 pub(super) fn is_role_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     parts.len() == 6

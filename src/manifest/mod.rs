@@ -52,28 +52,87 @@ impl fmt::Display for Principal {
     }
 }
 
-/// Which version of a secret to read.
+/// Which version of a value to read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pin {
-    /// AWSCURRENT, fetched in batches.
+    /// The current version (AWSCURRENT; a parameter's latest), fetched in batches.
     Current,
     Stage(String),
     VersionId(String),
+    /// A parameter's version number (`name:3`).
+    ParamVersion(u64),
+    /// A parameter's label (`name:label`).
+    ParamLabel(String),
 }
 
-/// One secret version to fetch: the unit of deduplication.
+/// Where a value comes from. A new source is a variant here, its syntax in `manifest::validate`
+/// and one file under `src/fetch/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// AWS Secrets Manager: `secret:`.
+    Secret,
+    /// AWS Systems Manager Parameter Store: `parameter:`.
+    Parameter,
+    /// Every parameter below a Parameter Store path: `parameters_path:`.
+    ParameterPath,
+    /// credfile's own environment variable, set by the pipeline: `ci_variable:`.
+    CiVariable,
+    /// An environment variable holding the path of a file with the value (GitLab's file-type
+    /// variables): `ci_variable_file:`.
+    CiVariableFile,
+}
+
+impl SourceKind {
+    /// The word messages use: "secret `x`", "parameter `/x`".
+    pub fn noun(self) -> &'static str {
+        match self {
+            SourceKind::Secret => "secret",
+            SourceKind::Parameter => "parameter",
+            SourceKind::ParameterPath => "parameter path",
+            SourceKind::CiVariable => "CI variable",
+            SourceKind::CiVariableFile => "CI file variable",
+        }
+    }
+
+    /// The stable name in JSON output, the state file and the audit line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Secret => "secretsmanager",
+            SourceKind::Parameter => "ssm",
+            SourceKind::ParameterPath => "ssm_path",
+            SourceKind::CiVariable => "ci_variable",
+            SourceKind::CiVariableFile => "ci_variable_file",
+        }
+    }
+
+    /// Whether reading it needs an AWS identity.
+    pub fn needs_aws(self) -> bool {
+        matches!(
+            self,
+            SourceKind::Secret | SourceKind::Parameter | SourceKind::ParameterPath
+        )
+    }
+}
+
+/// One value version to fetch: the unit of deduplication.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretRef {
+    pub kind: SourceKind,
     pub id: String,
     pub pin: Pin,
 }
 
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind != SourceKind::Secret {
+            write!(f, "{} ", self.kind.noun())?;
+        }
         match &self.pin {
             Pin::Current => write!(f, "{}", self.id),
             Pin::Stage(stage) => write!(f, "{} (stage {stage})", self.id),
             Pin::VersionId(id) => write!(f, "{} (version {id})", self.id),
+            Pin::ParamVersion(v) => write!(f, "{} (version {v})", self.id),
+            Pin::ParamLabel(l) => write!(f, "{} (label {l})", self.id),
         }
     }
 }
@@ -126,6 +185,10 @@ pub enum Content {
         source: String,
         values: Vec<(String, Source)>,
     },
+    /// A directory of files known only after the fetch: one per top-level key of a secret
+    /// (`keys: all`) or one per parameter below a path (`parameters_path:`). `render::expand`
+    /// turns it into `Raw` files.
+    Expand { source: Source },
 }
 
 /// One file to write, fully resolved for one environment.
@@ -152,7 +215,7 @@ pub struct FileSpec {
 impl FileSpec {
     pub fn sources(&self) -> Vec<&Source> {
         match &self.content {
-            Content::Raw { source, .. } => vec![source],
+            Content::Raw { source, .. } | Content::Expand { source } => vec![source],
             Content::Map { values, .. } | Content::Template { values, .. } => {
                 values.iter().map(|(_, s)| s).collect()
             }
@@ -183,6 +246,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether any file reads from AWS; an environment of CI variables only needs no identity.
+    pub fn needs_aws(&self) -> bool {
+        self.secret_refs().iter().any(|r| r.kind.needs_aws())
+    }
+
+    /// The plan without its `Expand` entries: what can be checked before anything is fetched.
+    pub fn without_expansions(&self) -> Plan {
+        let mut plan = self.clone();
+        plan.files
+            .retain(|f| !matches!(f.content, Content::Expand { .. }));
+        plan
+    }
+
     /// Every distinct secret version the plan reads, in a stable order.
     pub fn secret_refs(&self) -> Vec<SecretRef> {
         let set: BTreeSet<SecretRef> = self
@@ -285,10 +361,14 @@ enum EntryContent {
         source: String,
         values: Vec<(String, EntrySource)>,
     },
+    Expand {
+        source: EntrySource,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct EntrySource {
+    kind: SourceKind,
     secret: String,
     key: Option<KeySel>,
     pin: Pin,

@@ -141,6 +141,13 @@ pub enum Layout {
     Files,
 }
 
+/// `keys:` on a secret entry; `all` is the only value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keys {
+    All,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
@@ -156,10 +163,24 @@ pub struct File {
     /// Only with `format: dotenv`.
     pub dialect: Option<Dialect>,
     pub secret: Option<String>,
+    /// A Parameter Store name or ARN.
+    pub parameter: Option<String>,
+    /// credfile's environment variable holding the value (the CI-variable tier).
+    pub ci_variable: Option<String>,
+    /// credfile's environment variable holding the path of a file with the value.
+    pub ci_variable_file: Option<String>,
     pub key: Option<String>,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,
+    /// A parameter's version number.
+    pub version: Option<u64>,
+    /// A parameter's label.
+    pub label: Option<String>,
     pub encoding: Option<Encoding>,
+    /// `keys: all`: one file per top-level key of the secret, under `path` as a directory.
+    pub keys: Option<Keys>,
+    /// One file per parameter below this Parameter Store path, under `path` as a directory.
+    pub parameters_path: Option<String>,
     pub values: Option<OrderedMap<Value>>,
     pub template: Option<String>,
     pub template_file: Option<String>,
@@ -183,10 +204,15 @@ pub struct File {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Value {
-    pub secret: String,
+    pub secret: Option<String>,
+    pub parameter: Option<String>,
+    pub ci_variable: Option<String>,
+    pub ci_variable_file: Option<String>,
     pub key: Option<String>,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,
+    pub version: Option<u64>,
+    pub label: Option<String>,
     #[serde(default)]
     pub allow_cross_account: bool,
     /// As on a file entry; a value inherits its entry's.

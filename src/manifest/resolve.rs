@@ -84,6 +84,9 @@ impl Manifest {
                             .map(|(k, s)| (k.clone(), resolve_source(s, e)))
                             .collect(),
                     },
+                    EntryContent::Expand { source } => Content::Expand {
+                        source: resolve_source(source, e),
+                    },
                     EntryContent::Template {
                         name,
                         source,
@@ -131,6 +134,7 @@ fn resolve_source(s: &EntrySource, env: &Environment) -> Source {
     let id = substitute(&s.secret, &env.vars).unwrap_or_else(|_| s.secret.clone());
     Source {
         secret: SecretRef {
+            kind: s.kind,
             id,
             pin: s.pin.clone(),
         },

@@ -176,11 +176,19 @@ pub struct Checked {
     euid: u32,
     egid: u32,
     pub files: Vec<Destination>,
+    /// Directories whose files are known only after a fetch (`keys: all`, `parameters_path:`),
+    /// for `verify --offline`: what is below them is neither expected nor extra.
+    pub open_sets: Vec<PathBuf>,
     /// What the state file says credfile owns in this root (None: nothing yet).
     pub state: Option<state::State>,
 }
 
 impl Checked {
+    /// Whether `path` is inside one of the [`Checked::open_sets`].
+    fn in_open_set(&self, path: &Path) -> bool {
+        self.open_sets.iter().any(|d| path.starts_with(d))
+    }
+
     /// Top-level names of the set, in manifest order, once each (the generation layout's links).
     fn top_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -304,6 +312,7 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
         euid,
         egid,
         files,
+        open_sets: Vec::new(),
         state: None,
     })
 }

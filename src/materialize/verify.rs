@@ -106,7 +106,9 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Dr
                 }
             }
             for rec in state.iter().flat_map(|s| &s.files) {
-                if checked.files.iter().any(|d| d.path == rec.path) {
+                if checked.in_open_set(&rec.path)
+                    || checked.files.iter().any(|d| d.path == rec.path)
+                {
                     continue;
                 }
                 let (parent, name) = split(&rec.path);
@@ -132,7 +134,15 @@ fn verify_generation(
     rendered: Option<&[Rendered]>,
     out: &mut Vec<Drift>,
 ) -> Result<(), WriteError> {
-    let names = checked.top_names();
+    let mut names = checked.top_names();
+    for set in &checked.open_sets {
+        if let Some(std::path::Component::Normal(n)) = set.components().next() {
+            let n = n.to_string_lossy().into_owned();
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
     // Links.
     for name in &names {
         match generation::check_link(root, name) {
@@ -193,7 +203,7 @@ fn verify_generation(
         }
     }
     for extra in live.entries() {
-        if !checked.files.iter().any(|d| d.path == extra) {
+        if !checked.in_open_set(&extra) && !checked.files.iter().any(|d| d.path == extra) {
             out.push(drift(
                 extra,
                 DriftKind::Extra,

@@ -4,7 +4,10 @@
 //! problem is reported (file, manifest line, secret, key) without the value itself.
 
 pub mod dotenv;
+mod expand;
 pub mod template;
+
+pub use expand::expand;
 
 use std::path::PathBuf;
 
@@ -24,6 +27,8 @@ pub struct Rendered {
 /// Provenance for the report: ids and versions, never values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
+    /// `secretsmanager`, `ssm`, `ci_variable`, `ci_variable_file` (`SourceKind::as_str`).
+    pub source: &'static str,
     pub id: String,
     pub arn: String,
     pub version_id: String,
@@ -43,10 +48,12 @@ impl RenderError {
 
 /// One file that cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} (manifest line {line}): secret `{secret}`{}: {what}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+#[error("{} (manifest line {line}): {noun} `{secret}`{}: {what}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
 pub struct Problem {
     pub path: PathBuf,
     pub line: usize,
+    /// "secret", "parameter", "CI variable" (`SourceKind::noun`).
+    pub noun: &'static str,
     pub secret: String,
     pub key: Option<String>,
     pub what: String,
@@ -73,6 +80,7 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
     let problem = |source: &Source, what: String| Problem {
         path: spec.path.clone(),
         line: spec.line,
+        noun: source.secret.kind.noun(),
         secret: source.secret.id.clone(),
         key: source.key.as_ref().map(ToString::to_string),
         what,
@@ -89,6 +97,12 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
                 (_, Picked::Bytes(bytes)) => bytes,
                 (_, Picked::Json(value)) => Zeroizing::new(value.as_bytes().to_vec()),
             }
+        }
+        Content::Expand { source } => {
+            return Err(problem(
+                source,
+                "was not expanded before rendering (internal error)".into(),
+            ));
         }
         Content::Map {
             format,
@@ -148,6 +162,7 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
             let text = template::render(name, source, context).map_err(|what| Problem {
                 path: spec.path.clone(),
                 line: spec.line,
+                noun: "secret",
                 secret: format!("template {name}"),
                 key: None,
                 what,
@@ -205,6 +220,7 @@ fn pick(
 ) -> Result<Picked, String> {
     let f = lookup(fetched, &source.secret)?;
     sources.push(SourceInfo {
+        source: source.secret.kind.as_str(),
         id: source.secret.id.clone(),
         arn: f.arn.clone(),
         version_id: f.version_id.clone(),

@@ -22,6 +22,7 @@ pub mod oidc;
 pub mod proxy;
 pub mod runner;
 pub mod seed;
+pub mod ssm;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use oidc::GithubTokenEndpoint;
 pub use proxy::{Mangle, Proxy};
 pub use runner::{Credfile, Output, hermetic_env};
 pub use seed::Seeder;
+pub use ssm::ParamSeeder;
 
 /// `n` random bytes as lowercase hex (2n characters).
 pub fn random_hex(n: usize) -> String {

@@ -80,36 +80,36 @@ impl Validator<'_> {
                         None,
                     );
                 }
-                match &f.secret {
-                    None => {
-                        self.problem(&base, format!("file `{}` has no `secret`", f.path), Some("a raw file takes `secret:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
-                        None
-                    }
-                    Some(secret) => {
-                        let mut source = self.source(
-                            &base,
-                            secret,
-                            f.key.as_deref(),
-                            f.version_stage.as_deref(),
-                            f.version_id.as_deref(),
-                            f.allow_cross_account,
-                            &applicable,
-                        );
+                let fields = Fields::of_file(f);
+                if f.keys.is_some() || f.parameters_path.is_some() {
+                    self.expansion(&base, f, &fields, &applicable)
+                } else if !fields.any() {
+                    self.problem(&base, format!("file `{}` has no source", f.path), Some("a raw file takes `secret:`, `parameter:`, `ci_variable:` or `ci_variable_file:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
+                    None
+                } else {
+                    self.source(&base, &fields, &applicable).map(|mut source| {
                         source.sensitive = f.sensitive.unwrap_or(true);
-                        Some(EntryContent::Raw {
+                        EntryContent::Raw {
                             source,
                             encoding: f.encoding,
-                        })
-                    }
+                        }
+                    })
                 }
             }
             format => {
                 for (k, name) in [
                     ("secret", f.secret.is_some()),
+                    ("parameter", f.parameter.is_some()),
+                    ("ci_variable", f.ci_variable.is_some()),
+                    ("ci_variable_file", f.ci_variable_file.is_some()),
                     ("key", f.key.is_some()),
                     ("version_stage", f.version_stage.is_some()),
                     ("version_id", f.version_id.is_some()),
+                    ("version", f.version.is_some()),
+                    ("label", f.label.is_some()),
                     ("encoding", f.encoding.is_some()),
+                    ("keys", f.keys.is_some()),
+                    ("parameters_path", f.parameters_path.is_some()),
                 ] {
                     if name {
                         self.problem(
@@ -145,17 +145,15 @@ impl Validator<'_> {
                     if name.is_empty() {
                         self.problem(&vbase, "empty value name", None);
                     }
-                    let mut source = self.source(
-                        &vbase,
-                        &v.secret,
-                        v.key.as_deref(),
-                        v.version_stage.as_deref(),
-                        v.version_id.as_deref(),
-                        v.allow_cross_account || f.allow_cross_account,
-                        &applicable,
-                    );
-                    source.sensitive = v.sensitive.or(f.sensitive).unwrap_or(true);
-                    out.push((name.clone(), source));
+                    let fields = Fields::of_value(v, f.allow_cross_account);
+                    if !fields.any() {
+                        self.problem(&vbase, format!("value `{name}` has no source"), Some("each value takes `secret:`, `parameter:`, `ci_variable:` or `ci_variable_file:`"));
+                        continue;
+                    }
+                    if let Some(mut source) = self.source(&vbase, &fields, &applicable) {
+                        source.sensitive = v.sensitive.or(f.sensitive).unwrap_or(true);
+                        out.push((name.clone(), source));
+                    }
                 }
                 if format == Format::Template {
                     self.template(&base, f, out)
@@ -298,35 +296,118 @@ impl Validator<'_> {
         Some(argv.clone())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One reference: exactly one of the four source keys, with the selectors that source takes.
     fn source(
         &mut self,
         base: &[Seg],
-        secret: &str,
-        key_sel: Option<&str>,
-        stage: Option<&str>,
-        version: Option<&str>,
-        cross_account: bool,
+        fields: &Fields,
         envs: &[&Environment],
-    ) -> EntrySource {
-        let secret_at = at(base, &[key("secret")]);
+    ) -> Option<EntrySource> {
+        let given: Vec<(SourceKind, &'static str, &str)> = [
+            (SourceKind::Secret, "secret", fields.secret),
+            (SourceKind::Parameter, "parameter", fields.parameter),
+            (SourceKind::CiVariable, "ci_variable", fields.ci_variable),
+            (
+                SourceKind::CiVariableFile,
+                "ci_variable_file",
+                fields.ci_variable_file,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, k, v)| v.map(|v| (kind, k, v)))
+        .collect();
+        let (kind, kind_key, secret) = match given.as_slice() {
+            [one] => *one,
+            [_, (_, second, _), ..] => {
+                let names: Vec<String> = given.iter().map(|(_, k, _)| format!("`{k}`")).collect();
+                self.problem(
+                    &at(base, &[key(second)]),
+                    format!("give one source, not {}", names.join(" and ")),
+                    None,
+                );
+                return None;
+            }
+            [] => return None,
+        };
+        let secret_at = at(base, &[key(kind_key)]);
+        let selectors = [
+            (
+                "version_stage",
+                fields.version_stage.is_some(),
+                SourceKind::Secret,
+            ),
+            (
+                "version_id",
+                fields.version_id.is_some(),
+                SourceKind::Secret,
+            ),
+            ("version", fields.version.is_some(), SourceKind::Parameter),
+            ("label", fields.label.is_some(), SourceKind::Parameter),
+        ];
+        for (k, present, owner) in selectors {
+            if present && owner != kind {
+                self.problem(
+                    &at(base, &[key(k)]),
+                    format!(
+                        "`{k}` belongs to `{}:`, not `{kind_key}:`",
+                        if owner == SourceKind::Secret {
+                            "secret"
+                        } else {
+                            "parameter"
+                        }
+                    ),
+                    None,
+                );
+            }
+        }
         for env in envs {
             match substitute(secret, &env.vars) {
                 Ok(id) => {
-                    if let Some(msg) = check_secret_id(&id) {
+                    let invalid = match kind {
+                        SourceKind::Secret => check_secret_id(&id),
+                        SourceKind::Parameter => check_parameter_name(&id),
+                        SourceKind::ParameterPath => check_parameter_path(&id),
+                        SourceKind::CiVariable | SourceKind::CiVariableFile => {
+                            if !is_ident(&id) {
+                                Some(
+                                    "a CI variable name is letters, digits and `_`, not starting with a digit",
+                                )
+                            } else if crate::hooks::ALLOWED_ENV.contains(&id.as_str())
+                                || id.starts_with("CREDFILE_")
+                                || id.starts_with("AWS_")
+                            {
+                                // Hooks inherit the allow-listed variables; the others configure
+                                // credfile and the SDK, and are not secrets.
+                                Some(
+                                    "the name is one hooks inherit or one that configures credfile or AWS (PATH, HOME, CREDFILE_*, AWS_*, ...); choose a name of its own",
+                                )
+                            } else {
+                                None
+                            }
+                        }
+                    };
+                    if let Some(msg) = invalid {
                         // Not quoted: an invalid reference may be a value pasted by mistake.
                         self.problem(
                             &secret_at,
                             format!(
-                                "the secret reference (environment `{}`) is not valid: {msg}",
+                                "the {} reference (environment `{}`) is not valid: {msg}",
+                                kind.noun(),
                                 env.name
                             ),
-                            Some("`secret:` takes a Secrets Manager name or ARN, never a value"),
+                            Some(match kind {
+                                SourceKind::Secret => "`secret:` takes a Secrets Manager name or ARN, never a value",
+                                SourceKind::Parameter => "`parameter:` takes a Parameter Store name (`/app/db/url` or `name`) or ARN, never a value",
+                                _ => "`ci_variable:` and `ci_variable_file:` take the name of an environment variable, never a value",
+                            }),
                         );
-                    } else if !cross_account && let Some(msg) = foreign_arn(&id, env) {
+                    } else if kind.needs_aws()
+                        && !fields.cross_account
+                        && let Some(msg) = foreign_arn(&id, env)
+                    {
                         self.problem(
                             &secret_at,
-                            format!("secret `{id}` (environment `{}`): {msg}", env.name),
+                            format!("{} `{id}` (environment `{}`): {msg}", kind.noun(), env.name),
                             Some("reading another account's or region's secret is usually a mistake; if it is intended, add `allow_cross_account: true` to the entry"),
                         );
                     }
@@ -344,6 +425,7 @@ impl Validator<'_> {
                 }
             }
         }
+        let (key_sel, stage, version) = (fields.key, fields.version_stage, fields.version_id);
         let key_sel = key_sel.and_then(|k| {
             let kat = at(base, &[key("key")]);
             if k.is_empty() {
@@ -398,11 +480,182 @@ impl Validator<'_> {
             }
             (None, None) => Pin::Current,
         };
-        EntrySource {
+        let pin = match (kind, fields.version, fields.label) {
+            (SourceKind::Parameter, Some(_), Some(_)) => {
+                self.problem(
+                    &at(base, &[key("label")]),
+                    "give `version` or `label`, not both",
+                    None,
+                );
+                pin
+            }
+            (SourceKind::Parameter, Some(v), None) => {
+                if v == 0 {
+                    self.problem(
+                        &at(base, &[key("version")]),
+                        "`version` is a parameter version number, 1 or more",
+                        None,
+                    );
+                }
+                Pin::ParamVersion(v)
+            }
+            (SourceKind::Parameter, None, Some(l)) => {
+                if let Some(msg) = check_parameter_label(l) {
+                    self.problem(
+                        &at(base, &[key("label")]),
+                        format!("label `{l}`: {msg}"),
+                        None,
+                    );
+                }
+                Pin::ParamLabel(l.to_string())
+            }
+            _ => pin,
+        };
+        Some(EntrySource {
+            kind,
             secret: secret.to_string(),
             key: key_sel,
             pin,
             sensitive: true,
+        })
+    }
+
+    /// `keys: all` on a secret, or `parameters_path:`: a directory of files, one per key or
+    /// parameter, known only once the value is fetched.
+    fn expansion(
+        &mut self,
+        base: &[Seg],
+        f: &raw::File,
+        fields: &Fields,
+        envs: &[&Environment],
+    ) -> Option<EntryContent> {
+        for (k, present) in [
+            ("key", f.key.is_some()),
+            ("encoding", f.encoding.is_some()),
+            ("version", f.version.is_some()),
+            ("label", f.label.is_some()),
+        ] {
+            if present {
+                self.problem(
+                    &at(base, &[key(k)]),
+                    format!("`{k}` cannot be combined with `keys: all` or `parameters_path:`"),
+                    Some("each key or parameter becomes its own file, written as it is stored"),
+                );
+            }
         }
+        if let Some(path) = &f.parameters_path {
+            if f.keys.is_some() || fields.any() {
+                self.problem(
+                    &at(base, &[key("parameters_path")]),
+                    "`parameters_path:` is the entry's only source (no `secret:`, `parameter:`, `keys:`)",
+                    None,
+                );
+                return None;
+            }
+            for env in envs {
+                match substitute(path, &env.vars) {
+                    Ok(p) => {
+                        if let Some(msg) = check_parameter_path(&p) {
+                            self.problem(
+                                &at(base, &[key("parameters_path")]),
+                                format!(
+                                    "parameters_path `{p}` (environment `{}`): {msg}",
+                                    env.name
+                                ),
+                                Some("a path starts and ends with `/`, e.g. /orders/prod/config/"),
+                            );
+                        }
+                    }
+                    Err(SubstError::Unclosed) => {
+                        self.problem(
+                            &at(base, &[key("parameters_path")]),
+                            format!("`{path}`: `${{` without a closing `}}`"),
+                            None,
+                        );
+                        break;
+                    }
+                    Err(SubstError::Undefined(var)) => {
+                        self.rule_problem(RULE_VAR_UNKNOWN, &at(base, &[key("parameters_path")]), format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
+                    }
+                }
+            }
+            return Some(EntryContent::Expand {
+                source: EntrySource {
+                    kind: SourceKind::ParameterPath,
+                    secret: path.clone(),
+                    key: None,
+                    pin: Pin::Current,
+                    sensitive: f.sensitive.unwrap_or(true),
+                },
+            });
+        }
+        if fields.secret.is_none()
+            || fields.parameter.is_some()
+            || fields.ci_variable.is_some()
+            || fields.ci_variable_file.is_some()
+        {
+            self.problem(
+                &at(base, &[key("keys")]),
+                "`keys: all` needs `secret:` (a Secrets Manager secret holding a JSON object)",
+                None,
+            );
+            return None;
+        }
+        let mut source = self.source(base, fields, envs)?;
+        source.sensitive = f.sensitive.unwrap_or(true);
+        Some(EntryContent::Expand { source })
+    }
+}
+
+/// The source keys of an entry or of a `values:` item.
+struct Fields<'a> {
+    secret: Option<&'a str>,
+    parameter: Option<&'a str>,
+    ci_variable: Option<&'a str>,
+    ci_variable_file: Option<&'a str>,
+    key: Option<&'a str>,
+    version_stage: Option<&'a str>,
+    version_id: Option<&'a str>,
+    version: Option<u64>,
+    label: Option<&'a str>,
+    cross_account: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn of_file(f: &'a raw::File) -> Fields<'a> {
+        Fields {
+            secret: f.secret.as_deref(),
+            parameter: f.parameter.as_deref(),
+            ci_variable: f.ci_variable.as_deref(),
+            ci_variable_file: f.ci_variable_file.as_deref(),
+            key: f.key.as_deref(),
+            version_stage: f.version_stage.as_deref(),
+            version_id: f.version_id.as_deref(),
+            version: f.version,
+            label: f.label.as_deref(),
+            cross_account: f.allow_cross_account,
+        }
+    }
+
+    fn of_value(v: &'a raw::Value, cross_account: bool) -> Fields<'a> {
+        Fields {
+            secret: v.secret.as_deref(),
+            parameter: v.parameter.as_deref(),
+            ci_variable: v.ci_variable.as_deref(),
+            ci_variable_file: v.ci_variable_file.as_deref(),
+            key: v.key.as_deref(),
+            version_stage: v.version_stage.as_deref(),
+            version_id: v.version_id.as_deref(),
+            version: v.version,
+            label: v.label.as_deref(),
+            cross_account: v.allow_cross_account || cross_account,
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.secret.is_some()
+            || self.parameter.is_some()
+            || self.ci_variable.is_some()
+            || self.ci_variable_file.is_some()
     }
 }

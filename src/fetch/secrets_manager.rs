@@ -1,17 +1,16 @@
-//! Fetch: read every secret version the plan needs, each exactly once.
+//! The Secrets Manager seam: `secret:` references.
 //!
 //! Unpinned references (AWSCURRENT) go through `BatchGetSecretValue` in chunks of at most 20 (the
 //! API's limit, which the SDK does not enforce); pinned ones (`version_stage`, `version_id`) need
-//! `GetSecretValue`. Calls run concurrently under a small bound. A role that may not call
-//! `BatchGetSecretValue` at all (least privilege: GetSecretValue only) falls back to single gets.
-//! Values are moved out of the SDK's responses straight into zeroizing secret types.
+//! `GetSecretValue`. Calls run under the fetch stage's concurrency bound. A role that may not
+//! call `BatchGetSecretValue` at all (least privilege: GetSecretValue only) falls back to single
+//! gets. Values are moved out of the SDK's responses straight into zeroizing secret types.
 //!
 //! `--fetch` ([`FetchMode`]): a fleet starting at once exhausts the account's batch quota (100
 //! calls/s) long before the per-secret one (10,000/s). In `auto` a throttled batch call is not
 //! retried: its references move to `GetSecretValue` (same concurrency bound, the SDK's retries),
 //! and so do the chunks not yet sent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,14 +19,12 @@ use secrecy::{SecretSlice, SecretString};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::{Fetched, SecretValue, Step, is_throttle};
 use crate::aws::{Failure, FailureKind};
 use crate::manifest::{Pin, SecretRef};
 
 /// The API's maximum number of ids per BatchGetSecretValue call.
 pub const BATCH_SIZE: usize = 20;
-/// How many calls are in flight at once: enough to overlap latency, small enough to stay far
-/// below the account's request quotas when a fleet deploys at once.
-pub const CONCURRENCY: usize = 4;
 
 /// How references are fetched (`--fetch`, `CREDFILE_FETCH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -51,121 +48,23 @@ impl FetchMode {
     }
 }
 
-/// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
-pub enum SecretValue {
-    Text(SecretString),
-    Binary(SecretSlice<u8>),
-}
-
-/// One fetched secret version.
-pub struct Fetched {
-    pub arn: String,
-    pub name: String,
-    pub version_id: String,
-    pub value: SecretValue,
-}
-
-impl std::fmt::Debug for Fetched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetched")
-            .field("arn", &self.arn)
-            .field("version_id", &self.version_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot fetch {} secret(s){}:{}", failures.len(), looked_up_in.as_ref().map(|w| format!(" (looked up in {w})")).unwrap_or_default(), failures.iter().map(|(r, f)| format!("\n  {r}: {f}")).collect::<String>())]
-pub struct FetchError {
-    pub failures: Vec<(SecretRef, Failure)>,
-    /// Where the secrets were looked up (`region R, account A`), filled in by the caller: a
-    /// missing secret is most often one looked up in the wrong region or account.
-    pub looked_up_in: Option<String>,
-}
-
-impl FetchError {
-    pub fn hint(&self) -> Option<String> {
-        let has = |code: &str| self.failures.iter().any(|(_, f)| f.is_code(code));
-        let mut hints = Vec::new();
-        if has("ResourceNotFoundException") {
-            hints.push("check the secret's name or ARN and the environment's region and account; a secret scheduled for deletion cannot be read");
-        }
-        if has("AccessDeniedException") {
-            hints.push("the identity needs secretsmanager:GetSecretValue on each secret (and kms:Decrypt on a customer-managed key)");
-        }
-        if has("DecryptionFailure") {
-            hints.push("the secret's KMS key refused to decrypt: the identity needs kms:Decrypt on it, and the key must be enabled");
-        }
-        if self
-            .failures
-            .iter()
-            .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
-        {
-            hints.push("Secrets Manager did not answer in time: check the network path to it, then retry (see --attempt-timeout)");
-        }
-        if self.failures.iter().any(|(_, f)| is_throttle(f)) {
-            hints.push("Secrets Manager throttled the calls: stagger deploys across hosts (--jitter), use --fetch auto or single, or allow more attempts with --max-attempts (AWS_RETRY_MODE=adaptive adds a client-side rate limiter)");
-        }
-        if self
-            .failures
-            .iter()
-            .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
-        {
-            hints.push("Secrets Manager failed or answered something unreadable; retry later");
-        }
-        if hints.is_empty() {
-            hints.push("nothing was written; fix the cause and run again");
-        }
-        Some(hints.join("; "))
-    }
-}
-
-/// The fetched values, by reference.
-#[derive(Debug, Default)]
-pub struct FetchSet {
-    values: HashMap<SecretRef, Fetched>,
-}
-
-impl FetchSet {
-    pub fn get(&self, r: &SecretRef) -> Option<&Fetched> {
-        self.values.get(r)
-    }
-}
-
-type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
-
-/// What one task gives back: results, and references to fetch one by one instead.
-type Step = (Outcome, Vec<SecretRef>);
-
-/// Fetches `refs` (already deduplicated) in the default mode, [`FetchMode::Auto`].
-pub async fn fetch_all(client: &Client, refs: Vec<SecretRef>) -> Result<FetchSet, FetchError> {
-    fetch_with(client, refs, FetchMode::Auto).await
-}
-
-/// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
-/// failing secret is named.
-pub async fn fetch_with(
+/// Starts the calls for `refs` (already deduplicated) on `tasks`, each under `limit`. In auto
+/// mode a throttled batch call hands its references back (a [`Step`]'s second part) for the
+/// caller to pass to [`spawn_singles`].
+pub fn spawn(
+    tasks: &mut JoinSet<Step>,
+    limit: &Arc<Semaphore>,
     client: &Client,
     refs: Vec<SecretRef>,
     mode: FetchMode,
-) -> Result<FetchSet, FetchError> {
+) {
     let (current, pinned): (Vec<_>, Vec<_>) = match mode {
         FetchMode::Single => (Vec::new(), refs),
         _ => refs.into_iter().partition(|r| r.pin == Pin::Current),
     };
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
     // Set by the first throttled batch call (auto): the account's batch quota is spent, so the
     // chunks still waiting go straight to GetSecretValue.
     let batch_throttled = Arc::new(AtomicBool::new(false));
-    let mut tasks: JoinSet<Step> = JoinSet::new();
-    let spawn_single = |tasks: &mut JoinSet<Step>, r: SecretRef| {
-        let (client, limit) = (client.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = get_one(&client, &r).await;
-            (vec![(r, result)], Vec::new())
-        });
-    };
     for chunk in current.chunks(BATCH_SIZE) {
         let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
         let throttled = batch_throttled.clone();
@@ -181,61 +80,24 @@ pub async fn fetch_with(
             step
         });
     }
-    for r in pinned {
-        spawn_single(&mut tasks, r);
-    }
-    let mut set = FetchSet::default();
-    let mut failures = Vec::new();
-    let mut moved = 0usize;
-    while let Some(joined) = tasks.join_next().await {
-        let (outcome, singles) =
-            joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        moved += singles.len();
-        for r in singles {
-            spawn_single(&mut tasks, r);
-        }
-        for (r, result) in outcome {
-            match result {
-                Ok(f) => {
-                    tracing::debug!(secret = %r, version_id = %f.version_id, "fetched");
-                    set.values.insert(r, f);
-                }
-                Err(failure) => failures.push((r, failure)),
-            }
-        }
-    }
-    if moved > 0 {
-        tracing::info!(
-            secrets = moved,
-            "BatchGetSecretValue throttled or denied; fetched these with GetSecretValue instead"
-        );
-    }
-    if failures.is_empty() {
-        Ok(set)
-    } else {
-        failures.sort_by(|a, b| a.0.cmp(&b.0));
-        Err(FetchError {
-            failures,
-            looked_up_in: None,
-        })
-    }
+    spawn_singles(tasks, limit, client, pinned);
 }
 
-/// Whether AWS refused the call for its rate: these codes, or HTTP 429.
-pub fn is_throttle(f: &Failure) -> bool {
-    f.status == Some(429)
-        || matches!(
-            f.code.as_deref(),
-            Some(
-                "ThrottlingException"
-                    | "Throttling"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "RequestThrottled"
-                    | "RequestThrottledException"
-                    | "SlowDown"
-            )
-        )
+/// One `GetSecretValue` task per reference, each under `limit`.
+pub fn spawn_singles(
+    tasks: &mut JoinSet<Step>,
+    limit: &Arc<Semaphore>,
+    client: &Client,
+    refs: Vec<SecretRef>,
+) {
+    for r in refs {
+        let (client, limit) = (client.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = get_one(&client, &r).await;
+            (vec![(r, result)], Vec::new())
+        });
+    }
 }
 
 /// One chunk through BatchGetSecretValue. `fall_back`: a throttled call is tried once, and its
@@ -374,7 +236,7 @@ fn settle(
 async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
     let mut req = client.get_secret_value().secret_id(&r.id);
     req = match &r.pin {
-        Pin::Current => req,
+        Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) => req,
         Pin::Stage(stage) => req.version_stage(stage),
         Pin::VersionId(id) => req.version_id(id),
     };

@@ -1,0 +1,279 @@
+//! Fetch: read every value the plan needs, each exactly once, from its source.
+//!
+//! One seam per source: [`secrets_manager`], [`parameter_store`], [`ci_variable`]. This module
+//! deduplicates, dispatches by [`SourceKind`], runs every call under one concurrency bound and
+//! collects the outcome all or nothing. A new source is one new file here plus a variant of
+//! `manifest::SourceKind`.
+
+pub mod ci_variable;
+pub mod parameter_store;
+pub mod secrets_manager;
+
+pub use secrets_manager::FetchMode;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use secrecy::{SecretSlice, SecretString};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::aws::{Failure, FailureKind};
+use crate::manifest::{SecretRef, SourceKind};
+
+/// How many calls are in flight at once, over all sources: enough to overlap latency, small
+/// enough to stay far below the account's request quotas when a fleet deploys at once.
+pub const CONCURRENCY: usize = 4;
+
+/// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
+pub enum SecretValue {
+    Text(SecretString),
+    Binary(SecretSlice<u8>),
+}
+
+/// One fetched value version.
+pub struct Fetched {
+    /// The value's ARN (empty for a CI variable, which has none).
+    pub arn: String,
+    pub name: String,
+    /// Secrets Manager's version id, a parameter's version number; empty for a CI variable.
+    pub version_id: String,
+    pub value: SecretValue,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("arn", &self.arn)
+            .field("version_id", &self.version_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one seam's task produced: a result per reference. A path reference's result is listed
+/// by [`Outcome`]'s `children` (name, value) pairs through [`Listing`].
+pub type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
+
+/// What one task gives back: its results, and Secrets Manager references that a throttled or
+/// denied batch call hands back to be fetched one by one.
+pub type Step = (Outcome, Vec<SecretRef>);
+
+/// The values below a `parameters_path`: each child is also in the set under its own
+/// reference (`SourceKind::Parameter`, `Pin::Current`).
+pub type Listing = Vec<SecretRef>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot fetch {} secret(s){}:{}", failures.len(), looked_up_in.as_ref().map(|w| format!(" (looked up in {w})")).unwrap_or_default(), failures.iter().map(|(r, f)| format!("\n  {r}: {f}")).collect::<String>())]
+pub struct FetchError {
+    pub failures: Vec<(SecretRef, Failure)>,
+    /// Where the values were looked up (`region R, account A`), filled in by the caller: a
+    /// missing secret is most often one looked up in the wrong region or account.
+    pub looked_up_in: Option<String>,
+}
+
+impl FetchError {
+    pub fn hint(&self) -> Option<String> {
+        let has = |code: &str| self.failures.iter().any(|(_, f)| f.is_code(code));
+        let kinds: std::collections::BTreeSet<SourceKind> =
+            self.failures.iter().map(|(r, _)| r.kind).collect();
+        let service = match (
+            kinds.contains(&SourceKind::Secret),
+            kinds.contains(&SourceKind::Parameter) || kinds.contains(&SourceKind::ParameterPath),
+        ) {
+            (true, true) => "AWS",
+            (false, true) => "Parameter Store",
+            _ => "Secrets Manager",
+        };
+        let mut hints = Vec::new();
+        if has("ResourceNotFoundException") {
+            hints.push("check the secret's name or ARN and the environment's region and account; a secret scheduled for deletion cannot be read".to_string());
+        }
+        if has("ParameterNotFound") || has("ParameterVersionNotFound") {
+            hints.push("check the parameter's name or ARN, its `version` or `label`, and the environment's region and account (a parameter shared from another account needs its full ARN)".to_string());
+        }
+        if has("AccessDeniedException") {
+            hints.push("the identity needs secretsmanager:GetSecretValue on each secret, ssm:GetParameters (ssm:GetParametersByPath for a path) on each parameter, and kms:Decrypt on a customer-managed key (`credfile policy` prints them)".to_string());
+        }
+        if has("DecryptionFailure") || has("InvalidKeyId") || has("KMSAccessDeniedException") {
+            hints.push("the value's KMS key refused to decrypt: the identity needs kms:Decrypt on it, and the key must be enabled".to_string());
+        }
+        for (r, f) in &self.failures {
+            if f.is_code(ci_variable::MISSING) {
+                hints.push(ci_variable::missing_hint(r));
+            }
+        }
+        if self
+            .failures
+            .iter()
+            .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
+        {
+            hints.push(format!("{service} did not answer in time: check the network path to it, then retry (see --attempt-timeout)"));
+        }
+        if self.failures.iter().any(|(_, f)| is_throttle(f)) {
+            hints.push(format!("{service} throttled the calls: stagger deploys across hosts (--jitter), use --fetch auto or single, or allow more attempts with --max-attempts (AWS_RETRY_MODE=adaptive adds a client-side rate limiter)"));
+        }
+        if self
+            .failures
+            .iter()
+            .any(|(_, f)| f.status.is_some_and(|s| s >= 500) || f.kind == FailureKind::Response)
+        {
+            hints.push(format!(
+                "{service} failed or answered something unreadable; retry later"
+            ));
+        }
+        if hints.is_empty() {
+            hints.push("nothing was written; fix the cause and run again".to_string());
+        }
+        Some(hints.join("; "))
+    }
+}
+
+/// The fetched values, by reference.
+#[derive(Debug, Default)]
+pub struct FetchSet {
+    values: HashMap<SecretRef, Fetched>,
+    listings: HashMap<SecretRef, Listing>,
+}
+
+impl FetchSet {
+    pub fn get(&self, r: &SecretRef) -> Option<&Fetched> {
+        self.values.get(r)
+    }
+
+    /// The parameters found below a path reference, in name order.
+    pub fn listing(&self, r: &SecretRef) -> Option<&Listing> {
+        self.listings.get(r)
+    }
+}
+
+/// Whether AWS refused the call for its rate: these codes, or HTTP 429.
+pub fn is_throttle(f: &Failure) -> bool {
+    f.status == Some(429)
+        || matches!(
+            f.code.as_deref(),
+            Some(
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "RequestThrottled"
+                    | "RequestThrottledException"
+                    | "SlowDown"
+            )
+        )
+}
+
+/// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
+/// failing value is named. `config` is `None` when the plan needs no AWS identity (CI variables
+/// only); an AWS reference then is an internal error. `mode` is how Secrets Manager is read.
+pub async fn fetch_all(
+    config: Option<&SdkConfig>,
+    refs: Vec<SecretRef>,
+    mode: FetchMode,
+) -> Result<FetchSet, FetchError> {
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks: JoinSet<Step> = JoinSet::new();
+    let mut secrets_client = None;
+    let mut by_kind: HashMap<SourceKind, Vec<SecretRef>> = HashMap::new();
+    for r in refs {
+        by_kind.entry(r.kind).or_default().push(r);
+    }
+    let mut set = FetchSet::default();
+    let mut failures = Vec::new();
+    let mut paths = Vec::new();
+    for (kind, refs) in by_kind {
+        match (kind, config) {
+            (SourceKind::CiVariable | SourceKind::CiVariableFile, _) => {
+                for (r, result) in ci_variable::read(refs) {
+                    match result {
+                        Ok(f) => {
+                            set.values.insert(r, f);
+                        }
+                        Err(failure) => failures.push((r, failure)),
+                    }
+                }
+            }
+            (SourceKind::Secret, Some(config)) => {
+                let client = secrets_client.insert(crate::aws::secrets_client(config));
+                secrets_manager::spawn(&mut tasks, &limit, client, refs, mode);
+            }
+            (SourceKind::Parameter, Some(config)) => {
+                let client = crate::aws::ssm_client(config);
+                parameter_store::spawn(&mut tasks, &limit, &client, refs);
+            }
+            (SourceKind::ParameterPath, Some(config)) => {
+                let client = crate::aws::ssm_client(config);
+                paths.push(parameter_store::spawn_paths(&limit, &client, refs));
+            }
+            (_, None) => {
+                for r in refs {
+                    failures.push((
+                        r,
+                        Failure {
+                            code: None,
+                            status: None,
+                            message: "no AWS identity was established (internal error)".into(),
+                            kind: FailureKind::Request,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    let mut moved = 0usize;
+    while let Some(joined) = tasks.join_next().await {
+        let (outcome, singles) =
+            joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        if let (false, Some(client)) = (singles.is_empty(), &secrets_client) {
+            moved += singles.len();
+            secrets_manager::spawn_singles(&mut tasks, &limit, client, singles);
+        }
+        collect(&mut set, &mut failures, outcome);
+    }
+    if moved > 0 {
+        tracing::info!(
+            secrets = moved,
+            "BatchGetSecretValue throttled or denied; fetched these with GetSecretValue instead"
+        );
+    }
+    for mut path_tasks in paths {
+        while let Some(joined) = path_tasks.join_next().await {
+            let (path, result) =
+                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            match result {
+                Ok(children) => {
+                    let mut listing = Vec::with_capacity(children.len());
+                    for (r, f) in children {
+                        listing.push(r.clone());
+                        set.values.insert(r, f);
+                    }
+                    listing.sort();
+                    set.listings.insert(path, listing);
+                }
+                Err(failure) => failures.push((path, failure)),
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(set)
+    } else {
+        failures.sort_by(|a, b| a.0.cmp(&b.0));
+        Err(FetchError {
+            failures,
+            looked_up_in: None,
+        })
+    }
+}
+
+fn collect(set: &mut FetchSet, failures: &mut Vec<(SecretRef, Failure)>, outcome: Outcome) {
+    for (r, result) in outcome {
+        match result {
+            Ok(f) => {
+                tracing::debug!(source = r.kind.as_str(), id = %r.id, version_id = %f.version_id, "fetched");
+                set.values.insert(r, f);
+            }
+            Err(failure) => failures.push((r, failure)),
+        }
+    }
+}
