@@ -783,7 +783,9 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
     // A release archive as scripts/dist.sh lays it out (the binary in its top directory), for h3.
     let stem = "credfile-0.1.0-x86_64-unknown-linux-gnu";
     std::fs::create_dir(dist.join(stem)).unwrap();
-    std::fs::hard_link(&bin, dist.join(stem).join("credfile")).unwrap();
+    // A copy, not a link: other tests link the same binary, which changes its ctime, and tar
+    // then fails with "file changed as we read it".
+    std::fs::copy(&bin, dist.join(stem).join("credfile")).unwrap();
     let tar = run(Command::new("tar")
         .arg("-C")
         .arg(&dist)
