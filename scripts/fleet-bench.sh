@@ -27,6 +27,7 @@ JITTER="${FLEET_JITTER:-20}"
 MODES="${FLEET_MODES:-batch single auto}"
 JITTERS="${FLEET_JITTERS:-0 $JITTER}"
 ATTEMPTS="${FLEET_ATTEMPTS:-10}"
+RETRY_MODE="${FLEET_RETRY_MODE:-standard}"
 CHECK="${FLEET_CHECK:-0}"
 
 credfile_ensure_venv
@@ -104,6 +105,7 @@ run_fleet() {
             env -i PATH="$PATH" HOME="$h/home" \
                 AWS_ENDPOINT_URL="$PROXY" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
                 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+                AWS_RETRY_MODE="$RETRY_MODE" \
                 AWS_ROLE_ARN="arn:aws:iam::123456789012:role/fleet-host-$i" \
                 AWS_ROLE_SESSION_NAME="host-$i" AWS_WEB_IDENTITY_TOKEN_FILE="$h/token" \
                 CREDFILE_LOG=warn \
@@ -119,7 +121,7 @@ run_fleet() {
     for pid in $pids; do
         wait "$pid" || true
     done
-    "$PY" - "$PROXY" "$runs" "$work/expected" "$HOSTS" "$SECRETS" "$SCALE" "$mode" "$jitter" "$start" <<'PY'
+    FLEET_OUT="$out_dir" "$PY" - "$PROXY" "$runs" "$work/expected" "$HOSTS" "$SECRETS" "$SCALE" "$mode" "$jitter" "$start" <<'PY'
 import json, math, os, sys, urllib.request
 proxy, runs, expected, hosts, secrets, scale, mode, jitter, start = sys.argv[1:]
 hosts, secrets, scale, jitter, start = int(hosts), int(secrets), float(scale), float(jitter), float(start)
@@ -127,6 +129,7 @@ stats = json.load(urllib.request.build_opener(urllib.request.ProxyHandler({})).o
 want = {f: open(os.path.join(expected, f), "rb").read() for f in os.listdir(expected)}
 failed = incomplete = 0
 last = start
+ends = []
 codes = {}
 errors = {}
 for i in range(1, hosts + 1):
@@ -138,7 +141,9 @@ for i in range(1, hosts + 1):
 
     codes[rc] = codes.get(rc, 0) + 1
     try:
-        last = max(last, float(open(os.path.join(h, "end")).read()))
+        end = float(open(os.path.join(h, "end")).read())
+        ends.append(end - start)
+        last = max(last, end)
     except (OSError, ValueError):
         pass
     failed += rc != 0
@@ -178,9 +183,17 @@ print("| %s | %g | %.1f | %.1f | %.2f | %d / %d | %d / %d | %d / %d | %d | %d | 
     sts_f, sts_t, failed, incomplete,
     " ".join("%d:%d" % kv for kv in sorted(codes.items()))))
 sys.stdout.flush()
+ends.sort()
+if ends:
+    pct = lambda p: ends[min(len(ends) - 1, int(p * len(ends)))]
+    print("  hosts done --fetch %s jitter %g: p50 %.1f s, p90 %.1f s, p99 %.1f s, last %.1f s" % (
+        mode, jitter, pct(0.5), pct(0.9), pct(0.99), ends[-1]), file=sys.stderr)
 for line, count in sorted(errors.items(), key=lambda kv: -kv[1]):
     print("  %s --fetch %s: %d host(s): %s" % ("failed", mode, count, line), file=sys.stderr)
 with open(os.path.join(runs, "..", "result-%s-%g" % (mode, jitter)), "w") as out:
+    json.dump({"failed": failed, "incomplete": incomplete, "took": took, "floor": floor,
+               "ends": ends, "errors": errors, "stats": stats}, out)
+with open(os.path.join(os.environ["FLEET_OUT"], "result-%s-%g.json" % (mode, jitter)), "w") as out:
     json.dump({"failed": failed, "incomplete": incomplete, "took": took, "floor": floor,
                "errors": errors, "stats": stats}, out)
 PY

@@ -54,6 +54,7 @@ class Proxy:
         self.counts = {}
         self.first = None
         self.last = None
+        self.timeline = {}
 
     def count(self, action, what):
         c = self.counts.setdefault(action, {"forwarded": 0, "throttled": 0})
@@ -61,6 +62,12 @@ class Proxy:
         now = time.monotonic()
         self.first = self.first or now
         self.last = now
+        if what == "forwarded":
+            # Forwarded calls per second since the first call: where a bucket sat idle.
+            line = self.timeline.setdefault(action, [])
+            second = int(now - self.first)
+            line.extend([0] * (second + 1 - len(line)))
+            line[second] += 1
 
     async def handle(self, reader, writer):
         try:
@@ -97,7 +104,7 @@ class Proxy:
                 return "200 OK", [("Content-Type", "application/json")], b"{}"
             span = (self.last - self.first) if self.first else 0.0
             stats = {"scale": self.scale, "rates": {k: b.rate for k, b in self.buckets.items()},
-                     "actions": self.counts, "active_seconds": span}
+                     "actions": self.counts, "active_seconds": span, "timeline": self.timeline}
             return "200 OK", [("Content-Type", "application/json")], json.dumps(stats).encode()
         amz_target = headers.get("x-amz-target", "")
         if amz_target:

@@ -201,6 +201,56 @@ fn adaptive_retry_mode_still_fetches_through_throttles() {
     assert_eq!((calls, throttled), (5, 2), "two throttled attempts retried");
 }
 
+#[test]
+fn throttled_get_secret_value_waits_its_turn_beyond_max_attempts_until_the_call_timeout() {
+    let c = Case::new("quota-wait", 2, "generation");
+    // Six throttles on one host with --max-attempts 2: the quota is shared, the host's turn
+    // comes, and throttles do not spend the attempt budget.
+    c.proxy
+        .fail_next("GetSecretValue", 6, 400, "ThrottlingException");
+    let out = c.run(&[
+        "apply",
+        "--env",
+        "test",
+        "--output",
+        "json",
+        "--fetch",
+        "single",
+        "--max-attempts",
+        "2",
+    ]);
+    out.assert_code(0);
+    c.assert_complete();
+    assert_eq!(calls(&out.json(), "get_secret_value"), (8, 6));
+
+    // A quota that never frees up: the call gives up at --call-timeout, naming the secret and
+    // leaving the set as it was.
+    let before = fs::read(c.root().join(file_name(0))).unwrap();
+    c.seeder.put_string(&c.name(0), &canary_value());
+    c.proxy.clear_rules();
+    c.proxy
+        .fail_next("GetSecretValue", usize::MAX, 400, "ThrottlingException");
+    let started = Instant::now();
+    let out = c.run(&[
+        "apply",
+        "--env",
+        "test",
+        "--fetch",
+        "single",
+        "--call-timeout",
+        "3",
+    ]);
+    let took = started.elapsed();
+    out.assert_code(4);
+    assert!(out.stderr.contains("ThrottlingException"), "{}", out.stderr);
+    assert!(out.stderr.contains(&c.name(0)), "{}", out.stderr);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "gave up after {took:?}"
+    );
+    assert_eq!(fs::read(c.root().join(file_name(0))).unwrap(), before);
+}
+
 /// Polls `cond` every 50 ms for up to `limit`.
 fn wait_for(limit: Duration, what: &str, cond: impl Fn() -> bool) {
     let end = Instant::now() + limit;
