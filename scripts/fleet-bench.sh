@@ -10,7 +10,7 @@
 # hosts failed, hosts with an incomplete set, and the floor the scaled quotas allow.
 #
 # Knobs (environment): FLEET_HOSTS=200 FLEET_SECRETS=50 FLEET_SCALE=50 FLEET_JITTER=20
-#   FLEET_MODES="batch single auto" FLEET_JITTERS="0 $FLEET_JITTER" FLEET_ATTEMPTS=10
+#   FLEET_MODES="batch single auto" FLEET_JITTERS="0 $FLEET_JITTER" FLEET_ATTEMPTS=3 (credfile's default)
 #   CREDFILE_BIN (default: a release build) FLEET_CHECK=1: exit 1 unless every host of every
 #   run succeeded with a complete set (scripts/test.sh runs a small configuration this way).
 # Output: a Markdown table on stdout; raw per-run data in target/fleet-bench/.
@@ -26,7 +26,7 @@ SCALE="${FLEET_SCALE:-50}"
 JITTER="${FLEET_JITTER:-20}"
 MODES="${FLEET_MODES:-batch single auto}"
 JITTERS="${FLEET_JITTERS:-0 $JITTER}"
-ATTEMPTS="${FLEET_ATTEMPTS:-10}"
+ATTEMPTS="${FLEET_ATTEMPTS:-3}"
 RETRY_MODE="${FLEET_RETRY_MODE:-standard}"
 CHECK="${FLEET_CHECK:-0}"
 

@@ -108,6 +108,35 @@ fn retry_config_from(max_attempts: u32, var: &dyn Fn(&str) -> Option<String>) ->
     base.with_max_attempts(max_attempts)
 }
 
+/// Whether AWS refused the call for its rate: these codes, or HTTP 429.
+pub fn is_throttle(f: &Failure) -> bool {
+    f.status == Some(429)
+        || matches!(
+            f.code.as_deref(),
+            Some(
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "RequestThrottled"
+                    | "RequestThrottledException"
+                    | "SlowDown"
+            )
+        )
+}
+
+/// How long a throttled call waits before its next try: full jitter over a window that doubles
+/// from 250 ms up to 5 s. The cap keeps a host that was throttled often from sleeping through
+/// the moment the shared quota frees up (the SDK's standard mode waits up to 20 s).
+pub fn throttle_wait(throttled_before: u32) -> Duration {
+    let window = Duration::from_millis(250)
+        .saturating_mul(1u32 << throttled_before.min(5))
+        .min(Duration::from_secs(5));
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    window.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX))
+}
+
 /// AWS calls made by this process, by kind, counted at each attempt (a retry is a call: it
 /// spends the account's quota too), and how many of them were throttled.
 #[derive(Debug, Default)]
@@ -417,6 +446,26 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_waits_spread_within_a_window_that_doubles_to_five_seconds() {
+        for (n, window) in [
+            (0, 250),
+            (1, 500),
+            (2, 1000),
+            (4, 4000),
+            (5, 5000),
+            (30, 5000),
+        ] {
+            let waits: Vec<Duration> = (0..200).map(|_| throttle_wait(n)).collect();
+            let window = Duration::from_millis(window);
+            assert!(waits.iter().all(|w| *w <= window), "{n}: {waits:?}");
+            assert!(
+                waits.iter().any(|w| *w < window / 2) && waits.iter().any(|w| *w > window / 2),
+                "{n}: spread over the window"
+            );
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

@@ -527,6 +527,24 @@ fn irsa_web_identity_writes_the_files() {
     out.assert_code(0);
     c.assert_complete();
     assert_eq!(c.proxy.count("AssumeRoleWithWebIdentity"), 1);
+
+    // A fleet starting at once meets STS's account quota: a throttled exchange waits its turn
+    // beyond --max-attempts (the SDK's provider gives up after one attempt each time).
+    fs::remove_dir_all(c.root()).unwrap();
+    c.proxy.reset_counts();
+    c.proxy
+        .sts_error("AssumeRoleWithWebIdentity", "Throttling", 400, 3);
+    let out = c
+        .credfile()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/fleet-irsa")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
+        .env("AWS_ROLE_SESSION_NAME", "pod-a")
+        .run(["apply", "--env", "test", "--max-attempts", "1"]);
+    out.assert_code(0);
+    c.assert_complete();
+    assert_eq!(c.proxy.count("AssumeRoleWithWebIdentity"), 4);
 }
 
 /// EKS Pod Identity's agent, as the SDK sees it: `GET AWS_CONTAINER_CREDENTIALS_FULL_URI` with

@@ -326,6 +326,22 @@ fn sts_refusals_explain_the_usual_cause() {
 }
 
 #[test]
+fn a_throttled_sts_exchange_waits_its_turn_beyond_max_attempts() {
+    let w = World::new("sts-throttle", &role_env(""));
+    let jwt = gitlab_jwt();
+    w.proxy
+        .sts_error("AssumeRoleWithWebIdentity", "Throttling", 400, 4);
+    let out = w
+        .pipeline()
+        .env("GITLAB_CI", "true")
+        .env("AWS_ID_TOKEN", &jwt)
+        .run(["apply", "--env", "test", "--max-attempts", "2"]);
+    out.assert_code(0);
+    assert_eq!(w.proxy.count("AssumeRoleWithWebIdentity"), 5);
+    assert!(w.root().join("db").exists());
+}
+
+#[test]
 fn transient_sts_failures_are_retried_and_bounded() {
     let w = World::new("sts-retry", &role_env(""));
     let jwt = gitlab_jwt();

@@ -13,14 +13,13 @@ pub use secrets_manager::FetchMode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use secrecy::{SecretSlice, SecretString};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::aws::{Failure, FailureKind};
+use crate::aws::{Failure, FailureKind, is_throttle};
 use crate::manifest::{SecretRef, SourceKind};
 
 /// How many calls are in flight at once, over all sources: enough to overlap latency, small
@@ -148,35 +147,6 @@ impl FetchSet {
     }
 }
 
-/// Whether AWS refused the call for its rate: these codes, or HTTP 429.
-pub fn is_throttle(f: &Failure) -> bool {
-    f.status == Some(429)
-        || matches!(
-            f.code.as_deref(),
-            Some(
-                "ThrottlingException"
-                    | "Throttling"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "RequestThrottled"
-                    | "RequestThrottledException"
-                    | "SlowDown"
-            )
-        )
-}
-
-/// How long a throttled call waits before its next try: full jitter over a window that doubles
-/// from 250 ms up to 5 s. The cap keeps a host that was throttled often from sleeping through
-/// the moment the shared quota frees up (the SDK's standard mode waits up to 20 s).
-pub fn throttle_wait(throttled_before: u32) -> Duration {
-    let window = Duration::from_millis(250)
-        .saturating_mul(1u32 << throttled_before.min(5))
-        .min(Duration::from_secs(5));
-    let mut r = [0u8; 4];
-    let _ = getrandom::fill(&mut r);
-    window.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX))
-}
-
 /// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
 /// failing value is named. `config` is `None` when the plan needs no AWS identity (CI variables
 /// only); an AWS reference then is an internal error. `mode` is how Secrets Manager is read.
@@ -287,31 +257,6 @@ fn collect(set: &mut FetchSet, failures: &mut Vec<(SecretRef, Failure)>, outcome
                 set.values.insert(r, f);
             }
             Err(failure) => failures.push((r, failure)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_waits_spread_within_a_window_that_doubles_to_five_seconds() {
-        for (n, window) in [
-            (0, 250),
-            (1, 500),
-            (2, 1000),
-            (4, 4000),
-            (5, 5000),
-            (30, 5000),
-        ] {
-            let waits: Vec<Duration> = (0..200).map(|_| throttle_wait(n)).collect();
-            let window = Duration::from_millis(window);
-            assert!(waits.iter().all(|w| *w <= window), "{n}: {waits:?}");
-            assert!(
-                waits.iter().any(|w| *w < window / 2) && waits.iter().any(|w| *w > window / 2),
-                "{n}: spread over the window"
-            );
         }
     }
 }

@@ -19,8 +19,8 @@ use secrecy::{SecretSlice, SecretString};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Fetched, SecretValue, Step, is_throttle};
-use crate::aws::{Failure, FailureKind};
+use super::{Fetched, SecretValue, Step};
+use crate::aws::{Failure, FailureKind, is_throttle};
 use crate::manifest::{Pin, SecretRef};
 
 /// The API's maximum number of ids per BatchGetSecretValue call.
@@ -233,7 +233,7 @@ fn settle(
     (done, rest)
 }
 
-/// One GetSecretValue. A throttled call waits its turn ([`super::throttle_wait`]) until
+/// One GetSecretValue. A throttled call waits its turn ([`crate::aws::throttle_wait`]) until
 /// `--call-timeout` has passed, without spending `--max-attempts`: the quota is the fleet's, and
 /// a host that gives up after a few throttles fails although its turn would have come. Other
 /// faults get the SDK's retries, `--max-attempts` in all.
@@ -266,7 +266,7 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
                 return Err(failure);
             }
             // The last wait ends at the deadline, for one more try.
-            tokio::time::sleep(super::throttle_wait(throttled).min(left)).await;
+            tokio::time::sleep(crate::aws::throttle_wait(throttled).min(left)).await;
             throttled += 1;
             continue;
         }

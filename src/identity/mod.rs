@@ -261,13 +261,7 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
                     .ok_or_else(|| IdentityError::NoCredentials {
                         reason: "no credential provider".into(),
                     })?;
-            let creds =
-                provider
-                    .provide_credentials()
-                    .await
-                    .map_err(|e| IdentityError::NoCredentials {
-                        reason: aws::error_chain(&e),
-                    })?;
+            let creds = chain_credentials(&provider).await?;
             if let Some(ci) = ci_name(&var)
                 && creds.session_token().is_none()
                 && !spec.allow_static_credentials
@@ -618,6 +612,36 @@ fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX))
 }
 
+/// The default chain's credentials. Its web-identity and SSO providers call STS with the SDK's
+/// retries; a throttled exchange that outlasts them is tried again, as in [`retry`], until the
+/// call timeout. The chain's error is opaque, so the throttle is recognised by its message.
+async fn chain_credentials(
+    provider: &SharedCredentialsProvider,
+) -> Result<Credentials, IdentityError> {
+    let started = Instant::now();
+    let call_timeout = aws::tuning().call_timeout;
+    let mut throttled = 0;
+    loop {
+        let reason = match provider.provide_credentials().await {
+            Ok(creds) => return Ok(creds),
+            Err(e) => aws::error_chain(&e),
+        };
+        let left = call_timeout.saturating_sub(started.elapsed());
+        let throttle = ["Throttling", "TooManyRequests", "Rate exceeded"]
+            .iter()
+            .any(|t| reason.contains(t));
+        if !throttle || left.is_zero() {
+            return Err(IdentityError::NoCredentials { reason });
+        }
+        tracing::debug!(
+            throttled,
+            "the credential chain was throttled; waiting for a turn"
+        );
+        tokio::time::sleep(aws::throttle_wait(throttled).min(left)).await;
+        throttled += 1;
+    }
+}
+
 async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
@@ -627,10 +651,23 @@ where
     let tuning = aws::tuning();
     let attempts = tuning.max_attempts;
     let mut attempt = 0;
+    let mut throttled = 0;
     loop {
         attempt += 1;
         match call().await {
             Ok(v) => return Ok(v),
+            // STS's quota is the account's: wait for a turn until the call timeout, without
+            // spending attempts (a matrix build or a fleet exchanges tokens at once).
+            Err(f) if aws::is_throttle(&f) => {
+                let left = tuning.call_timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(f);
+                }
+                attempt -= 1;
+                throttled += 1;
+                tracing::debug!(call = what, throttled, "throttled; waiting for a turn");
+                tokio::time::sleep(aws::throttle_wait(throttled - 1).min(left)).await;
+            }
             Err(f) if transient(&f) && attempt < attempts => {
                 let delay = backoff(attempt);
                 if started.elapsed() + delay > tuning.call_timeout {
