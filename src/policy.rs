@@ -290,23 +290,13 @@ pub fn generate(
             .iter()
             .map(|(partition, region)| format!("secretsmanager.{region}.{}", dns_suffix(partition)))
             .collect();
-        let mut condition = BTreeMap::new();
-        condition.insert(
-            "StringEquals",
-            BTreeMap::from([("kms:ViaService".to_string(), json!(via))]),
-        );
-        condition.insert(
-            "StringLike",
-            BTreeMap::from([("kms:EncryptionContext:SecretARN".to_string(), json!(arns))]),
-        );
-        statement.push(Statement {
-            sid: "CredfileKmsDecrypt".into(),
-            effect: "Allow",
-            principal: None,
-            action: "kms:Decrypt",
-            resource: Some(json!(keys)),
-            condition: Some(condition),
-        });
+        statement.push(kms_decrypt(
+            "CredfileKmsDecrypt",
+            &keys,
+            &via,
+            "kms:EncryptionContext:SecretARN",
+            &arns,
+        ));
     }
     let reads_parameters = !parameter_arns.is_empty() || !path_arns.is_empty();
     if !keys.is_empty() && reads_parameters {
@@ -320,26 +310,13 @@ pub fn generate(
             .cloned()
             .chain(path_arns.iter().map(|p| format!("{p}*")))
             .collect();
-        let mut condition = BTreeMap::new();
-        condition.insert(
-            "StringEquals",
-            BTreeMap::from([("kms:ViaService".to_string(), json!(via))]),
-        );
-        condition.insert(
-            "StringLike",
-            BTreeMap::from([(
-                "kms:EncryptionContext:PARAMETER_ARN".to_string(),
-                json!(contexts),
-            )]),
-        );
-        statement.push(Statement {
-            sid: "CredfileKmsDecryptParameters".into(),
-            effect: "Allow",
-            principal: None,
-            action: "kms:Decrypt",
-            resource: Some(json!(keys)),
-            condition: Some(condition),
-        });
+        statement.push(kms_decrypt(
+            "CredfileKmsDecryptParameters",
+            &keys,
+            &via,
+            "kms:EncryptionContext:PARAMETER_ARN",
+            &contexts,
+        ));
     }
 
     let trust = match trust {
@@ -376,6 +353,36 @@ pub fn generate(
         trust,
         wildcard_account,
     })
+}
+
+/// `kms:Decrypt` on the declared keys, only through `via` (the service endpoints) and only for
+/// these values (`context_key` is the encryption context the service sets: the secret's or the
+/// parameter's ARN).
+fn kms_decrypt<T: serde::Serialize>(
+    sid: &str,
+    keys: &[String],
+    via: &[String],
+    context_key: &str,
+    values: &T,
+) -> Statement {
+    let condition = BTreeMap::from([
+        (
+            "StringEquals",
+            BTreeMap::from([("kms:ViaService".to_string(), json!(via))]),
+        ),
+        (
+            "StringLike",
+            BTreeMap::from([(context_key.to_string(), json!(values))]),
+        ),
+    ]);
+    Statement {
+        sid: sid.into(),
+        effect: "Allow",
+        principal: None,
+        action: "kms:Decrypt",
+        resource: Some(json!(keys)),
+        condition: Some(condition),
+    }
 }
 
 /// Who may assume the role: a CI provider's OIDC tokens (and which of them), or the EC2

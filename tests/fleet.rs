@@ -516,14 +516,16 @@ fn irsa_web_identity_writes_the_files() {
     let c = Case::new("irsa", 2, "generation");
     let token = c.dir.path().join("token");
     fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").unwrap();
-    let out = c
-        .credfile()
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/fleet-irsa")
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
-        .env("AWS_ROLE_SESSION_NAME", "pod-a")
-        .run(["apply", "--env", "test"]);
+    // The pod's environment as EKS sets it for IRSA: no keys, a role and a token file.
+    let pod = || {
+        c.credfile()
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/fleet-irsa")
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
+            .env("AWS_ROLE_SESSION_NAME", "pod-a")
+    };
+    let out = pod().run(["apply", "--env", "test"]);
     out.assert_code(0);
     c.assert_complete();
     assert_eq!(c.proxy.count("AssumeRoleWithWebIdentity"), 1);
@@ -534,14 +536,7 @@ fn irsa_web_identity_writes_the_files() {
     c.proxy.reset_counts();
     c.proxy
         .sts_error("AssumeRoleWithWebIdentity", "Throttling", 400, 3);
-    let out = c
-        .credfile()
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/fleet-irsa")
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap())
-        .env("AWS_ROLE_SESSION_NAME", "pod-a")
-        .run(["apply", "--env", "test", "--max-attempts", "1"]);
+    let out = pod().run(["apply", "--env", "test", "--max-attempts", "1"]);
     out.assert_code(0);
     c.assert_complete();
     assert_eq!(c.proxy.count("AssumeRoleWithWebIdentity"), 4);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{
     Canaries, Case, Credfile, Output, assert_no_leak, canary_value, snapshot, test_python,
+    validate_schema,
 };
 
 const USAGE: i32 = 2;
@@ -787,24 +788,6 @@ fn templates_are_strict() {
 
 // ---------------------------------------------------------------------------------------------
 // reports
-
-fn validate_schema(doc: &Value) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
-    let out = std::process::Command::new(test_python())
-        .args([
-            "-c",
-            "import json,sys,jsonschema; s=json.load(open(sys.argv[1])); jsonschema.Draft202012Validator.check_schema(s); jsonschema.validate(json.loads(sys.argv[2]), s, cls=jsonschema.Draft202012Validator)",
-        ])
-        .arg(schema)
-        .arg(doc.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report does not match docs/report.schema.json:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn json_reports_validate_against_the_documented_schema() {

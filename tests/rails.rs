@@ -5,10 +5,11 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 
 use serde_json::Value;
-use support::{Canaries, Case, Output, assert_no_leak, canary_value, snapshot, test_python};
+use support::{
+    Canaries, Case, Output, assert_no_leak, canary_value, snapshot, test_python, validate_schema,
+};
 
 const USAGE: i32 = 2;
 const FETCH: i32 = 4;
@@ -275,24 +276,6 @@ fn clean_keeps_its_record_of_what_it_could_not_remove() {
 
 // ---------------------------------------------------------------------------------------------
 // 4. Machine-readable failures
-
-fn validate_schema(doc: &Value) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
-    let out = std::process::Command::new(test_python())
-        .args([
-            "-c",
-            "import json,sys,jsonschema; s=json.load(open(sys.argv[1])); jsonschema.Draft202012Validator.check_schema(s); jsonschema.validate(json.loads(sys.argv[2]), s, cls=jsonschema.Draft202012Validator)",
-        ])
-        .arg(schema)
-        .arg(doc.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "output does not match docs/report.schema.json:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The one JSON object a failed `--output json` run printed.
 fn failure_of(out: &Output) -> Value {

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use support::{
     Credfile, Output, ParamSeeder, Proxy, Seeder, assert_no_leak, canary_value, moto_endpoint,
-    snapshot, unique_prefix,
+    snapshot, unique_prefix, validate_schema,
 };
 
 const FETCH: i32 = 4;
@@ -85,25 +85,6 @@ impl Case {
     fn file(&self, rel: &str) -> Vec<u8> {
         fs::read(self.root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
-}
-
-/// The JSON report matches docs/report.schema.json (the `source` field, an empty ARN).
-fn validate_schema(doc: &Value) {
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
-    let out = std::process::Command::new(support::test_python())
-        .args([
-            "-c",
-            "import json,sys,jsonschema; s=json.load(open(sys.argv[1])); jsonschema.validate(json.loads(sys.argv[2]), s, cls=jsonschema.Draft202012Validator)",
-        ])
-        .arg(schema)
-        .arg(doc.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report does not match docs/report.schema.json:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn statuses(out: &Output) -> BTreeMap<String, String> {

@@ -167,3 +167,23 @@ pub fn snapshot(root: impl AsRef<Path>) -> Snapshot {
     }
     out
 }
+
+/// Asserts that `doc` is valid under docs/report.schema.json (itself checked as a draft 2020-12
+/// schema), with Python's jsonschema from the test venv.
+pub fn validate_schema(doc: &serde_json::Value) {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    let out = std::process::Command::new(test_python())
+        .args([
+            "-c",
+            "import json,sys,jsonschema; s=json.load(open(sys.argv[1])); jsonschema.Draft202012Validator.check_schema(s); jsonschema.validate(json.loads(sys.argv[2]), s, cls=jsonschema.Draft202012Validator)",
+        ])
+        .arg(schema)
+        .arg(doc.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report does not match docs/report.schema.json:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
