@@ -1,7 +1,7 @@
 //! Effective access for `mode-other-read`: can users other than the owner and the group reach
 //! a file, given the directories credfile creates around it?
 
-use super::rules::applies;
+use super::env::applies;
 use crate::manifest::{self, raw};
 
 /// Which node sets a mode: `defaults`, an environment, or a file entry.

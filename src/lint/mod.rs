@@ -7,7 +7,9 @@
 //! network, no secrets. A finding never quotes a value that looks like a secret.
 
 mod access;
+mod env;
 mod literal;
+mod refs;
 mod rules;
 mod sarif;
 mod suppress;
