@@ -137,6 +137,45 @@ pub fn throttle_wait(throttled_before: u32) -> Duration {
     window.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX))
 }
 
+/// One call that waits its turn when throttled: `send(n)` sends the request with at most `n`
+/// attempts (the SDK's retries). A throttle is the account's shared quota, not a fault of this
+/// host: the call is tried again after [`throttle_wait`] until `--call-timeout` has passed,
+/// without spending `--max-attempts` (a host that gives up after a few throttles fails although
+/// its turn would have come). Any other fault gets the rest of the attempt budget through the
+/// SDK's retries.
+pub async fn call_waiting_turn<T, E, F, Fut>(mut send: F) -> Result<T, Failure>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let tuning = tuning();
+    let deadline = tokio::time::Instant::now() + tuning.call_timeout;
+    let mut throttled = 0u32;
+    loop {
+        let failure = match send(1).await {
+            Ok(out) => return Ok(out),
+            Err(e) => Failure::from_sdk(&e),
+        };
+        if !is_throttle(&failure) {
+            if tuning.max_attempts <= 1 {
+                return Err(failure);
+            }
+            return send(tuning.max_attempts - 1)
+                .await
+                .map_err(|e| Failure::from_sdk(&e));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(failure);
+        }
+        // The last wait ends at the deadline, for one more try.
+        tokio::time::sleep(throttle_wait(throttled).min(left)).await;
+        throttled += 1;
+        tracing::debug!(throttled, "throttled; waiting for a turn");
+    }
+}
+
 /// AWS calls made by this process, by kind, counted at each attempt (a retry is a call: it
 /// spends the account's quota too), and how many of them were throttled.
 #[derive(Debug, Default)]

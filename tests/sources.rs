@@ -252,6 +252,39 @@ fn version_and_label_select_their_value_after_an_overwrite() {
 }
 
 #[test]
+fn throttled_parameter_store_calls_wait_their_turn_beyond_max_attempts() {
+    let proxy = Proxy::start(&moto_endpoint());
+    let c = Case::with_endpoint("param-throttle", &proxy.endpoint());
+    let (one, a) = (canary_value(), canary_value());
+    c.params.put(&c.param("one"), &one, "SecureString");
+    c.params.put(&c.param("config/a"), &a, "String");
+    c.manifest(
+        "",
+        "  - path: one\n    parameter: /${prefix}/one\n  - path: config\n    parameters_path: /${prefix}/config/\n",
+    );
+    // The account's Parameter Store quota answers ThrottlingException; the calls wait their
+    // turn instead of spending --max-attempts 2.
+    proxy.fail_next("GetParameters", 4, 400, "ThrottlingException");
+    proxy.fail_next("GetParametersByPath", 3, 400, "ThrottlingException");
+    let out = c.credfile().run([
+        "apply",
+        "--env",
+        "test",
+        "--output",
+        "json",
+        "--max-attempts",
+        "2",
+    ]);
+    out.assert_code(0);
+    let calls = &out.json()["fetch"]["calls"];
+    assert_eq!(calls["get_parameters"]["calls"], 5, "{calls}");
+    assert_eq!(calls["get_parameters"]["throttled"], 4, "{calls}");
+    assert_eq!(calls["get_parameters_by_path"]["calls"], 4, "{calls}");
+    assert_eq!(c.file("one"), one.as_bytes());
+    assert_eq!(c.file("config/a"), a.as_bytes());
+}
+
+#[test]
 fn twenty_five_parameters_take_three_get_parameters_calls() {
     let proxy = Proxy::start(&moto_endpoint());
     let c = Case::with_endpoint("param-batch", &proxy.endpoint());

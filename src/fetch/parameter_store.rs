@@ -42,6 +42,12 @@ pub fn spawn(
     }
 }
 
+/// At most `attempts` attempts for one call (throttles aside: see
+/// [`crate::aws::call_waiting_turn`]); Parameter Store's quota is the account's too.
+fn retries(attempts: u32) -> aws_sdk_ssm::config::Builder {
+    aws_sdk_ssm::config::Builder::default().retry_config(crate::aws::retry_config(attempts))
+}
+
 /// Chunks of at most [`BATCH_SIZE`], never two selectors of one name in a chunk: an answer
 /// without `Selector` (some implementations omit it) could not tell them apart.
 fn chunks(refs: Vec<SecretRef>) -> Vec<Vec<SecretRef>> {
@@ -69,16 +75,19 @@ pub fn selector_name(r: &SecretRef) -> String {
 
 async fn get_chunk(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
     let names: Vec<String> = chunk.iter().map(selector_name).collect();
-    let out = match client
-        .get_parameters()
-        .set_names(Some(names.clone()))
-        .with_decryption(true)
-        .send()
-        .await
-    {
+    let sent = crate::aws::call_waiting_turn(|attempts| {
+        client
+            .get_parameters()
+            .set_names(Some(names.clone()))
+            .with_decryption(true)
+            .customize()
+            .config_override(retries(attempts))
+            .send()
+    })
+    .await;
+    let out = match sent {
         Ok(out) => out,
-        Err(e) => {
-            let failure = Failure::from_sdk(&e);
+        Err(failure) => {
             return chunk
                 .into_iter()
                 .map(|r| (r, Err(failure.clone())))
@@ -191,16 +200,20 @@ async fn list_path(
     loop {
         let page = {
             let _permit = limit.acquire().await;
-            client
-                .get_parameters_by_path()
-                .path(path)
-                .recursive(true)
-                .with_decryption(true)
-                .max_results(PAGE_SIZE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| Failure::from_sdk(&e))?
+            let token = token.take();
+            crate::aws::call_waiting_turn(|attempts| {
+                client
+                    .get_parameters_by_path()
+                    .path(path)
+                    .recursive(true)
+                    .with_decryption(true)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token.clone())
+                    .customize()
+                    .config_override(retries(attempts))
+                    .send()
+            })
+            .await?
         };
         for p in page.parameters.unwrap_or_default() {
             let f = fetched(p)?;

@@ -233,14 +233,9 @@ fn settle(
     (done, rest)
 }
 
-/// One GetSecretValue. A throttled call waits its turn ([`crate::aws::throttle_wait`]) until
-/// `--call-timeout` has passed, without spending `--max-attempts`: the quota is the fleet's, and
-/// a host that gives up after a few throttles fails although its turn would have come. Other
-/// faults get the SDK's retries, `--max-attempts` in all.
+/// One GetSecretValue; a throttled call waits its turn ([`crate::aws::call_waiting_turn`]).
 async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
-    let tuning = crate::aws::tuning();
-    let deadline = tokio::time::Instant::now() + tuning.call_timeout;
-    let send = |attempts: u32| {
+    let out = crate::aws::call_waiting_turn(|attempts| {
         let req = client.get_secret_value().secret_id(&r.id);
         let req = match &r.pin {
             Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) => req,
@@ -253,34 +248,8 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
                     .retry_config(crate::aws::retry_config(attempts)),
             )
             .send()
-    };
-    let mut throttled = 0u32;
-    let out = loop {
-        let failure = match send(1).await {
-            Ok(out) => break out,
-            Err(e) => Failure::from_sdk(&e),
-        };
-        if is_throttle(&failure) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Err(failure);
-            }
-            // The last wait ends at the deadline, for one more try.
-            tokio::time::sleep(crate::aws::throttle_wait(throttled).min(left)).await;
-            throttled += 1;
-            continue;
-        }
-        if tuning.max_attempts <= 1 {
-            return Err(failure);
-        }
-        // Not the quota: the rest of the attempt budget through the SDK's retries.
-        break send(tuning.max_attempts - 1)
-            .await
-            .map_err(|e| Failure::from_sdk(&e))?;
-    };
-    if throttled > 0 {
-        tracing::debug!(secret = %r, throttled, "GetSecretValue answered after throttling");
-    }
+    })
+    .await?;
     let value = match (out.secret_string, out.secret_binary) {
         (Some(s), _) => SecretValue::Text(SecretString::from(s)),
         (None, Some(b)) => SecretValue::Binary(SecretSlice::from(b.into_inner())),
