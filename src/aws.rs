@@ -125,6 +125,15 @@ pub fn is_throttle(f: &Failure) -> bool {
         )
 }
 
+/// Whether repeating the call may help: the network, a timeout, an unreadable answer or a 5xx.
+/// A refusal (not found, denied, a bad request) is not sent again.
+fn is_transient(f: &Failure) -> bool {
+    matches!(
+        f.kind,
+        FailureKind::Network | FailureKind::Timeout | FailureKind::Response
+    ) || f.status.is_some_and(|s| s >= 500)
+}
+
 /// How long a throttled call waits before its next try: full jitter over a window that doubles
 /// from 250 ms up to 5 s. The cap keeps a host that was throttled often from sleeping through
 /// the moment the shared quota frees up (the SDK's standard mode waits up to 20 s).
@@ -141,8 +150,8 @@ pub fn throttle_wait(throttled_before: u32) -> Duration {
 /// attempts (the SDK's retries). A throttle is the account's shared quota, not a fault of this
 /// host: the call is tried again after [`throttle_wait`] until `--call-timeout` has passed,
 /// without spending `--max-attempts` (a host that gives up after a few throttles fails although
-/// its turn would have come). Any other fault gets the rest of the attempt budget through the
-/// SDK's retries.
+/// its turn would have come). A transient fault gets the rest of the attempt budget through the
+/// SDK's retries; a refusal fails at once.
 pub async fn call_waiting_turn<T, E, F, Fut>(mut send: F) -> Result<T, Failure>
 where
     F: FnMut(u32) -> Fut,
@@ -158,7 +167,7 @@ where
             Err(e) => Failure::from_sdk(&e),
         };
         if !is_throttle(&failure) {
-            if tuning.max_attempts <= 1 {
+            if tuning.max_attempts <= 1 || !is_transient(&failure) {
                 return Err(failure);
             }
             return send(tuning.max_attempts - 1)

@@ -249,6 +249,20 @@ fn throttled_get_secret_value_waits_its_turn_beyond_max_attempts_until_the_call_
         "gave up after {took:?}"
     );
     assert_eq!(fs::read(c.root().join(file_name(0))).unwrap(), before);
+
+    // Only throttles wait and only faults are sent again: a 5xx gets one more call, a refusal
+    // none (two secrets: one call each, plus the one repeat).
+    for (status, code, exit, calls) in [
+        (503, "ServiceUnavailable", 0, 3),
+        (400, "AccessDeniedException", 4, 2),
+    ] {
+        c.proxy.clear_rules();
+        c.proxy.reset_counts();
+        c.proxy.fail_next("GetSecretValue", 1, status, code);
+        let out = c.run(&["apply", "--env", "test", "--fetch", "single"]);
+        out.assert_code(exit);
+        assert_eq!(c.proxy.count("GetSecretValue"), calls, "{code}");
+    }
 }
 
 /// Polls `cond` every 50 ms for up to `limit`.

@@ -51,8 +51,8 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
-/// What one seam's task produced: a result per reference. A path reference's result is listed
-/// by [`Outcome`]'s `children` (name, value) pairs through [`Listing`].
+/// What one seam's task produced: a result per reference. (A path reference's children are
+/// in the set under their own references, listed by [`Listing`].)
 pub type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
 
 /// What one task gives back: its results, and Secrets Manager references that a throttled or
@@ -111,7 +111,7 @@ impl FetchError {
             hints.push(format!("{service} did not answer in time: check the network path to it, then retry (see --attempt-timeout)"));
         }
         if self.failures.iter().any(|(_, f)| is_throttle(f)) {
-            hints.push(format!("{service} throttled the calls: stagger deploys across hosts (--jitter), use --fetch auto or single, or allow more attempts with --max-attempts (AWS_RETRY_MODE=adaptive adds a client-side rate limiter)"));
+            hints.push(format!("{service} throttled the calls: stagger deploys across hosts (--jitter), use --fetch auto or single (throttled single gets and Parameter Store calls wait their turn), or allow them more time with --call-timeout (batch calls retry within --max-attempts)"));
         }
         if self
             .failures
@@ -158,6 +158,7 @@ pub async fn fetch_all(
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks: JoinSet<Step> = JoinSet::new();
     let mut secrets_client = None;
+    let mut ssm_client = None;
     let mut by_kind: HashMap<SourceKind, Vec<SecretRef>> = HashMap::new();
     for r in refs {
         by_kind.entry(r.kind).or_default().push(r);
@@ -182,12 +183,12 @@ pub async fn fetch_all(
                 secrets_manager::spawn(&mut tasks, &limit, client, refs, mode);
             }
             (SourceKind::Parameter, Some(config)) => {
-                let client = crate::aws::ssm_client(config);
-                parameter_store::spawn(&mut tasks, &limit, &client, refs);
+                let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
+                parameter_store::spawn(&mut tasks, &limit, client, refs);
             }
             (SourceKind::ParameterPath, Some(config)) => {
-                let client = crate::aws::ssm_client(config);
-                paths.push(parameter_store::spawn_paths(&limit, &client, refs));
+                let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
+                paths.push(parameter_store::spawn_paths(&limit, client, refs));
             }
             (_, None) => {
                 for r in refs {
