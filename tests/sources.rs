@@ -774,3 +774,78 @@ fn audit_reuse_finds_a_value_shared_by_a_secret_and_a_parameter() {
     );
     assert!(!out.success(), "a protected environment shares a value");
 }
+
+/// Issue 17, item 12: a `values:` item without `key` whose secret or parameter is a JSON object
+/// is an object in the template (`{{ db.host }}`); other text stays a string; a missing key
+/// fails naming the template, its line and the name, never a value, and writes nothing.
+#[test]
+fn a_template_reads_a_whole_json_secret_and_parameter_as_objects() {
+    let c = Case::new("tmpl-object");
+    let (host, pass, region, plain) = (
+        canary_value(),
+        canary_value(),
+        canary_value(),
+        canary_value(),
+    );
+    support::Canaries::global().add(&region);
+    c.seeder.create_json(
+        &format!("{}/db", c.prefix),
+        &json!({"host": host, "password": pass, "port": 5432, "opts": {"ssl": true}}),
+    );
+    c.params.put(
+        &c.param("app"),
+        &json!({"region": region, "replicas": 3}).to_string(),
+        "SecureString",
+    );
+    c.params.put(&c.param("plain"), &plain, "String");
+    let template = |line3: &str| {
+        fs::write(
+            c.dir.path().join("app.conf.j2"),
+            format!(
+                "host = {{{{ db.host }}}}:{{{{ db.port }}}}\npassword = {{{{ db.password | json }}}}\n{line3}\nregion = {{{{ app.region }}}} x{{{{ app.replicas }}}}\nplain = {{{{ plain }}}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    template("opts = {{ db.opts }} {{ db.opts.ssl }}");
+    c.manifest(
+        "",
+        "  - path: app.conf\n    format: template\n    template_file: app.conf.j2\n    values:\n      db: { secret: \"${prefix}/db\" }\n      app: { parameter: \"/${prefix}/app\" }\n      plain: { parameter: \"/${prefix}/plain\" }\n",
+    );
+    let out = c.apply();
+    out.assert_code(0);
+    assert_eq!(
+        String::from_utf8(c.file("app.conf")).unwrap(),
+        format!(
+            "host = {host}:5432\npassword = \"{pass}\"\nopts = {{\"ssl\":true}} True\nregion = {region} x3\nplain = {plain}\n"
+        )
+    );
+
+    // A typo on line 3: named with the keys `db` does have; no value, no blame on the secret.
+    let before = snapshot(c.root());
+    template("ssl = {{ db.hots }}");
+    let out = c.apply();
+    out.assert_code(RENDER);
+    let err = &out.stderr;
+    assert!(
+        err.contains("app.conf.j2") && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`db.hots` is undefined (`db` has keys: `host`, `opts`, `password`, `port`)"),
+        "{err}"
+    );
+    assert!(!err.contains("Secrets Manager"), "{err}");
+    assert_eq!(snapshot(c.root()), before, "nothing written");
+
+    // The same in a parameter's object, in JSON output.
+    template("x = {{ app.regoin }}");
+    let out = c.apply();
+    out.assert_code(RENDER);
+    let text = out.json().to_string();
+    assert!(
+        text.contains("`app.regoin` is undefined (`app` has keys: `region`, `replicas`)"),
+        "{text}"
+    );
+    assert_eq!(snapshot(c.root()), before, "nothing written");
+}
