@@ -724,6 +724,35 @@ fn manifest_errors_for_the_new_sources() {
         "  - path: a\n    parameter: /x\n    keys: all\n",
         "`keys: all` needs `secret:`",
     );
+    // Secret prefixes (issue 17, item 14): one `*`, at the end, of a name; an entry of its own.
+    check(
+        "  - path: a\n    secret: orders/*/db\n",
+        "only one `*`, at the end, is allowed",
+    );
+    check(
+        "  - path: a\n    secret: \"*\"\n",
+        "`*` alone would read every secret",
+    );
+    check(
+        "  - path: a\n    secret: arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/*\n",
+        "not an ARN",
+    );
+    check(
+        "  - path: a\n    secret: orders/*\n    keys: all\n",
+        "`keys` cannot be combined with a secret prefix",
+    );
+    check(
+        "  - path: a\n    secret: orders/*\n    version_stage: AWSPREVIOUS\n",
+        "`version_stage` cannot be combined with a secret prefix",
+    );
+    check(
+        "  - path: a\n    secret: orders/*\n    key: host\n",
+        "`key` cannot be combined",
+    );
+    check(
+        "  - path: a.env\n    format: dotenv\n    values:\n      A: { secret: orders/* }\n",
+        "is a directory entry of its own",
+    );
 }
 
 #[test]
@@ -848,4 +877,102 @@ fn a_template_reads_a_whole_json_secret_and_parameter_as_objects() {
         "{text}"
     );
     assert_eq!(snapshot(c.root()), before, "nothing written");
+}
+
+/// Issue 17, item 14: `secret: PREFIX*` is a directory of the secrets under the prefix, named by
+/// the rest of their names, followed as a set: listed with ListSecrets, read in batches of 20
+/// together with the secrets named directly (each once), a secret scheduled for deletion left
+/// out, a name that cannot be a file refused with nothing written.
+#[test]
+fn a_secret_prefix_entry_follows_the_secrets_under_it() {
+    let c = Case::new("sm-prefix");
+    let name = |short: &str| format!("{}/staging/{short}", c.prefix);
+    let mut values = BTreeMap::new();
+    for i in 0..20 {
+        let v = canary_value();
+        c.seeder.create_string(&name(&format!("k{i:02}")), &v);
+        values.insert(format!("staging/k{i:02}"), v);
+    }
+    let b = canary_value();
+    c.seeder.create_string(&name("sub/b"), &b);
+    // Not under `staging/`: a name that merely starts alike, and a sibling.
+    c.seeder
+        .create_string(&format!("{}/stagingx", c.prefix), &canary_value());
+    c.seeder
+        .create_string(&format!("{}/other", c.prefix), &canary_value());
+    c.manifest(
+        "",
+        "  - path: staging\n    secret: ${prefix}/staging/*\n    mode: \"0440\"\n  - path: direct-b\n    secret: ${prefix}/staging/sub/b\n",
+    );
+    let out = c.apply();
+    out.assert_code(0);
+    validate_schema(&out.json());
+    for (rel, v) in &values {
+        assert_eq!(c.file(rel), v.as_bytes(), "{rel}");
+    }
+    assert_eq!(c.file("staging/sub/b"), b.as_bytes());
+    assert_eq!(c.file("direct-b"), b.as_bytes());
+    let written = statuses(&out);
+    assert_eq!(written.len(), 22, "{written:?}");
+    assert!(written.values().all(|s| s == "created"), "{written:?}");
+    assert_eq!(out.json()["files"][0]["mode"], "0440");
+    // 21 distinct secrets (sub/b once): one listing, two batches, no single gets.
+    let calls = &out.json()["fetch"]["calls"];
+    assert_eq!(calls["list_secrets"]["calls"], 1, "{calls}");
+    assert_eq!(calls["batch_get_secret_value"]["calls"], 2, "{calls}");
+    assert_eq!(calls["get_secret_value"]["calls"], 0, "{calls}");
+
+    let verify = |c: &Case| {
+        c.credfile()
+            .run(["verify", "--env", "test", "--output", "json"])
+    };
+    verify(&c).assert_code(0);
+
+    // Upstream: one added, one scheduled for deletion (still listed by AWS only on request).
+    let d = canary_value();
+    c.seeder.create_string(&name("d"), &d);
+    c.seeder
+        .block_on(
+            c.seeder
+                .client()
+                .delete_secret()
+                .secret_id(name("k00"))
+                .recovery_window_in_days(7)
+                .send(),
+        )
+        .unwrap();
+    let drift = verify(&c);
+    drift.assert_code(DRIFT);
+    assert!(
+        drift.stdout.contains("staging/k00") && drift.stdout.contains("staging/d"),
+        "{}",
+        drift.stdout
+    );
+    let out = c.apply();
+    out.assert_code(0);
+    let changed: BTreeMap<String, String> = statuses(&out)
+        .into_iter()
+        .filter(|(_, s)| s != "unchanged")
+        .collect();
+    assert_eq!(
+        changed,
+        BTreeMap::from([
+            ("staging/d".to_string(), "created".to_string()),
+            ("staging/k00".to_string(), "removed".to_string()),
+        ])
+    );
+    assert!(!c.root().join("staging/k00").exists());
+    assert_eq!(c.file("staging/d"), d.as_bytes());
+
+    // A name under the prefix that cannot be a file name is refused; nothing changes.
+    let before = snapshot(c.root());
+    c.seeder.create_string(&name("x/.."), &canary_value());
+    let out = c.apply();
+    out.assert_code(RENDER);
+    assert!(
+        out.stderr.contains("cannot be a file name") && out.stderr.contains("secret prefix"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(c.root()), before);
 }
