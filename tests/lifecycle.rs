@@ -779,7 +779,9 @@ fn templates_are_strict() {
     assert!(
         out.stderr.contains("t (manifest line 10)")
             && out.stderr.contains("template `inline`: line 2:")
-            && out.stderr.contains("`db.passwrd` is undefined (`db` has keys: `user`)"),
+            && out
+                .stderr
+                .contains("`db.passwrd` is undefined (`db` has keys: `user`)"),
         "{}",
         out.stderr
     );
