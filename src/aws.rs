@@ -191,6 +191,7 @@ where
 pub struct CallCounters {
     batch: [AtomicU64; 2],
     single: [AtomicU64; 2],
+    list_secrets: [AtomicU64; 2],
     parameters: [AtomicU64; 2],
     parameters_by_path: [AtomicU64; 2],
     sts: [AtomicU64; 2],
@@ -201,6 +202,7 @@ pub struct CallCounters {
 pub struct Calls {
     pub batch: (u64, u64),
     pub single: (u64, u64),
+    pub list_secrets: (u64, u64),
     pub parameters: (u64, u64),
     pub parameters_by_path: (u64, u64),
     pub sts: (u64, u64),
@@ -213,6 +215,7 @@ impl Calls {
         serde_json::json!({
             "batch_get_secret_value": kind(self.batch),
             "get_secret_value": kind(self.single),
+            "list_secrets": kind(self.list_secrets),
             "get_parameters": kind(self.parameters),
             "get_parameters_by_path": kind(self.parameters_by_path),
             "sts": kind(self.sts),
@@ -223,6 +226,7 @@ impl Calls {
 static CALLS: CallCounters = CallCounters {
     batch: [AtomicU64::new(0), AtomicU64::new(0)],
     single: [AtomicU64::new(0), AtomicU64::new(0)],
+    list_secrets: [AtomicU64::new(0), AtomicU64::new(0)],
     parameters: [AtomicU64::new(0), AtomicU64::new(0)],
     parameters_by_path: [AtomicU64::new(0), AtomicU64::new(0)],
     sts: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -234,6 +238,7 @@ pub fn calls() -> Calls {
     Calls {
         batch: get(&CALLS.batch),
         single: get(&CALLS.single),
+        list_secrets: get(&CALLS.list_secrets),
         parameters: get(&CALLS.parameters),
         parameters_by_path: get(&CALLS.parameters_by_path),
         sts: get(&CALLS.sts),
@@ -251,6 +256,7 @@ pub fn take_calls() -> Calls {
     Calls {
         batch: take(&CALLS.batch),
         single: take(&CALLS.single),
+        list_secrets: take(&CALLS.list_secrets),
         parameters: take(&CALLS.parameters),
         parameters_by_path: take(&CALLS.parameters_by_path),
         sts: take(&CALLS.sts),
@@ -267,6 +273,7 @@ impl CallCounter {
         Some(match (meta.service(), meta.name()) {
             (_, "BatchGetSecretValue") => &CALLS.batch,
             (_, "GetSecretValue") => &CALLS.single,
+            (_, "ListSecrets") => &CALLS.list_secrets,
             (_, "GetParameters") => &CALLS.parameters,
             (_, "GetParametersByPath") => &CALLS.parameters_by_path,
             (service, _) if service.eq_ignore_ascii_case("sts") => &CALLS.sts,

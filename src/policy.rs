@@ -9,6 +9,11 @@
 //!   partial ARN (no six-character suffix) gets `-??????` appended.
 //! - `secretsmanager:BatchGetSecretValue` on `*` (AWS accepts no narrower resource for it), only
 //!   when at least one reference is unpinned: pinned versions are read with GetSecretValue.
+//! - For a prefix (`secret: orders/staging/*`): `GetSecretValue` on
+//!   `arn:...:secret:orders/staging/*` (every name under it, any suffix), and
+//!   `secretsmanager:ListSecrets` on `*`: AWS authorizes ListSecrets on no resource, so it cannot
+//!   be scoped to the prefix (it shows the names and metadata of every secret of the account,
+//!   never a value).
 //! - `kms:Decrypt` on the environment's `kms_keys`, only when some are declared, and only through
 //!   Secrets Manager (`kms:ViaService`) for those secrets (`kms:EncryptionContext:SecretARN`).
 //!
@@ -191,12 +196,25 @@ pub fn generate(
         env: env.to_string(),
     };
     let account_part = account.as_deref().unwrap_or("*");
-    let (secret_refs, other): (Vec<&SecretRef>, Vec<&SecretRef>) =
-        refs.iter().partition(|r| r.kind == SourceKind::Secret);
+    let (secret_refs, other): (Vec<&SecretRef>, Vec<&SecretRef>) = refs
+        .iter()
+        .partition(|r| matches!(r.kind, SourceKind::Secret | SourceKind::SecretPrefix));
+    let lists_secrets = secret_refs
+        .iter()
+        .any(|r| r.kind == SourceKind::SecretPrefix);
     let mut arns = BTreeSet::new();
     let mut regions = BTreeSet::new();
     for r in &secret_refs {
-        let arn = if r.id.starts_with("arn:") {
+        let arn = if r.kind == SourceKind::SecretPrefix {
+            // Every secret whose name starts with the prefix, whatever its random suffix.
+            let Some(region) = plan.region.as_deref() else {
+                return Err(no_region());
+            };
+            format!(
+                "arn:{partition}:secretsmanager:{region}:{account_part}:secret:{}*",
+                r.prefix()
+            )
+        } else if r.id.starts_with("arn:") {
             if has_random_suffix(&r.id) {
                 r.id.clone()
             } else {
@@ -259,6 +277,16 @@ pub fn generate(
             effect: "Allow",
             principal: None,
             action: "secretsmanager:BatchGetSecretValue",
+            resource: Some(json!("*")),
+            condition: None,
+        });
+    }
+    if lists_secrets {
+        statement.push(Statement {
+            sid: "CredfileListSecrets".into(),
+            effect: "Allow",
+            principal: None,
+            action: "secretsmanager:ListSecrets",
             resource: Some(json!("*")),
             condition: None,
         });

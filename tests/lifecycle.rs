@@ -778,8 +778,10 @@ fn templates_are_strict() {
     out.assert_code(RENDER);
     assert!(
         out.stderr.contains("t (manifest line 10)")
-            && out.stderr.contains("template line 2")
-            && out.stderr.contains("undefined"),
+            && out.stderr.contains("template `inline`: line 2:")
+            && out
+                .stderr
+                .contains("`db.passwrd` is undefined (`db` has keys: `user`)"),
         "{}",
         out.stderr
     );

@@ -268,3 +268,129 @@ fn lint_rules_cover_the_new_references() {
         out.stdout
     );
 }
+
+/// Issue 17, item 14: a secret prefix gets GetSecretValue on every name under it (any random
+/// suffix), BatchGetSecretValue and ListSecrets on `*` (neither can be scoped to a resource),
+/// and kms:Decrypt through Secrets Manager for the names under it.
+#[test]
+fn policy_grants_a_secret_prefix_and_list_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("credfile.yaml"),
+        r#"version: 1
+app: orders
+defaults:
+  region: eu-west-1
+  root: /run/credfile/orders
+environments:
+  staging:
+    account: "111111111111"
+    kms_keys: [arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab]
+    vars: { prefix: orders/staging }
+files:
+  - path: staging
+    secret: ${prefix}/*
+  - path: db
+    secret: ${prefix}/db
+    version_stage: AWSPREVIOUS
+"#,
+    )
+    .unwrap();
+    let out = Credfile::new(&moto_endpoint())
+        .cwd(dir.path())
+        .run(["policy", "--env", "staging"]);
+    out.assert_code(0);
+    let golden = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "CredfileGetSecretValue",
+      "Effect": "Allow",
+      "Action": "secretsmanager:GetSecretValue",
+      "Resource": [
+        "arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/staging/*",
+        "arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/staging/db-??????"
+      ]
+    },
+    {
+      "Sid": "CredfileBatchGetSecretValue",
+      "Effect": "Allow",
+      "Action": "secretsmanager:BatchGetSecretValue",
+      "Resource": "*"
+    },
+    {
+      "Sid": "CredfileListSecrets",
+      "Effect": "Allow",
+      "Action": "secretsmanager:ListSecrets",
+      "Resource": "*"
+    },
+    {
+      "Sid": "CredfileKmsDecrypt",
+      "Effect": "Allow",
+      "Action": "kms:Decrypt",
+      "Resource": [
+        "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+      ],
+      "Condition": {
+        "StringEquals": {
+          "kms:ViaService": [
+            "secretsmanager.eu-west-1.amazonaws.com"
+          ]
+        },
+        "StringLike": {
+          "kms:EncryptionContext:SecretARN": [
+            "arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/staging/*",
+            "arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders/staging/db-??????"
+          ]
+        }
+      }
+    }
+  ]
+}
+"#;
+    assert!(
+        out.stdout == golden,
+        "--- expected ---\n{golden}\n--- actual ---\n{}",
+        out.stdout
+    );
+}
+
+/// Issue 17, item 14: lint compares a secret prefix like a path, and a prefix that covers
+/// another environment's names (or prefix) is that environment's secret too.
+#[test]
+fn lint_sharing_rules_cover_secret_prefixes() {
+    let one_account = LINT_BASE.replace("111111111111", "222222222222");
+    // Per environment: clean.
+    assert_eq!(
+        lint(&format!(
+            "{one_account}  - path: all\n    secret: ${{prefix}}/*\n"
+        )),
+        []
+    );
+    // The same prefix in both environments of one account: env-shared-secret.
+    let shared = lint(&format!(
+        "{one_account}  - path: all\n    secret: orders/shared/*\n"
+    ));
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(
+        (shared[0].0.as_str(), shared[0].1.as_str()),
+        ("env-shared-secret", "error")
+    );
+    assert!(
+        shared[0].2.starts_with("secret `orders/shared/*`"),
+        "{shared:?}"
+    );
+    // Staging's prefix covers production's secret: shared as well.
+    let covering = lint(&format!(
+        "{one_account}  - path: all\n    secret: orders/*\n    environments: [staging]\n  - path: db\n    secret: orders/production/db\n    environments: [production]\n"
+    ));
+    assert_eq!(covering.len(), 1, "{covering:?}");
+    assert_eq!(covering[0].0, "env-shared-secret", "{covering:?}");
+    // In two accounts they are different secrets.
+    assert_eq!(
+        lint(&format!(
+            "{LINT_BASE}  - path: all\n    secret: orders/*\n    environments: [staging]\n  - path: db\n    secret: orders/production/db\n    environments: [production]\n"
+        )),
+        []
+    );
+}

@@ -59,8 +59,8 @@ pub type Outcome = Vec<(SecretRef, Result<Fetched, Failure>)>;
 /// denied batch call hands back to be fetched one by one.
 pub type Step = (Outcome, Vec<SecretRef>);
 
-/// The values below a `parameters_path`: each child is also in the set under its own
-/// reference (`SourceKind::Parameter`, `Pin::Current`).
+/// The values below a `parameters_path` or under a secret prefix: each child is also in the
+/// set under its own reference (`SourceKind::Parameter` or `Secret`, `Pin::Current`).
 pub type Listing = Vec<SecretRef>;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ impl FetchError {
             hints.push("check the parameter's name or ARN, its `version` or `label`, and the environment's region and account (a parameter shared from another account needs its full ARN)".to_string());
         }
         if has("AccessDeniedException") {
-            hints.push("the identity needs secretsmanager:GetSecretValue on each secret, ssm:GetParameters (ssm:GetParametersByPath for a path) on each parameter, and kms:Decrypt on a customer-managed key (`credfile policy` prints them)".to_string());
+            hints.push("the identity needs secretsmanager:GetSecretValue on each secret (and secretsmanager:ListSecrets for a prefix), ssm:GetParameters (ssm:GetParametersByPath for a path) on each parameter, and kms:Decrypt on a customer-managed key (`credfile policy` prints them)".to_string());
         }
         if has("DecryptionFailure") || has("InvalidKeyId") || has("KMSAccessDeniedException") {
             hints.push("the value's KMS key refused to decrypt: the identity needs kms:Decrypt on it, and the key must be enabled".to_string());
@@ -141,7 +141,8 @@ impl FetchSet {
         self.values.get(r)
     }
 
-    /// The parameters found below a path reference, in name order.
+    /// The parameters found below a path reference, or the secrets under a prefix, in name
+    /// order.
     pub fn listing(&self, r: &SecretRef) -> Option<&Listing> {
         self.listings.get(r)
     }
@@ -166,6 +167,19 @@ pub async fn fetch_all(
     let mut set = FetchSet::default();
     let mut failures = Vec::new();
     let mut paths = Vec::new();
+    // Prefixes are listed first (while the other calls run); the secrets found join the
+    // batches of the ones named directly, once each.
+    let mut prefixes = None;
+    if let Some(config) = config
+        && let Some(refs) = by_kind.remove(&SourceKind::SecretPrefix)
+    {
+        let client = secrets_client.get_or_insert_with(|| crate::aws::secrets_client(config));
+        prefixes = Some(secrets_manager::spawn_prefixes(&limit, client, refs));
+    }
+    let named: std::collections::HashSet<SecretRef> = by_kind
+        .get(&SourceKind::Secret)
+        .map(|refs| refs.iter().cloned().collect())
+        .unwrap_or_default();
     for (kind, refs) in by_kind {
         match (kind, config) {
             (SourceKind::CiVariable | SourceKind::CiVariableFile, _) => {
@@ -179,13 +193,16 @@ pub async fn fetch_all(
                 }
             }
             (SourceKind::Secret, Some(config)) => {
-                let client = secrets_client.insert(crate::aws::secrets_client(config));
+                let client =
+                    secrets_client.get_or_insert_with(|| crate::aws::secrets_client(config));
                 secrets_manager::spawn(&mut tasks, &limit, client, refs, mode);
             }
             (SourceKind::Parameter, Some(config)) => {
                 let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
                 parameter_store::spawn(&mut tasks, &limit, client, refs);
             }
+            // Taken out of `by_kind` above.
+            (SourceKind::SecretPrefix, Some(_)) => {}
             (SourceKind::ParameterPath, Some(config)) => {
                 let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
                 paths.push(parameter_store::spawn_paths(&limit, client, refs));
@@ -204,6 +221,27 @@ pub async fn fetch_all(
                 }
             }
         }
+    }
+    if let (Some(mut listings), Some(client)) = (prefixes, &secrets_client) {
+        let mut found = std::collections::BTreeSet::new();
+        while let Some(joined) = listings.join_next().await {
+            let (prefix, result) =
+                joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            match result {
+                Ok(children) => {
+                    found.extend(children.iter().filter(|c| !named.contains(c)).cloned());
+                    set.listings.insert(prefix, children);
+                }
+                Err(failure) => failures.push((prefix, failure)),
+            }
+        }
+        secrets_manager::spawn(
+            &mut tasks,
+            &limit,
+            client,
+            found.into_iter().collect(),
+            mode,
+        );
     }
     let mut moved = 0usize;
     while let Some(joined) = tasks.join_next().await {

@@ -1,4 +1,5 @@
-//! The Secrets Manager seam: `secret:` references.
+//! The Secrets Manager seam: `secret:` references, and `secret: PREFIX*` directories (listed
+//! with ListSecrets, then fetched with the other references).
 //!
 //! Unpinned references (AWSCURRENT) go through `BatchGetSecretValue` in chunks of at most 20 (the
 //! API's limit, which the SDK does not enforce); pinned ones (`version_stage`, `version_id`) need
@@ -21,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::{Fetched, SecretValue, Step};
 use crate::aws::{Failure, FailureKind, is_throttle};
-use crate::manifest::{Pin, SecretRef};
+use crate::manifest::{Pin, SecretRef, SourceKind};
 
 /// The API's maximum number of ids per BatchGetSecretValue call.
 pub const BATCH_SIZE: usize = 20;
@@ -268,6 +269,101 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
         version_id: out.version_id.unwrap_or_default(),
         value,
     })
+}
+
+/// ListSecrets' maximum page size.
+const LIST_PAGE_SIZE: i32 = 100;
+/// A prefix with more secrets than this is a mistake (and a file-count bomb), as for a
+/// `parameters_path`.
+pub const MAX_PREFIX_SECRETS: usize = 1000;
+
+/// The names under one prefix, each as a `secret:` reference (AWSCURRENT).
+pub type PrefixOutcome = (SecretRef, Result<Vec<SecretRef>, Failure>);
+
+/// Starts one task per prefix; each pages through ListSecrets, one page under `limit`. The
+/// values are fetched afterwards with the other secrets ([`spawn`]: batches of 20).
+pub fn spawn_prefixes(
+    limit: &Arc<Semaphore>,
+    client: &Client,
+    refs: Vec<SecretRef>,
+) -> JoinSet<PrefixOutcome> {
+    let mut tasks = JoinSet::new();
+    for r in refs {
+        let (client, limit) = (client.clone(), limit.clone());
+        tasks.spawn(async move {
+            let result = list_prefix(&client, &limit, r.prefix()).await;
+            (r, result)
+        });
+    }
+    tasks
+}
+
+/// The names of the secrets under `prefix`, sorted: ListSecrets filtered by name (a prefix
+/// match on AWS), checked again here case for case; secrets scheduled for deletion are left
+/// out (they cannot be read).
+async fn list_prefix(
+    client: &Client,
+    limit: &Semaphore,
+    prefix: &str,
+) -> Result<Vec<SecretRef>, Failure> {
+    use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+    let filter = Filter::builder()
+        .key(FilterNameStringType::Name)
+        .values(prefix)
+        .build();
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = {
+            let _permit = limit.acquire().await;
+            let token = token.take();
+            crate::aws::call_waiting_turn(|attempts| {
+                client
+                    .list_secrets()
+                    .filters(filter.clone())
+                    .include_planned_deletion(false)
+                    .max_results(LIST_PAGE_SIZE)
+                    .set_next_token(token.clone())
+                    .customize()
+                    .config_override(
+                        aws_sdk_secretsmanager::config::Builder::default()
+                            .retry_config(crate::aws::retry_config(attempts)),
+                    )
+                    .send()
+            })
+            .await?
+        };
+        for entry in page.secret_list.unwrap_or_default() {
+            match entry.name {
+                Some(name) if entry.deleted_date.is_none() && name.starts_with(prefix) => {
+                    names.push(name);
+                }
+                _ => {}
+            }
+        }
+        if names.len() > MAX_PREFIX_SECRETS {
+            return Err(Failure {
+                code: None,
+                status: None,
+                message: format!("more than {MAX_PREFIX_SECRETS} secrets under the prefix"),
+                kind: FailureKind::Response,
+            });
+        }
+        match page.next_token {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|id| SecretRef {
+            kind: SourceKind::Secret,
+            id,
+            pin: Pin::Current,
+        })
+        .collect())
 }
 
 /// Whether a requested id (name, full ARN, or partial ARN without the 6-character suffix that

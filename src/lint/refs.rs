@@ -9,8 +9,9 @@ use super::{Finding, Level, rule};
 use crate::manifest::raw::{self, Seg};
 use crate::manifest::{SubstError, substitute};
 
-/// The reference strings of an entry (`secret`, `parameter`, `parameters_path`, `ci_variable`,
-/// `ci_variable_file`), with the path to each node and what it names.
+/// The reference strings of an entry (`secret`, a secret prefix `secret: PREFIX*`, `parameter`,
+/// `parameters_path`, `ci_variable`, `ci_variable_file`), with the path to each node and what it
+/// names.
 pub(super) fn sources(f: &raw::File) -> Vec<(Vec<Seg>, Kind, &str)> {
     fn push<'a>(
         out: &mut Vec<(Vec<Seg>, Kind, &'a str)>,
@@ -154,16 +155,24 @@ pub(super) struct Ref {
 impl Ref {
     /// Whether the two references can name the same secret: the same name (an ARN's six-character
     /// suffix aside) in the same region and account, where an unknown region or account matches
-    /// any.
+    /// any. A secret prefix (`orders/*`) is compared as a name, like a `parameters_path`, and
+    /// also matches every name and prefix it covers: `orders/*` in staging reads production's
+    /// `orders/production/db`.
     pub(super) fn same_secret(&self, other: &Ref) -> bool {
         let compatible = |a: &Option<String>, b: &Option<String>| match (a, b) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
+        let covers = |a: &Ref, b: &Ref| {
+            a.kind == Kind::Secret
+                && a.name
+                    .strip_suffix('*')
+                    .is_some_and(|p| b.name.trim_end_matches('*').starts_with(p))
+        };
         self.kind == other.kind
             && compatible(&self.region, &other.region)
             && compatible(&self.account, &other.account)
-            && same_name(&self.name, &other.name)
+            && (same_name(&self.name, &other.name) || covers(self, other) || covers(other, self))
     }
 
     pub(super) fn describe_env(&self) -> String {
@@ -365,6 +374,29 @@ mod tests {
         assert!(same_name("app/db-AbC123", "app/db"));
         assert!(same_name("app/db", "app/db-AbC123"));
         assert!(!same_name("app/db", "app/dbx"));
+    }
+
+    #[test]
+    fn a_prefix_covers_the_names_under_it() {
+        let r = |name: &str| Ref {
+            kind: Kind::Secret,
+            file: PathBuf::from("m.yaml"),
+            app: "a".into(),
+            env: "e".into(),
+            protected: false,
+            id: name.into(),
+            region: None,
+            account: None,
+            name: name.into(),
+            line: 1,
+            column: 1,
+        };
+        assert!(r("orders/*").same_secret(&r("orders/prod/db")));
+        assert!(r("orders/prod/db-AbC123").same_secret(&r("orders/*")));
+        assert!(r("orders/*").same_secret(&r("orders/prod/*")));
+        assert!(r("orders/prod/*").same_secret(&r("orders/prod/*")));
+        assert!(!r("orders/staging/*").same_secret(&r("orders/prod/db")));
+        assert!(!r("orders/staging/*").same_secret(&r("orders/prod/*")));
     }
 
     #[test]

@@ -46,6 +46,22 @@ pub(super) fn check_secret_id(id: &str) -> Option<&'static str> {
     None
 }
 
+/// A secret prefix: the beginning of secret names, then one `*` (`orders/staging/*`).
+pub(super) fn check_secret_prefix(id: &str) -> Option<&'static str> {
+    let Some(prefix) = id.strip_suffix('*').filter(|p| !p.contains('*')) else {
+        return Some("only one `*`, at the end, is allowed (`orders/staging/*`)");
+    };
+    if id.starts_with("arn:") {
+        return Some(
+            "a prefix is the beginning of secret names, not an ARN (ListSecrets finds this account's secrets by name)",
+        );
+    }
+    if prefix.is_empty() {
+        return Some("`*` alone would read every secret of the account: name a prefix");
+    }
+    check_secret_id(prefix)
+}
+
 /// Parameter Store names: 1-2048 of `[A-Za-z0-9_.-/]`, a hierarchical name starts with `/`,
 /// at most 15 levels, no `aws`/`ssm` prefix; or a parameter ARN.
 pub(super) fn check_parameter_name(id: &str) -> Option<&'static str> {

@@ -75,6 +75,9 @@ pub enum SourceKind {
     Parameter,
     /// Every parameter below a Parameter Store path: `parameters_path:`.
     ParameterPath,
+    /// Every secret whose name starts with a prefix: `secret: orders/staging/*` (the id keeps
+    /// the `*`; [`SecretRef::prefix`] is the part before it).
+    SecretPrefix,
     /// credfile's own environment variable, set by the pipeline: `ci_variable:`.
     CiVariable,
     /// An environment variable holding the path of a file with the value (GitLab's file-type
@@ -89,6 +92,7 @@ impl SourceKind {
             SourceKind::Secret => "secret",
             SourceKind::Parameter => "parameter",
             SourceKind::ParameterPath => "parameter path",
+            SourceKind::SecretPrefix => "secret prefix",
             SourceKind::CiVariable => "CI variable",
             SourceKind::CiVariableFile => "CI file variable",
         }
@@ -100,6 +104,7 @@ impl SourceKind {
             SourceKind::Secret => "secretsmanager",
             SourceKind::Parameter => "ssm",
             SourceKind::ParameterPath => "ssm_path",
+            SourceKind::SecretPrefix => "secretsmanager_prefix",
             SourceKind::CiVariable => "ci_variable",
             SourceKind::CiVariableFile => "ci_variable_file",
         }
@@ -109,7 +114,10 @@ impl SourceKind {
     pub fn needs_aws(self) -> bool {
         matches!(
             self,
-            SourceKind::Secret | SourceKind::Parameter | SourceKind::ParameterPath
+            SourceKind::Secret
+                | SourceKind::Parameter
+                | SourceKind::ParameterPath
+                | SourceKind::SecretPrefix
         )
     }
 }
@@ -120,6 +128,17 @@ pub struct SecretRef {
     pub kind: SourceKind,
     pub id: String,
     pub pin: Pin,
+}
+
+impl SecretRef {
+    /// What the names of a directory entry's files are taken after: a `parameters_path`, or a
+    /// secret prefix without its `*`.
+    pub fn prefix(&self) -> &str {
+        match self.kind {
+            SourceKind::SecretPrefix => self.id.strip_suffix('*').unwrap_or(&self.id),
+            _ => &self.id,
+        }
+    }
 }
 
 impl fmt::Display for SecretRef {
@@ -186,8 +205,8 @@ pub enum Content {
         values: Vec<(String, Source)>,
     },
     /// A directory of files known only after the fetch: one per top-level key of a secret
-    /// (`keys: all`) or one per parameter below a path (`parameters_path:`). `render::expand`
-    /// turns it into `Raw` files.
+    /// (`keys: all`), one per parameter below a path (`parameters_path:`) or one per secret under
+    /// a prefix (`secret: PREFIX*`). `render::expand` turns it into `Raw` files.
     Expand { source: Source },
 }
 

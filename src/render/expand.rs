@@ -1,5 +1,5 @@
-//! Expansion: `keys: all` and `parameters_path:` entries become one raw file per top-level key
-//! or per parameter, once the values are known. The names come from outside the manifest
+//! Expansion: `keys: all`, `parameters_path:` and secret prefix entries become one raw file per
+//! top-level key, parameter or secret, once the values are known. The names come from outside the manifest
 //! (JSON keys, parameter names), so each is checked like a manifest path before it becomes one:
 //! a key such as `../x` or one with a control character is refused, never written.
 
@@ -58,21 +58,23 @@ pub fn expand(plan: &Plan, fetched: &FetchSet) -> Result<Plan, RenderError> {
             ..spec.clone()
         };
         match source.secret.kind {
-            SourceKind::ParameterPath => {
+            SourceKind::ParameterPath | SourceKind::SecretPrefix => {
                 let Some(listing) = fetched.listing(&source.secret) else {
                     problems.push(problem("was not fetched (internal error)".into()));
                     continue;
                 };
-                let prefix = source.secret.id.as_str();
+                let prefix = source.secret.prefix();
                 for child in listing {
                     let rel = child.id.strip_prefix(prefix).unwrap_or(&child.id);
                     match rel.split('/').find_map(|c| bad_name(c).map(|m| (c, m))) {
                         Some((_, msg)) => problems.push(problem(format!(
-                            "the parameter name `{}` cannot be a file name: a level {msg}",
+                            "the {} name `{}` cannot be a file name: a level {msg}",
+                            child.kind.noun(),
                             crate::terminal::sanitize(&child.id)
                         ))),
                         None if rel.split('/').count() > 16 => problems.push(problem(format!(
-                            "the parameter `{}` is too deep below the path",
+                            "the {} `{}` is too deep below the path",
+                            child.kind.noun(),
                             child.id
                         ))),
                         None => out.files.push(file(

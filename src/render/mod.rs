@@ -5,6 +5,7 @@
 
 pub mod dotenv;
 mod expand;
+mod json_tree;
 pub mod template;
 
 pub use expand::expand;
@@ -42,6 +43,10 @@ pub struct RenderError {
 
 impl RenderError {
     pub fn hint(&self) -> Option<String> {
+        // A template that reads a missing name is the template's mistake: the value is not blamed.
+        if self.problems.iter().all(|p| p.noun == TEMPLATE) {
+            return Some("fix the template (or the entry's `values`), then run again; `credfile validate` checks the names it uses".into());
+        }
         Some("fix the secret's value in Secrets Manager or the entry in the manifest, then run again".into())
     }
 }
@@ -58,6 +63,9 @@ pub struct Problem {
     pub key: Option<String>,
     pub what: String,
 }
+
+/// [`Problem::noun`] of a template that cannot be rendered (`secret` is then the template's name).
+pub const TEMPLATE: &str = "template";
 
 /// Renders every file of the plan, or reports every file that cannot be rendered.
 pub fn render_all(files: &[FileSpec], fetched: &FetchSet) -> Result<Vec<Rendered>, RenderError> {
@@ -151,10 +159,15 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
             for (key, source) in values {
                 let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
                 let value = match picked {
-                    Picked::Json(text) => json_value(&text),
+                    Picked::Json(text) => json_tree::selected(&text),
                     other => {
                         let text = other.into_text().map_err(|w| problem(source, w))?;
-                        minijinja::Value::from(text.as_str())
+                        if source.key.is_none() {
+                            // A whole JSON object is an object (`{{ db.host }}`).
+                            json_tree::whole(text)
+                        } else {
+                            minijinja::Value::from(text.as_str())
+                        }
                     }
                 };
                 context.push((key.clone(), value));
@@ -162,8 +175,8 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
             let text = template::render(name, source, context).map_err(|what| Problem {
                 path: spec.path.clone(),
                 line: spec.line,
-                noun: "secret",
-                secret: format!("template {name}"),
+                noun: TEMPLATE,
+                secret: name.clone(),
                 key: None,
                 what,
             })?;
@@ -301,34 +314,6 @@ fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
         names.push(format!("and {} more", obj.len() - 20));
     }
     format!("the keys{where_} are: {}", names.join(", "))
-}
-
-/// A non-string JSON value under a key, as a template value (objects and arrays keep their
-/// shape, so `{{ db.port }}` and loops work).
-fn json_value(text: &str) -> minijinja::Value {
-    fn convert(v: serde_json::Value) -> minijinja::Value {
-        use minijinja::Value;
-        match v {
-            serde_json::Value::Null => Value::from(()),
-            serde_json::Value::Bool(b) => Value::from(b),
-            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => Value::from(i),
-                (None, Some(f)) => Value::from(f),
-                _ => Value::from(n.to_string()),
-            },
-            serde_json::Value::String(s) => Value::from(s),
-            serde_json::Value::Array(a) => a.into_iter().map(convert).collect(),
-            serde_json::Value::Object(o) => Value::from(
-                o.into_iter()
-                    .map(|(k, v)| (k, convert(v)))
-                    .collect::<std::collections::BTreeMap<String, Value>>(),
-            ),
-        }
-    }
-    // `text` came from serde_json, so it parses.
-    serde_json::from_str(text)
-        .map(convert)
-        .unwrap_or_else(|_| minijinja::Value::from(text))
 }
 
 fn decode_base64(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {

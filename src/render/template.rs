@@ -12,9 +12,13 @@
 //! - Error messages name the template and line and quote the template's own source line, never a
 //!   value (minijinja's detail text is shown only for errors that describe the template itself).
 
+use std::collections::BTreeMap;
+
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use zeroize::Zeroizing;
+
+mod undefined;
 
 /// Deep templates are a mistake, not a use case.
 const RECURSION_LIMIT: usize = 64;
@@ -47,7 +51,7 @@ pub fn check(name: &str, source: &str, names: &[&str]) -> Result<(), String> {
     let env = environment();
     let tmpl = env
         .template_from_named_str(name, source)
-        .map_err(|e| describe(&e, source))?;
+        .map_err(|e| format!("template {name} {}", describe(&e, source, None)))?;
     let globals: Vec<String> = env.globals().map(|(n, _)| n.to_string()).collect();
     let mut unknown: Vec<String> = tmpl
         .undeclared_variables(false)
@@ -73,7 +77,8 @@ pub fn check(name: &str, source: &str, names: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Renders `source` with `values` as the only context.
+/// Renders `source` with `values` as the only context. The output grows in zeroizing memory
+/// ([`Wiped`]), so no reallocation leaves a copy of it behind.
 pub fn render(
     name: &str,
     source: &str,
@@ -82,11 +87,38 @@ pub fn render(
     let env = environment();
     let tmpl = env
         .template_from_named_str(name, source)
-        .map_err(|e| describe(&e, source))?;
-    let ctx: std::collections::BTreeMap<String, Value> = values.into_iter().collect();
-    tmpl.render(Value::from(ctx))
-        .map(Zeroizing::new)
-        .map_err(|e| describe(&e, source))
+        .map_err(|e| describe(&e, source, None))?;
+    let ctx: BTreeMap<String, Value> = values.into_iter().collect();
+    let mut out = Wiped::default();
+    tmpl.render_captured_to(Value::from(ctx.clone()), &mut out)
+        .map_err(|e| describe(&e, source, Some(&ctx)))?;
+    let bytes = std::mem::take(&mut *out.0);
+    String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
+        drop(Zeroizing::new(e.into_bytes()));
+        "the output is not UTF-8 (internal error)".to_string()
+    })
+}
+
+/// A growing buffer that wipes each smaller buffer it leaves behind.
+#[derive(Default)]
+struct Wiped(Zeroizing<Vec<u8>>);
+
+impl std::io::Write for Wiped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let need = self.0.len() + buf.len();
+        if need > self.0.capacity() {
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity(need.max(self.0.capacity() * 2).max(256)));
+            bigger.extend_from_slice(&self.0);
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Marks errors raised by our filters, whose text we wrote and which never hold a value.
@@ -96,11 +128,21 @@ fn own_error(message: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("{OWN}{message}"))
 }
 
-/// A message that names the problem and line without any value.
-fn describe(e: &Error, source: &str) -> String {
-    let mut out = match e.line() {
-        Some(line) => format!("template line {line}: {}", e.kind()),
-        None => format!("template: {}", e.kind()),
+/// A message that names the problem and line without any value: `line 3: ...`. For a render
+/// error, `ctx` lets an undefined name be named, with the keys its parent does have.
+fn describe(e: &Error, source: &str, ctx: Option<&BTreeMap<String, Value>>) -> String {
+    let line_text = e
+        .line()
+        .and_then(|l| source.lines().nth(l.saturating_sub(1)));
+    let missing = match (e.kind(), ctx, line_text) {
+        (ErrorKind::UndefinedError, Some(ctx), Some(text)) => undefined::find(text, ctx),
+        _ => None,
+    };
+    let mut out = match (e.line(), &missing) {
+        (Some(line), Some(m)) => format!("line {line}: {m}"),
+        (None, Some(m)) => m.clone(),
+        (Some(line), None) => format!("line {line}: {}", e.kind()),
+        (None, None) => e.kind().to_string(),
     };
     let detail_is_safe = matches!(
         e.kind(),
@@ -121,16 +163,13 @@ fn describe(e: &Error, source: &str) -> String {
         }
         _ => {}
     }
-    if let Some(line) = e
-        .line()
-        .and_then(|l| source.lines().nth(l.saturating_sub(1)))
-    {
+    if let Some(line) = line_text {
         let line = line.trim();
         if !line.is_empty() {
             out.push_str(&format!(" (in `{}`)", shorten(line)));
         }
     }
-    if e.kind() == ErrorKind::UndefinedError {
+    if e.kind() == ErrorKind::UndefinedError && missing.is_none() {
         out.push_str("; strict mode: every name and key a template reads must exist");
     }
     out

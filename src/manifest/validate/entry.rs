@@ -81,7 +81,8 @@ impl Validator<'_> {
                     );
                 }
                 let fields = Fields::of_file(f);
-                if f.keys.is_some() || f.parameters_path.is_some() {
+                let prefix = f.secret.as_deref().is_some_and(|s| s.contains('*'));
+                if f.keys.is_some() || f.parameters_path.is_some() || prefix {
                     self.expansion(&base, f, &fields, &applicable)
                 } else if !fields.any() {
                     self.problem(&base, format!("file `{}` has no source", f.path), Some("a raw file takes `secret:`, `parameter:`, `ci_variable:` or `ci_variable_file:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
@@ -364,7 +365,11 @@ impl Validator<'_> {
             match substitute(secret, &env.vars) {
                 Ok(id) => {
                     let invalid = match kind {
+                        SourceKind::Secret if id.contains('*') => Some(
+                            "a prefix (`*` at the end) is a directory entry of its own: `path: DIR` with `secret: PREFIX*`, without `key`, `format` or `values`",
+                        ),
                         SourceKind::Secret => check_secret_id(&id),
+                        SourceKind::SecretPrefix => check_secret_prefix(&id),
                         SourceKind::Parameter => check_parameter_name(&id),
                         SourceKind::ParameterPath => check_parameter_path(&id),
                         SourceKind::CiVariable | SourceKind::CiVariableFile => {
@@ -520,8 +525,8 @@ impl Validator<'_> {
         })
     }
 
-    /// `keys: all` on a secret, or `parameters_path:`: a directory of files, one per key or
-    /// parameter, known only once the value is fetched.
+    /// `keys: all` on a secret, `parameters_path:` or `secret: PREFIX*`: a directory of files,
+    /// one per key, parameter or secret, known only once the values are fetched.
     fn expansion(
         &mut self,
         base: &[Seg],
@@ -538,8 +543,8 @@ impl Validator<'_> {
             if present {
                 self.problem(
                     &at(base, &[key(k)]),
-                    format!("`{k}` cannot be combined with `keys: all` or `parameters_path:`"),
-                    Some("each key or parameter becomes its own file, written as it is stored"),
+                    format!("`{k}` cannot be combined with `keys: all`, `parameters_path:` or a secret prefix"),
+                    Some("each key, parameter or secret becomes its own file, written as it is stored"),
                 );
             }
         }
@@ -589,6 +594,9 @@ impl Validator<'_> {
                 },
             });
         }
+        if let Some(prefix) = fields.secret.filter(|s| s.contains('*')) {
+            return self.secret_prefix(base, f, fields, envs, prefix);
+        }
         if fields.secret.is_none()
             || fields.parameter.is_some()
             || fields.ci_variable.is_some()
@@ -604,6 +612,71 @@ impl Validator<'_> {
         let mut source = self.source(base, fields, envs)?;
         source.sensitive = f.sensitive.unwrap_or(true);
         Some(EntryContent::Expand { source })
+    }
+}
+
+impl Validator<'_> {
+    /// `secret: orders/staging/*`: one file per secret whose name starts with the prefix, named
+    /// by the rest of its name; the entry's only source, each secret read at AWSCURRENT.
+    fn secret_prefix(
+        &mut self,
+        base: &[Seg],
+        f: &raw::File,
+        fields: &Fields,
+        envs: &[&Environment],
+        prefix: &str,
+    ) -> Option<EntryContent> {
+        let sat = at(base, &[key("secret")]);
+        for (k, present) in [
+            ("keys", f.keys.is_some()),
+            ("version_stage", f.version_stage.is_some()),
+            ("version_id", f.version_id.is_some()),
+            ("parameter", fields.parameter.is_some()),
+            ("ci_variable", fields.ci_variable.is_some()),
+            ("ci_variable_file", fields.ci_variable_file.is_some()),
+        ] {
+            if present {
+                self.problem(
+                    &at(base, &[key(k)]),
+                    format!("`{k}` cannot be combined with a secret prefix (`secret: PREFIX*`)"),
+                    Some("a prefix is the entry's only source; each secret under it is read at AWSCURRENT and becomes its own file"),
+                );
+            }
+        }
+        for env in envs {
+            match substitute(prefix, &env.vars) {
+                Ok(p) => {
+                    if let Some(msg) = check_secret_prefix(&p) {
+                        // Not quoted: an invalid reference may be a value pasted by mistake.
+                        self.problem(
+                            &sat,
+                            format!("the secret prefix (environment `{}`) is not valid: {msg}", env.name),
+                            Some("a prefix is the beginning of secret names and one `*` at the end, e.g. orders/staging/*"),
+                        );
+                    }
+                }
+                Err(SubstError::Unclosed) => {
+                    self.problem(
+                        &sat,
+                        format!("`{prefix}`: `${{` without a closing `}}`"),
+                        None,
+                    );
+                    break;
+                }
+                Err(SubstError::Undefined(var)) => {
+                    self.rule_problem(RULE_VAR_UNKNOWN, &sat, format!("`${{{var}}}` is not defined in environment `{}`", env.name), Some(&format!("add `{var}` under `environments.{}.vars`, or limit the file with `environments:`", env.name)));
+                }
+            }
+        }
+        Some(EntryContent::Expand {
+            source: EntrySource {
+                kind: SourceKind::SecretPrefix,
+                secret: prefix.to_string(),
+                key: None,
+                pin: Pin::Current,
+                sensitive: f.sensitive.unwrap_or(true),
+            },
+        })
     }
 }
 
