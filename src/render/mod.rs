@@ -48,7 +48,7 @@ impl RenderError {
 
 /// One file that cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} (manifest line {line}): {noun} `{secret}`{}: {what}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+#[error("{} (manifest line {line}): {noun} `{}`{}: {what}", crate::terminal::Escaped(&path.display().to_string()), crate::terminal::Escaped(secret), key.as_ref().map(|k| format!(", key `{}`", crate::terminal::Escaped(k))).unwrap_or_default())]
 pub struct Problem {
     pub path: PathBuf,
     pub line: usize,
