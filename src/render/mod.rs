@@ -295,7 +295,10 @@ fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
     let mut names: Vec<String> = obj
         .keys()
         .take(20)
-        .map(|k| format!("`{}`", k.chars().take(64).collect::<String>()))
+        .map(|k| {
+            let shown: String = k.chars().take(64).collect();
+            format!("`{}`", crate::terminal::Escaped(&shown))
+        })
         .collect();
     if obj.len() > 20 {
         names.push(format!("and {} more", obj.len() - 20));
