@@ -1004,6 +1004,7 @@ fn validate_and_lint_speak_json_through_output() {
         serde_json::json!([{"name": "test", "files": 1}])
     );
     assert_eq!(v["errors"], serde_json::json!([]));
+    support::validate_schema(&v);
 
     // An invalid manifest: the same object, with each error's file and line; exit 2.
     fs::write(
@@ -1031,6 +1032,7 @@ fn validate_and_lint_speak_json_through_output() {
             .any(|e| e["line"] == 9 && e["message"].as_str().unwrap().contains("mdoe")),
         "{v}"
     );
+    support::validate_schema(&v);
     assert!(out.stderr.contains("error: "), "{}", out.stderr);
 
     // lint: --output like every command; --format still works, with a deprecation warning.
