@@ -19,7 +19,7 @@ use crate::cli::Output;
 use crate::fetch::FetchSet;
 use crate::manifest::Plan;
 use crate::render::{self, Problem, RenderError};
-use crate::terminal::sanitize;
+use crate::terminal::{Escaped, escape_json, sanitize_lines};
 
 /// How many bytes of a fingerprint are printed: enough to tell groups apart.
 const SHOWN_BYTES: usize = 16;
@@ -201,7 +201,7 @@ impl Report {
                 "key": u.key,
             })
         };
-        json!({
+        let mut out = json!({
             "command": "audit reuse",
             "environments": self.environments,
             "apps": self.apps(),
@@ -217,14 +217,21 @@ impl Report {
                 "pairs": self.pairs.len(),
                 "protected_pairs": self.protected_pairs(),
             },
-        })
+        });
+        escape_json(&mut out);
+        out
     }
 
     pub fn to_human(&self) -> String {
         let describe = |u: &Unit| {
-            let mut s = format!("{}/{} `{}`", u.app, u.env, u.secret);
+            let mut s = format!(
+                "{}/{} `{}`",
+                Escaped(&u.app),
+                Escaped(&u.env),
+                Escaped(&u.secret)
+            );
             if let Some(k) = &u.key {
-                s.push_str(&format!(" key `{k}`"));
+                s.push_str(&format!(" key `{}`", Escaped(k)));
             }
             if u.protected {
                 s.push_str(" (protected)");
@@ -259,7 +266,7 @@ impl Report {
                 self.protected_pairs()
             ));
         }
-        sanitize(&out)
+        sanitize_lines(&out)
     }
 
     pub fn print(&self, output: Output) {

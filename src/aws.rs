@@ -4,8 +4,9 @@
 //! Endpoints come only from the SDK's own settings (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, ...): the binary has no test-only switches.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -351,9 +352,85 @@ fn http_client() -> SharedHttpClient {
     })
 }
 
+/// The endpoint (scheme, host and port) each service's last request went to, by service
+/// ([`service_key`]): a request that never got an answer (connection refused, DNS) carries no
+/// URL in the SDK's error, and "cannot reach AWS" without the address sends people looking at
+/// AWS when `AWS_ENDPOINT_URL` points at a stopped local mirror.
+static ENDPOINTS: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// `Secrets Manager` (the SDK's metadata) and `aws_sdk_secretsmanager` (its crate) alike
+/// become `secretsmanager`.
+fn service_key(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// `scheme://host:port` of a URI: no user information (it could be a password), path or
+/// query (noise in an error).
+fn endpoint_of(uri: &str) -> String {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let end = uri[start..]
+        .find(['/', '?', '#'])
+        .map_or(uri.len(), |i| start + i);
+    let host = uri[start..end].rsplit('@').next().unwrap_or_default();
+    format!("{}{host}", &uri[..start])
+}
+
+/// The endpoint the last request of the service that answers with error type `E` went to.
+fn endpoint_tried<E>() -> Option<String> {
+    let crate_name = std::any::type_name::<E>().split("::").next()?;
+    let service = service_key(crate_name.strip_prefix("aws_sdk_")?);
+    ENDPOINTS.lock().ok()?.as_ref()?.get(&service).cloned()
+}
+
+/// What to check when an endpoint cannot be reached: the override, when one is set (the
+/// endpoint is then not AWS's), else the region and the network.
+pub fn endpoint_advice() -> String {
+    let overrides: Vec<String> = std::env::vars()
+        .filter(|(k, v)| k.starts_with("AWS_ENDPOINT_URL") && !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", crate::terminal::Escaped(&endpoint_of(&v))))
+        .collect();
+    if overrides.is_empty() {
+        "check the environment's region, DNS and the network path (a proxy in HTTPS_PROXY), then retry".into()
+    } else {
+        format!(
+            "the endpoint comes from {}: check that the service there is running, or unset it to use AWS",
+            overrides.join(", ")
+        )
+    }
+}
+
+/// Records where each request goes, for [`endpoint_tried`].
+#[derive(Debug)]
+struct EndpointRecorder;
+
+impl Intercept for EndpointRecorder {
+    fn name(&self) -> &'static str {
+        "CredfileEndpointRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(meta), Ok(mut map)) = (cfg.load::<Metadata>(), ENDPOINTS.lock()) {
+            map.get_or_insert_with(HashMap::new).insert(
+                service_key(meta.service()),
+                endpoint_of(context.request().uri()),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A Secrets Manager client for this configuration, with credfile's User-Agent.
 pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::config::Builder::from(config)
+        .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
         .interceptor(CallCounter)
         .build();
@@ -363,6 +440,7 @@ pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
 /// A Parameter Store client with credfile's User-Agent and retries.
 pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
     let conf = aws_sdk_ssm::config::Builder::from(config)
+        .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
         .interceptor(CallCounter)
         .build();
@@ -374,6 +452,7 @@ pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
 pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
+        .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
         .interceptor(CallCounter)
         .build();
@@ -456,7 +535,13 @@ impl Failure {
                 format!("unreadable response: {}", error_chain(err)),
                 FailureKind::Response,
             ),
-            None => (None, error_chain(err), kind),
+            // No answer: say where the request went (the SDK's error does not).
+            None => match endpoint_tried::<E>() {
+                Some(url) if matches!(kind, FailureKind::Network | FailureKind::Timeout) => {
+                    (None, format!("{url}: {}", error_chain(err)), kind)
+                }
+                _ => (None, error_chain(err), kind),
+            },
         };
         let status = err.raw_response().map(|r| r.status().as_u16());
         Failure {
@@ -474,11 +559,13 @@ impl Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The code and message are the service's (or a proxy's) text: escaped, on one line.
+        let message = crate::terminal::Escaped(&self.message);
         match (&self.code, self.kind) {
-            (Some(code), _) => write!(f, "{code}: {}", self.message),
-            (None, FailureKind::Timeout) => write!(f, "timed out: {}", self.message),
-            (None, FailureKind::Network) => write!(f, "cannot reach AWS: {}", self.message),
-            (None, _) => f.write_str(&self.message),
+            (Some(code), _) => write!(f, "{}: {message}", crate::terminal::Escaped(code)),
+            (None, FailureKind::Timeout) => write!(f, "timed out: {message}"),
+            (None, FailureKind::Network) => write!(f, "cannot reach AWS: {message}"),
+            (None, _) => write!(f, "{message}"),
         }
     }
 }
@@ -547,6 +634,24 @@ mod tests {
         let standard = retry_config_from(2, &|_| None);
         assert_eq!(standard.mode(), RetryMode::Standard);
         assert_eq!(standard.max_attempts(), 2);
+    }
+
+    #[test]
+    fn endpoints_are_named_by_service_without_path_or_query() {
+        assert_eq!(
+            endpoint_of("http://127.0.0.1:4566/?Action=AssumeRole"),
+            "http://127.0.0.1:4566"
+        );
+        assert_eq!(
+            endpoint_of("https://secretsmanager.us-east-1.amazonaws.com/"),
+            "https://secretsmanager.us-east-1.amazonaws.com"
+        );
+        assert_eq!(endpoint_of("http://u:p@mirror:80/x"), "http://mirror:80");
+        assert_eq!(
+            service_key("Secrets Manager"),
+            service_key("secretsmanager")
+        );
+        assert_eq!(service_key("STS"), "sts");
     }
 
     #[test]

@@ -149,9 +149,21 @@ pub struct LintArgs {
     #[command(flatten)]
     pub manifests: ManifestsArg,
 
-    /// Report format on stdout: `sarif` is SARIF 2.1.0, for GitHub code scanning.
-    #[arg(long, value_enum, default_value_t = LintFormat::Human, env = "CREDFILE_LINT_FORMAT")]
-    pub format: LintFormat,
+    /// Report format on stdout, as every command's `--output`; `sarif` is SARIF 2.1.0, for
+    /// GitHub code scanning.
+    #[arg(long, value_enum, env = "CREDFILE_OUTPUT")]
+    pub output: Option<LintFormat>,
+
+    /// Deprecated spelling of `--output` (lint's alone once had it); `--output` wins.
+    #[arg(long, value_enum, hide = true, env = "CREDFILE_LINT_FORMAT")]
+    pub format: Option<LintFormat>,
+}
+
+impl LintArgs {
+    /// The format asked for: `--output`, else the deprecated `--format`, else human.
+    pub fn output(&self) -> LintFormat {
+        self.output.or(self.format).unwrap_or(LintFormat::Human)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -355,6 +367,11 @@ pub struct ValidateArgs {
 
     #[command(flatten)]
     pub manifest: ManifestArg,
+
+    /// Result format on stdout: `json` is one object (ok, environments, warnings, errors with
+    /// file and line), also when the manifest is invalid.
+    #[arg(long, value_enum, default_value_t = Output::Human, env = "CREDFILE_OUTPUT")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -454,7 +471,7 @@ mod tests {
             args.manifests.manifests,
             vec![PathBuf::from("credfile.yaml")]
         );
-        assert_eq!(args.format, LintFormat::Human);
+        assert_eq!(args.output(), LintFormat::Human);
         let cli = Cli::try_parse_from([
             "credfile",
             "lint",
@@ -470,7 +487,36 @@ mod tests {
             panic!("not lint")
         };
         assert_eq!(args.manifests.manifests.len(), 2);
-        assert_eq!(args.format, LintFormat::Sarif);
+        assert_eq!(args.output(), LintFormat::Sarif);
+        for (argv, want) in [
+            (vec!["--output", "json"], LintFormat::Json),
+            (
+                vec!["--output", "sarif", "--format", "json"],
+                LintFormat::Sarif,
+            ),
+        ] {
+            let cli = Cli::try_parse_from([&["credfile", "lint"][..], &argv].concat()).unwrap();
+            let Command::Lint(args) = cli.command else {
+                panic!("not lint")
+            };
+            assert_eq!(args.output(), want, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn every_reporting_command_takes_output_json() {
+        for argv in [
+            vec!["apply", "--env", "e"],
+            vec!["plan", "--env", "e"],
+            vec!["verify", "--env", "e"],
+            vec!["whoami", "--env", "e"],
+            vec!["validate"],
+            vec!["lint"],
+            vec!["audit", "reuse", "--env", "e"],
+        ] {
+            let full = [&["credfile"][..], &argv, &["--output", "json"]].concat();
+            assert!(Cli::try_parse_from(&full).is_ok(), "{full:?}");
+        }
     }
 
     #[test]

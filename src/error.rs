@@ -18,7 +18,7 @@ use crate::materialize::WriteError;
 use crate::policy::PolicyError;
 use crate::render::RenderError;
 use crate::sudo::SudoError;
-use crate::terminal::sanitize;
+use crate::terminal::sanitize_lines;
 
 /// Exit codes, documented in the README. Never reuse a number for another meaning.
 pub mod code {
@@ -260,14 +260,14 @@ impl Error {
         }
     }
 
-    /// The text printed on stderr: `error: ...` and an optional `  hint: ...` line.
-    /// Remote text (AWS messages, file names) is stripped of control characters first so that
-    /// nothing can rewrite the operator's terminal.
+    /// The text printed on stderr: `error: ...` and an optional `  hint: ...` line. Names from
+    /// outside are escaped where the stage errors show them (one per line); what is left of
+    /// the layout is checked once more here, so nothing can rewrite the operator's terminal.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}", sanitize(&self.to_string()));
+        let mut out = format!("error: {}", sanitize_lines(&self.to_string()));
         if let Some(hint) = self.hint() {
             out.push_str("\n  hint: ");
-            out.push_str(&sanitize(&hint));
+            out.push_str(&sanitize_lines(&hint).replace('\n', " "));
         }
         out
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{AuditCommand, Cli, Command, LogFormat, Output};
 use crate::error::Error;
-use crate::terminal::sanitize;
+use crate::terminal::{LogStderr, sanitize, sanitize_lines};
 
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
@@ -92,6 +92,7 @@ impl Context {
                 Some(a.output),
                 true,
             ),
+            // Validate prints its own result with `--output json`, failed or not.
             Command::Validate(a) => (
                 "validate",
                 a.env.as_ref(),
@@ -151,8 +152,8 @@ pub fn to_json(ctx: &Context, err: &Error) -> Value {
         "error": {
             "stage": err.stage(),
             "exit_code": err.code(),
-            "message": sanitize(&err.to_string()),
-            "hint": err.hint().map(|h| sanitize(&h)),
+            "message": sanitize_lines(&err.to_string()),
+            "hint": err.hint().map(|h| sanitize_lines(&h)),
             "culprit": culprit(ctx, err),
         },
     })
@@ -165,13 +166,13 @@ pub fn to_markdown(ctx: &Context, err: &Error) -> String {
         ctx.command,
         ctx.env
             .as_deref()
-            .map(|e| format!(": `{}`", e.replace('`', "'")))
+            .map(|e| format!(": `{}`", sanitize(e).replace('`', "'")))
             .unwrap_or_default(),
         err.stage(),
         err.code()
     );
     // An indented code block: nothing in the message can end it or become Markdown.
-    for line in sanitize(&err.to_string()).lines() {
+    for line in sanitize_lines(&err.to_string()).lines() {
         out.push_str("    ");
         out.push_str(line);
         out.push('\n');
@@ -196,7 +197,7 @@ pub fn to_markdown(ctx: &Context, err: &Error) -> String {
     if let Some(hint) = err.hint() {
         out.push_str(&format!(
             "\n**What to do:** {}\n",
-            sanitize(&hint).replace(['\n', '\r'], " ")
+            sanitize_lines(&hint).replace('\n', " ")
         ));
     }
     out.push('\n');
@@ -214,14 +215,15 @@ pub fn report(ctx: &Context, err: &Error) {
         let mut fields = Map::new();
         fields.insert("stage".into(), err.stage().into());
         fields.insert("exit_code".into(), err.code().into());
-        fields.insert("hint".into(), err.hint().map(|h| sanitize(&h)).into());
+        fields.insert("hint".into(), err.hint().map(|h| sanitize_lines(&h)).into());
         if let Value::Object(c) = c {
             fields.extend(c.into_iter().filter(|(_, v)| !v.is_null()));
         }
-        eprintln!(
-            "{}",
-            json_record("ERROR", &sanitize(&err.to_string()), fields)
-        );
+        LogStderr::record(&json_record(
+            "ERROR",
+            &sanitize_lines(&err.to_string()),
+            fields,
+        ));
     } else {
         eprintln!("{}", err.render());
     }

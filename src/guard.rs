@@ -33,7 +33,7 @@ pub enum GuardError {
     },
     #[error("{}: cannot ask git whether the path is ignored: {reason}", path.display())]
     Git { path: PathBuf, reason: String },
-    #[error("root {} is on a {fs} filesystem, and environment `{env}` sets require_memory_fs", root.display())]
+    #[error("root {} is on {fs} filesystem, and environment `{env}` sets require_memory_fs", root.display())]
     NotMemoryFs {
         root: PathBuf,
         fs: String,
@@ -47,7 +47,7 @@ impl GuardError {
             GuardError::InRepository { .. } => "secrets must never be where `git add` can commit them: choose a root outside the repository (for example /run/credfile/APP); or, if the path is git-ignored on purpose, set `allow_in_repository: true` on the entry".into(),
             GuardError::NotIgnored { .. } => "add the path to the repository's .gitignore (allow_in_repository only accepts ignored paths)".into(),
             GuardError::Git { .. } => "install git, or choose a root outside the repository".into(),
-            GuardError::NotMemoryFs { .. } => "use a root on tmpfs (/run or /dev/shm), or drop require_memory_fs".into(),
+            GuardError::NotMemoryFs { root, .. } => format!("{}, or drop require_memory_fs", memory_fs_advice(root)),
         })
     }
 }
@@ -93,8 +93,9 @@ pub fn check(plan: &Plan) -> Result<Vec<String>, GuardError> {
             });
         }
         warnings.push(format!(
-            "root {} is on a {fs} filesystem, not in memory: the secrets will persist on disk (and in its backups); prefer a root under /run or /dev/shm",
-            plan.root.display()
+            "root {} is on {fs} filesystem, not in memory: the secrets will persist on disk (and in its backups); {}",
+            plan.root.display(),
+            memory_fs_advice(&plan.root)
         ));
     }
     Ok(warnings)
@@ -133,6 +134,48 @@ fn git_ignores(repo: &Path, path: &Path) -> Result<bool, GuardError> {
     }
 }
 
+/// Where to put a root instead, from what this host really has: /run and /dev/shm are tmpfs on
+/// most systems, not on all (a container's /run can be its disk), so each is checked, and a
+/// root already under one of them is not told to move there.
+fn memory_fs_advice(root: &Path) -> String {
+    let on_memory = |p: &Path| statfs(p).is_ok_and(|s| is_memory_fs(s.filesystem_type()));
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let candidates = [
+        Some(PathBuf::from("/run")),
+        Some(PathBuf::from("/dev/shm")),
+        runtime,
+    ];
+    let mut good = Vec::new();
+    let mut not_memory = Vec::new();
+    for dir in candidates.into_iter().flatten() {
+        if !dir.is_dir() || good.contains(&dir) {
+            continue;
+        }
+        if on_memory(&dir) {
+            good.push(dir);
+        } else if root.starts_with(&dir) {
+            not_memory.push(dir);
+        }
+    }
+    let mut out = not_memory
+        .iter()
+        .map(|d| format!("{} is not a tmpfs on this host; ", d.display()))
+        .collect::<String>();
+    let list = good
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    if good.is_empty() {
+        out.push_str("mount a tmpfs for the root (`mount -t tmpfs -o mode=0700 tmpfs DIR`)");
+    } else {
+        out.push_str(&format!(
+            "use a root under {list} (tmpfs here), or mount a tmpfs for the root"
+        ));
+    }
+    out
+}
+
 /// The filesystem type of the root (or its deepest existing ancestor) when it is not in memory.
 fn disk_filesystem(root: &Path) -> Option<String> {
     let existing = root.ancestors().find(|p| p.exists())?;
@@ -141,13 +184,14 @@ fn disk_filesystem(root: &Path) -> Option<String> {
     if is_memory_fs(t) {
         return None;
     }
+    // With its article, for "is on {fs} filesystem".
     Some(match t.0 as u64 {
-        0xEF53 => "ext4".to_string(),
-        0x5846_5342 => "xfs".to_string(),
-        0x9123_683E => "btrfs".to_string(),
-        0x794C_7630 => "overlay".to_string(),
-        0x6969 => "NFS".to_string(),
-        other => format!("disk (type {other:#x})"),
+        0xEF53 => "an ext4".to_string(),
+        0x5846_5342 => "an xfs".to_string(),
+        0x9123_683E => "a btrfs".to_string(),
+        0x794C_7630 => "an overlay".to_string(),
+        0x6969 => "an NFS".to_string(),
+        other => format!("a disk (type {other:#x})"),
     })
 }
 

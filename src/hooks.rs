@@ -79,14 +79,15 @@ pub struct HookResult {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the files are committed, but {} change hook(s) failed:{}", failed.len(), failed.iter().map(|r| format!("\n  {}: {}", r.hook.argv.join(" "), describe(&r.status))).collect::<String>())]
+#[error("the files are committed, but {} change hook(s) failed:{}", failed.len(), failed.iter().map(|r| format!("\n  {}: {}", crate::terminal::Escaped(&r.hook.argv.join(" ")), describe(&r.status))).collect::<String>())]
 pub struct HookError {
     pub failed: Vec<HookResult>,
 }
 
 impl HookError {
     pub fn hint(&self) -> Option<String> {
-        Some("the new files are live; fix the hook (or what it reloads) and run it by hand, or run apply again after the next change".into())
+        // The paths stay pending in the state file (`select`): the very next apply owes them.
+        Some("the new files are live; the failed hook(s) stay owed: the next apply of this environment runs them again, even when nothing changed, and exits 8 until they succeed. Fix the hook (or what it reloads), then run apply again".into())
     }
 }
 

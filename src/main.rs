@@ -79,7 +79,10 @@ fn init_logging(format: cli::LogFormat) {
     let libraries_at_most_debug = filter_fn(|meta| {
         meta.target().starts_with("credfile") || *meta.level() <= tracing::Level::DEBUG
     });
-    let layer = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Every record passes the one escaping rule: a field from outside stays on its line.
+    let layer = fmt::layer()
+        .with_writer(terminal::LogStderr)
+        .with_target(false);
     let layer = match format {
         cli::LogFormat::Text => layer.with_ansi(false).boxed(),
         cli::LogFormat::Json => layer.json().boxed(),

@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 use crate::cli::Output;
 use crate::hooks::HookResult;
 use crate::identity::Session;
-use crate::manifest::Plan;
+use crate::manifest::{Diagnostic, Plan};
 use crate::materialize::state::layout_name;
 use crate::materialize::{Drift, Outcome, Status};
 use crate::render::SourceInfo;
+use crate::terminal::{Escaped, escape_json, sanitize, sanitize_lines};
 
 /// The version of the JSON report's shape (`schema_version`); bumped on incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -53,6 +54,7 @@ impl Report<'_> {
         if let Some(round) = self.round {
             out["round"] = round.into();
         }
+        escape_json(&mut out);
         out
     }
 
@@ -112,20 +114,20 @@ impl Report<'_> {
                         format!("{}:{}", user_name(o.dest.uid), group_name(o.dest.gid))
                     })
                     .clone(),
-                o.dest.path.display().to_string(),
-                secrets_cell(sources, 8),
+                sanitize(&o.dest.path.display().to_string()),
+                sanitize(&secrets_cell(sources, 8)),
             ]);
         }
         let mut out = format!(
             "credfile {}: app {}, environment {}, root {} (layout {})\n",
             self.command,
-            self.plan.app,
-            self.plan.env,
-            self.plan.root.display(),
+            Escaped(&self.plan.app),
+            Escaped(&self.plan.env),
+            Escaped(&self.plan.root.display().to_string()),
             layout_name(self.plan.layout)
         );
         if let Some(arn) = self.caller_arn {
-            out.push_str(&format!("identity: {arn}\n"));
+            out.push_str(&format!("identity: {}\n", Escaped(arn)));
         }
         out.push_str(&table(&rows));
         let (c, u, n, r) = (
@@ -147,10 +149,10 @@ impl Report<'_> {
             out.push_str(&format!(
                 "hook {}: {}\n",
                 h.status.as_str(),
-                h.hook.argv.join(" ")
+                Escaped(&h.hook.argv.join(" "))
             ));
         }
-        crate::terminal::sanitize(&out)
+        sanitize_lines(&out)
     }
 
     fn status_word(&self, status: Status) -> &'static str {
@@ -220,7 +222,7 @@ pub struct VerifyReport<'a> {
 
 impl VerifyReport<'_> {
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut out = json!({
             "schema_version": SCHEMA_VERSION,
             "command": "verify",
             "app": self.plan.app,
@@ -237,15 +239,17 @@ impl VerifyReport<'_> {
                 "kind": d.kind.as_str(),
                 "detail": d.detail,
             })).collect::<Vec<_>>(),
-        })
+        });
+        escape_json(&mut out);
+        out
     }
 
     pub fn to_human(&self) -> String {
         let mut out = format!(
             "credfile verify: app {}, environment {}, root {} (layout {}{})\n",
-            self.plan.app,
-            self.plan.env,
-            self.plan.root.display(),
+            Escaped(&self.plan.app),
+            Escaped(&self.plan.env),
+            Escaped(&self.plan.root.display().to_string()),
             layout_name(self.plan.layout),
             if self.offline {
                 "; offline: content not compared"
@@ -267,13 +271,13 @@ impl VerifyReport<'_> {
             for d in self.drift {
                 rows.push([
                     d.kind.as_str().to_string(),
-                    d.path.display().to_string(),
-                    d.detail.clone(),
+                    sanitize(&d.path.display().to_string()),
+                    sanitize(&d.detail),
                 ]);
             }
             out.push_str(&table(&rows));
         }
-        crate::terminal::sanitize(&out)
+        sanitize_lines(&out)
     }
 
     pub fn to_markdown(&self) -> String {
@@ -388,12 +392,10 @@ fn secrets_cell(sources: &[SourceInfo], version_chars: usize) -> String {
         .join(", ")
 }
 
-/// Markdown table cell text: no pipes, backticks or line breaks that would break the table.
+/// Markdown table cell text: no pipes or backticks that would break the table, and no line
+/// break or format character ([`sanitize`] escapes them).
 fn md(text: &str) -> String {
-    crate::terminal::sanitize(text)
-        .replace('|', "\\|")
-        .replace('`', "'")
-        .replace(['\n', '\r'], " ")
+    sanitize(text).replace('|', "\\|").replace('`', "'")
 }
 
 fn unix_now() -> u64 {
@@ -444,6 +446,7 @@ impl Audit<'_> {
         if let Some(fetch) = self.fetch {
             out["fetch"] = fetch.clone();
         }
+        escape_json(&mut out);
         out
     }
 
@@ -487,7 +490,7 @@ impl Audit<'_> {
                 }
                 other => other.to_string(),
             };
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            crate::terminal::LogStderr::record(&text);
             return;
         }
         let line = record.to_string();
@@ -519,10 +522,91 @@ pub fn round_failed(plan: &Plan, round: u64, err: &crate::error::Error) -> Value
         "round": round,
         "error": {
             "exit_code": err.code(),
-            "message": crate::terminal::sanitize(&err.to_string()),
-            "hint": err.hint().map(|h| crate::terminal::sanitize(&h)),
+            "message": sanitize_lines(&err.to_string()),
+            "hint": err.hint().map(|h| sanitize_lines(&h)),
         },
     })
+}
+
+/// `credfile validate`'s result: the environments checked and the manifest's warnings.
+pub struct Validated {
+    /// Each environment checked, with its number of file entries.
+    pub environments: Vec<(String, usize)>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Validated {
+    pub fn to_human(&self, file: &Path) -> String {
+        let envs: Vec<String> = self
+            .environments
+            .iter()
+            .map(|(name, files)| format!("{} ({files} files)", Escaped(name)))
+            .collect();
+        format!(
+            "{}: valid; environments: {}\n",
+            Escaped(&file.display().to_string()),
+            envs.join(", ")
+        )
+    }
+
+    /// `validate --output json`: the same object whether the manifest is valid or not, so a
+    /// pull-request check reads `ok` and the errors with their file and line.
+    pub fn to_json(file: &Path, result: &Result<Validated, crate::error::Error>) -> Value {
+        let entry = |file: Option<&Path>, d: &Diagnostic| {
+            json!({
+                "file": file.map(|f| f.display().to_string()),
+                "line": d.line,
+                "column": d.column,
+                "message": d.message,
+                "hint": d.hint,
+                "rule": d.rule,
+            })
+        };
+        let (environments, warnings, errors, code) = match result {
+            Ok(v) => (
+                v.environments
+                    .iter()
+                    .map(|(name, files)| json!({"name": name, "files": files}))
+                    .collect(),
+                v.warnings.iter().map(|d| entry(Some(file), d)).collect(),
+                Vec::new(),
+                crate::error::code::OK,
+            ),
+            Err(err) => {
+                let errors = match err {
+                    crate::error::Error::Manifest(crate::manifest::ManifestError::Invalid {
+                        file,
+                        diagnostics,
+                    }) => diagnostics.iter().map(|d| entry(Some(file), d)).collect(),
+                    other => {
+                        let c = other.culprit();
+                        let at = c.file.or_else(|| c.line.map(|_| file.to_path_buf()));
+                        vec![json!({
+                            "file": at.map(|f| f.display().to_string()),
+                            "line": c.line,
+                            "column": null,
+                            "message": other.to_string(),
+                            "hint": other.hint(),
+                            "rule": null,
+                        })]
+                    }
+                };
+                (Vec::new(), Vec::new(), errors, err.code())
+            }
+        };
+        let mut out = json!({
+            "schema_version": SCHEMA_VERSION,
+            "command": "validate",
+            "manifest": file.display().to_string(),
+            "ok": result.is_ok(),
+            "exit_code": code,
+            "environments": environments,
+            "warnings": warnings,
+            "errors": errors,
+        });
+        escape_json(&mut out);
+        out
+    }
 }
 
 /// `whoami`: where the identity comes from and who it is. Never a credential.
@@ -533,9 +617,8 @@ pub fn print_identity(plan: &Plan, session: &Session, output: Output) {
             .unwrap_or_default()
     });
     let text = match output {
-        Output::Json => format!(
-            "{}\n",
-            json!({
+        Output::Json => {
+            let mut v = json!({
                 "app": plan.app,
                 "environment": plan.env,
                 "source": session.source,
@@ -543,25 +626,28 @@ pub fn print_identity(plan: &Plan, session: &Session, output: Output) {
                 "arn": session.arn,
                 "session_name": session.session_name,
                 "expires": expires,
-            })
-        ),
+            });
+            escape_json(&mut v);
+            format!("{v}\n")
+        }
         Output::Human => {
             let na = || "-".to_string();
+            let e = |s: &Option<String>| s.as_deref().map(sanitize).unwrap_or_else(na);
             format!(
                 "environment: {} (app {})\nsource:      {}\naccount:     {}\narn:         {}\nsession:     {}\nexpires:     {}\n",
-                plan.env,
-                plan.app,
-                session.source,
-                session.account.clone().unwrap_or_else(na),
-                session.arn.clone().unwrap_or_else(na),
-                session.session_name.clone().unwrap_or_else(na),
+                Escaped(&plan.env),
+                Escaped(&plan.app),
+                Escaped(&session.source),
+                e(&session.account),
+                e(&session.arn),
+                e(&session.session_name),
                 expires.unwrap_or_else(|| "- (not a temporary session)".into()),
             )
         }
     };
     let _ = std::io::stdout()
         .lock()
-        .write_all(crate::terminal::sanitize(&text).as_bytes());
+        .write_all(sanitize_lines(&text).as_bytes());
 }
 
 fn user_name(uid: u32) -> String {
@@ -591,7 +677,7 @@ mod tests {
 
     #[test]
     fn markdown_cells_cannot_break_the_table() {
-        assert_eq!(md("a|b`c\nd"), "a\\|b'c d");
+        assert_eq!(md("a|b`c\nd\u{202e}"), "a\\|b'c\\nd\\u{202e}");
     }
 
     #[test]

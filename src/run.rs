@@ -447,7 +447,7 @@ fn clean(args: &CleanArgs) -> Result<(), Error> {
         let print = |text: &str| {
             let _ = std::io::Write::write_all(
                 &mut std::io::stdout().lock(),
-                crate::terminal::sanitize(text).as_bytes(),
+                crate::terminal::sanitize_lines(text).as_bytes(),
             );
         };
         // Production by hand: a protected environment is cleaned only when someone says so.
@@ -499,14 +499,19 @@ fn clean_text(plan: &Plan, done: &materialize::Cleaned, dry_run: bool) -> String
     if done.nothing_recorded {
         out.push_str("nothing to remove: no credfile state in this root\n");
     }
+    let shown = |p: &std::path::Path| crate::terminal::sanitize(&p.display().to_string());
     for p in &done.removed {
-        out.push_str(&format!("{removed} {}\n", p.display()));
+        out.push_str(&format!("{removed} {}\n", shown(p)));
     }
     for p in &done.dirs_if_empty {
-        out.push_str(&format!("{removed} {} (if empty by then)\n", p.display()));
+        out.push_str(&format!("{removed} {} (if empty by then)\n", shown(p)));
     }
     for (p, why) in &done.kept {
-        out.push_str(&format!("{kept} {}: {why}\n", p.display()));
+        out.push_str(&format!(
+            "{kept} {}: {}\n",
+            shown(p),
+            crate::terminal::Escaped(why)
+        ));
     }
     if dry_run {
         out.push_str(&format!(
@@ -554,31 +559,47 @@ fn jitter(max: Option<Duration>) -> Option<Duration> {
     Some(max.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX)))
 }
 
+/// `credfile validate`: with `--output json`, one typed result on stdout whatever happened
+/// (`report::Validated::to_json`); the failure itself is also said on stderr.
 fn validate(args: &ValidateArgs) -> Result<(), Error> {
+    let checked = validate_manifest(args);
+    let file = &args.manifest.manifest;
+    match (args.output, &checked) {
+        (crate::cli::Output::Json, _) => {
+            println!("{}", report::Validated::to_json(file, &checked));
+        }
+        (crate::cli::Output::Human, Ok(v)) => {
+            for w in &v.warnings {
+                eprintln!(
+                    "warning: {}:{}",
+                    crate::terminal::Escaped(&file.display().to_string()),
+                    crate::terminal::Escaped(&w.to_string())
+                );
+            }
+            print!("{}", v.to_human(file));
+        }
+        (crate::cli::Output::Human, Err(_)) => {}
+    }
+    checked.map(|_| ())
+}
+
+fn validate_manifest(args: &ValidateArgs) -> Result<report::Validated, Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let names = match &args.env {
         Some(env) => vec![env.clone()],
         None => manifest.environment_names(),
     };
-    for w in &manifest.warnings {
-        eprintln!(
-            "warning: {}:{w}",
-            crate::terminal::sanitize(&args.manifest.manifest.display().to_string())
-        );
-    }
-    let mut summary = Vec::new();
-    for name in &names {
+    let mut environments = Vec::new();
+    for name in names {
         // A placeholder root: validation checks the manifest, not the host.
-        let plan = manifest.resolve(name, Some(std::path::Path::new("/")))?;
-        summary.push(format!("{name} ({} files)", plan.files.len()));
+        let plan = manifest.resolve(&name, Some(std::path::Path::new("/")))?;
+        environments.push((name, plan.files.len()));
     }
-    println!(
-        "{}: valid; environments: {}",
-        args.manifest.manifest.display(),
-        summary.join(", ")
-    );
-    Ok(())
+    Ok(report::Validated {
+        environments,
+        warnings: manifest.warnings.clone(),
+    })
 }
 
 /// `credfile policy`: offline, from the manifest alone.

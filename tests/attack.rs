@@ -540,3 +540,179 @@ fn memory_filesystem_is_warned_about_or_required() {
         assert!(!out.stderr.contains("not in memory"), "{}", out.stderr);
     }
 }
+
+/// Whether `text` holds a line that a name forged: `error: forged` at a line's start (what the
+/// Ansible module and a person read as credfile's own), or a raw U+202E.
+fn forged(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_start().starts_with("error: forged") || l.starts_with("::"))
+        || text.contains('\u{202e}')
+}
+
+#[test]
+fn hostile_key_names_are_refused_and_shown_escaped_in_every_output() {
+    let c = Case::new("hostile-names");
+    let name = c.name("db");
+    c.seeder.create_json(
+        &name,
+        &serde_json::json!({
+            "user": canary_value(),
+            "a\nerror: forged\n::warning::forged": canary_value(),
+            "invoice\u{202e}fdp.exe": canary_value(),
+        }),
+    );
+    // GitHub-like (for the step summary), with moto's static keys.
+    c.manifest(
+        "    allow_static_credentials: true\n",
+        "  - path: db\n    secret: ${p}/db\n    keys: all\n",
+    );
+    let summary = c.dir.path().join("summary.md");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["apply", "--env", "test"];
+        args.extend_from_slice(extra);
+        c.credfile()
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", summary.display().to_string())
+            .run(args)
+    };
+    for extra in [
+        &[][..],
+        &["--output", "json"][..],
+        &["--log-format", "json", "--output", "json"][..],
+    ] {
+        let out = run(extra);
+        out.assert_code(5);
+        for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(!forged(text), "{extra:?} {what}: {text}");
+        }
+        // Refused by name, escaped: the person sees which key and what is wrong with it.
+        let named = |text: &str| {
+            text.contains("a\\nerror: forged\\n::warning::forged")
+                && text.contains("invoice\\u{202e}fdp.exe")
+                && text.contains("cannot be a file name")
+        };
+        if extra.contains(&"json") {
+            let v = out.json();
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(named(message) && !forged(message), "{message}");
+        } else {
+            assert!(named(&out.stderr), "{}", out.stderr);
+        }
+        if extra.contains(&"--log-format") {
+            for line in out.stderr.lines() {
+                let record: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON record per line ({e}): {line}"));
+                assert!(!forged(&record.to_string()), "{record}");
+            }
+        }
+    }
+    let summary = fs::read_to_string(&summary).unwrap();
+    assert!(!forged(&summary), "{summary}");
+    assert!(summary.contains("invoice\\u{202e}fdp.exe"), "{summary}");
+    assert!(!c.root.join("db").exists(), "nothing was written");
+}
+
+#[test]
+fn the_ansible_module_message_cannot_be_forged_by_a_key() {
+    let c = Case::new("hostile-ansible");
+    c.seeder.create_json(
+        &c.name("db"),
+        &serde_json::json!({"k\nerror: forged \u{202e}": canary_value()}),
+    );
+    c.manifest("", "  - path: db\n    secret: ${p}/db\n    keys: all\n");
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "pipeline-examples/ansible/ansible_collections/credfile/deploy/plugins/modules/credfile.py",
+    );
+    let args = c.dir.path().join("args.json");
+    fs::write(
+        &args,
+        serde_json::json!({"ANSIBLE_MODULE_ARGS": {
+            "env": "test",
+            "manifest": c.dir.path().join("credfile.yaml"),
+            "binary": env!("CARGO_BIN_EXE_credfile"),
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    // The module as Ansible runs it on a host: a Python program given its arguments file.
+    let out = c
+        .credfile()
+        .program(support::test_python())
+        .run([module.to_str().unwrap(), args.to_str().unwrap()]);
+    let result: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("module output is not JSON ({e}): {}", out.stdout));
+    assert_eq!(result["failed"], true, "{result}");
+    assert_eq!(result["rc"], 5, "{result}");
+    let msg = result["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("k\\nerror: forged \\u{202e}") && !forged(msg) && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(
+        msg.matches("error: ").count(),
+        2,
+        "one error, escaped name inside: {msg}"
+    );
+}
+
+#[test]
+fn format_characters_in_manifest_paths_and_secret_arns_are_refused_or_escaped() {
+    let c = Case::new("hostile-manifest");
+    c.manifest(
+        "",
+        "  - path: \"report\\u202Efdp.exe\"\n    secret: ${p}/a\n",
+    );
+    let out = c.credfile().run(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("report\\u{202e}fdp.exe")
+            && out.stderr.contains("format character")
+            && !forged(&out.stderr),
+        "{}",
+        out.stderr
+    );
+    // A secret named by ARN: its name part is not checked for characters, so it is escaped.
+    c.manifest(
+        "",
+        "  - path: a\n    secret: \"arn:aws:secretsmanager:us-east-1:123456789012:secret:x\\nerror: forged\\u202E-AbCdEf\"\n",
+    );
+    let out = c.apply();
+    out.assert_code(4);
+    assert!(!forged(&out.stderr), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("x\\nerror: forged\\u{202e}-AbCdEf"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_root_under_a_disk_backed_run_is_not_told_to_move_to_run() {
+    let on_memory = |p: &str| {
+        nix::sys::statfs::statfs(p).is_ok_and(|s| {
+            let t = s.filesystem_type();
+            t == nix::sys::statfs::TMPFS_MAGIC || t.0 as u64 == 0x8584_58f6
+        })
+    };
+    if on_memory("/run") || !Path::new("/run").is_dir() || !is_root() {
+        eprintln!("skipped: /run is a tmpfs here (or absent, or not root): nothing to mislead");
+        return;
+    }
+    let c = Case::in_dir("memfs-run", Some(Path::new("/run")));
+    c.seeder.create_string(&c.name("a"), &canary_value());
+    c.manifest("", "  - path: a\n    secret: ${p}/a\n");
+    let out = c.apply();
+    out.assert_code(0);
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("not in memory"))
+        .unwrap_or_else(|| panic!("no warning: {}", out.stderr));
+    assert!(
+        warning.contains("/run is not a tmpfs on this host") && !warning.contains("under /run"),
+        "{warning}"
+    );
+    if on_memory("/dev/shm") {
+        assert!(warning.contains("under /dev/shm"), "{warning}");
+    }
+}

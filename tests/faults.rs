@@ -263,3 +263,64 @@ fn one_undecryptable_or_denied_secret_fails_the_run_by_name() {
         assert_eq!(snapshot(c.root()), before);
     }
 }
+
+#[test]
+fn an_unreachable_endpoint_is_named_with_what_to_check() {
+    // A port nothing listens on: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::Builder::new()
+        .prefix("credfile-fault-")
+        .tempdir()
+        .unwrap();
+    let manifest = |extra: &str| {
+        fs::write(
+            dir.path().join("credfile.yaml"),
+            format!(
+                "version: 1\napp: faults\nenvironments:\n  test:\n    region: us-east-1\n{extra}    root: {}\nfiles:\n  - path: a\n    secret: some/secret\n",
+                dir.path().join("root").display()
+            ),
+        )
+        .unwrap();
+    };
+    let run = |endpoint: &str| {
+        Credfile::new(endpoint).cwd(dir.path()).run([
+            "apply",
+            "--env",
+            "test",
+            "--max-attempts",
+            "1",
+        ])
+    };
+    // Secrets Manager (fetch), then STS (the account guard's GetCallerIdentity).
+    for (extra, code) in [("", FETCH), ("    account: \"123456789012\"\n", IDENTITY)] {
+        manifest(extra);
+        let out = run(&closed);
+        assert_clean_failure(&out, code);
+        assert!(
+            out.stderr.contains(&format!("{closed}: ")),
+            "the endpoint tried is named: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&format!("AWS_ENDPOINT_URL={closed}"))
+                && !out.stderr.contains("did not answer in time"),
+            "the hint says where the endpoint comes from: {}",
+            out.stderr
+        );
+    }
+    // A name that does not resolve.
+    manifest("");
+    let out = run("http://credfile-no-such-host.invalid:4566");
+    assert_clean_failure(&out, FETCH);
+    assert!(
+        out.stderr
+            .contains("http://credfile-no-such-host.invalid:4566: "),
+        "{}",
+        out.stderr
+    );
+}

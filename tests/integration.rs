@@ -961,3 +961,87 @@ fn root_override_and_trace_logs_leak_nothing() {
         .assert_code(0);
     assert_eq!((inode_of(&live), mtime_of(&live)), (before, mtime));
 }
+
+#[test]
+fn a_failed_hook_is_said_to_run_again_on_the_very_next_apply() {
+    let c = Case::new("hook-owed");
+    c.seeder.create_string(&c.name("a"), &canary_value());
+    let log = c.dir.path().join("hook.log");
+    c.manifest(
+        "",
+        &format!(
+            "  - path: a\n    secret: ${{prefix}}/a\n    on_change: [/bin/sh, -c, 'echo ran >> \"$0\"; exit 3', '{}']\n",
+            log.display()
+        ),
+    );
+    let out = c.credfile().run(["apply", "--env", "test"]);
+    out.assert_code(8);
+    assert!(
+        out.stderr
+            .contains("the next apply of this environment runs them again")
+            && !out.stderr.contains("after the next change"),
+        "{}",
+        out.stderr
+    );
+    // What the hint says: nothing changed, and the owed hook runs again.
+    let out = c.credfile().run(["apply", "--env", "test"]);
+    out.assert_code(8);
+    assert_eq!(fs::read_to_string(&log).unwrap(), "ran\nran\n");
+}
+
+#[test]
+fn validate_and_lint_speak_json_through_output() {
+    let c = Case::with_endpoint("validate-json", "http://127.0.0.1:9");
+    c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
+    let out = c.credfile().run(["validate", "--output", "json"]);
+    out.assert_code(0);
+    let v = out.json();
+    assert_eq!(v["command"], "validate");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(
+        v["environments"],
+        serde_json::json!([{"name": "test", "files": 1}])
+    );
+    assert_eq!(v["errors"], serde_json::json!([]));
+    support::validate_schema(&v);
+
+    // An invalid manifest: the same object, with each error's file and line; exit 2.
+    fs::write(
+        c.manifest_path(),
+        "version: 1\napp: it\nenvironments:\n  test:\n    root: /tmp/x\nfiles:\n  - path: a\n    secret: s\n    mdoe: \"0400\"\n  - path: ../b\n    secret: s\n",
+    )
+    .unwrap();
+    let out = c.credfile().run(["validate", "--output", "json"]);
+    out.assert_code(USAGE);
+    let v = out.json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], USAGE);
+    let errors = v["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{v}");
+    assert!(
+        errors.iter().all(|e| e["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("credfile.yaml"))
+            && e["line"].is_u64()),
+        "{v}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["line"] == 9 && e["message"].as_str().unwrap().contains("mdoe")),
+        "{v}"
+    );
+    support::validate_schema(&v);
+    assert!(out.stderr.contains("error: "), "{}", out.stderr);
+
+    // lint: --output like every command; --format still works, with a deprecation warning.
+    c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
+    let out = c.credfile().run(["lint", "--output", "json"]);
+    assert!(out.json()["summary"]["manifests"] == 1, "{}", out.stdout);
+    let out = c.credfile().run(["lint", "--output", "sarif"]);
+    assert_eq!(out.json()["version"], "2.1.0", "{}", out.stdout);
+    let out = c.credfile().run(["lint", "--format", "json"]);
+    assert!(out.json()["summary"].is_object(), "{}", out.stdout);
+    assert!(out.stderr.contains("deprecated"), "{}", out.stderr);
+}

@@ -106,7 +106,14 @@ impl FetchError {
         if self
             .failures
             .iter()
-            .any(|(_, f)| matches!(f.kind, FailureKind::Network | FailureKind::Timeout))
+            .any(|(_, f)| f.kind == FailureKind::Network)
+        {
+            hints.push(format!("{service} could not be reached at the endpoint named above (connection refused, DNS or TLS): {}", crate::aws::endpoint_advice()));
+        }
+        if self
+            .failures
+            .iter()
+            .any(|(_, f)| f.kind == FailureKind::Timeout)
         {
             hints.push(format!("{service} did not answer in time: check the network path to it, then retry (see --attempt-timeout)"));
         }

@@ -96,6 +96,12 @@ impl IdentityError {
             IdentityError::AssumeRole { failure, .. } if failure.is_code("AccessDenied") => {
                 "the role's trust policy must allow the caller's identity to sts:AssumeRole; check it, and that the caller has sts:AssumeRole on the role".into()
             }
+            IdentityError::AssumeRole { failure, .. }
+            | IdentityError::CallerIdentity { failure }
+                if failure.kind == crate::aws::FailureKind::Network =>
+            {
+                unreachable_sts()
+            }
             IdentityError::AssumeRole { .. } | IdentityError::CallerIdentity { .. } => {
                 "check network access to STS and the credentials in use (`aws sts get-caller-identity`)".into()
             }
@@ -112,7 +118,18 @@ impl IdentityError {
     }
 }
 
+/// STS never answered: where the request went is in the message; say what to check.
+fn unreachable_sts() -> String {
+    format!(
+        "STS could not be reached at the endpoint named above (connection refused, DNS or TLS): {}",
+        crate::aws::endpoint_advice()
+    )
+}
+
 fn web_identity_hint(failure: &Failure) -> String {
+    if failure.kind == crate::aws::FailureKind::Network {
+        return unreachable_sts();
+    }
     match failure.code.as_deref() {
         Some("InvalidIdentityToken") => "STS rejected the token: the account needs an IAM OIDC identity provider for this issuer (token.actions.githubusercontent.com or your GitLab URL), and its audience must equal `identity.audience` (default sts.amazonaws.com)".into(),
         Some("AccessDenied") => "the role's trust policy does not accept this token: check its `sub` condition (GitHub: repo:OWNER/REPO:environment:NAME or :ref:refs/heads/BRANCH; GitLab: project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH) and its `aud` condition".into(),

@@ -88,6 +88,7 @@ pub async fn github_token(
     if !status.is_success() {
         // The body of an error is GitHub's message, never a token: show its start, sanitized.
         let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        let text = crate::terminal::sanitize(&text);
         return Err(IdentityError::GithubTokenStatus {
             status: status.as_u16(),
             body: text,

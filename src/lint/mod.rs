@@ -246,7 +246,12 @@ pub fn command(args: &LintArgs) -> Result<(), LintCommandError> {
         .iter()
         .filter(|f| f.level == Level::Warning && f.suppressed.is_none())
         .count();
-    let text = match args.format {
+    if args.format.is_some() && args.output.is_none() {
+        tracing::warn!(
+            "lint --format (CREDFILE_LINT_FORMAT) is deprecated: use --output, as every command does"
+        );
+    }
+    let text = match args.output() {
         LintFormat::Human => human(&findings, paths.len()),
         LintFormat::Json => {
             let mut t =

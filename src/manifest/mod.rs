@@ -146,12 +146,14 @@ impl fmt::Display for SecretRef {
         if self.kind != SourceKind::Secret {
             write!(f, "{} ", self.kind.noun())?;
         }
+        // A parameter's name may come from a listing (`parameters_path:`), not the manifest.
+        let id = crate::terminal::Escaped(&self.id);
         match &self.pin {
-            Pin::Current => write!(f, "{}", self.id),
-            Pin::Stage(stage) => write!(f, "{} (stage {stage})", self.id),
-            Pin::VersionId(id) => write!(f, "{} (version {id})", self.id),
-            Pin::ParamVersion(v) => write!(f, "{} (version {v})", self.id),
-            Pin::ParamLabel(l) => write!(f, "{} (label {l})", self.id),
+            Pin::Current => write!(f, "{id}"),
+            Pin::Stage(stage) => write!(f, "{id} (stage {})", crate::terminal::Escaped(stage)),
+            Pin::VersionId(v) => write!(f, "{id} (version {})", crate::terminal::Escaped(v)),
+            Pin::ParamVersion(v) => write!(f, "{id} (version {v})"),
+            Pin::ParamLabel(l) => write!(f, "{id} (label {})", crate::terminal::Escaped(l)),
         }
     }
 }

@@ -12,7 +12,8 @@ use crate::fetch::{FetchSet, SecretValue};
 use crate::manifest::{Content, FileSpec, KeySel, Plan, Source, SourceKind};
 
 /// Whether a key or a parameter name's level may be a file name: what a manifest path
-/// component may be, and no control characters.
+/// component may be, and no control or format character (a newline, U+202E): a file name is
+/// shown in reports, logs and CI pages, where such a character forges a line or hides itself.
 fn bad_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
@@ -22,6 +23,8 @@ fn bad_name(name: &str) -> Option<&'static str> {
         Some("contains `/`")
     } else if name.chars().any(char::is_control) {
         Some("contains a control character")
+    } else if name.chars().any(crate::terminal::is_unsafe) {
+        Some("contains a Unicode format character (bidi override, zero-width)")
     } else if name.len() > 255 {
         Some("is longer than 255 bytes")
     } else if name.starts_with(".credfile") {
@@ -153,6 +156,9 @@ mod tests {
             "a/b",
             "a\nb",
             "a\u{1b}[2J",
+            "x\u{202e}gpj.exe",
+            "zero\u{200b}width",
+            "\u{85}next",
             ".credfile-gen-1",
         ] {
             assert!(bad_name(bad).is_some(), "{bad:?}");

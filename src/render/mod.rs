@@ -53,7 +53,7 @@ impl RenderError {
 
 /// One file that cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} (manifest line {line}): {noun} `{secret}`{}: {what}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+#[error("{} (manifest line {line}): {noun} `{}`{}: {what}", crate::terminal::Escaped(&path.display().to_string()), crate::terminal::Escaped(secret), key.as_ref().map(|k| format!(", key `{}`", crate::terminal::Escaped(k))).unwrap_or_default())]
 pub struct Problem {
     pub path: PathBuf,
     pub line: usize,
@@ -308,7 +308,10 @@ fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
     let mut names: Vec<String> = obj
         .keys()
         .take(20)
-        .map(|k| format!("`{}`", k.chars().take(64).collect::<String>()))
+        .map(|k| {
+            let shown: String = k.chars().take(64).collect();
+            format!("`{}`", crate::terminal::Escaped(&shown))
+        })
         .collect();
     if obj.len() > 20 {
         names.push(format!("and {} more", obj.len() - 20));

@@ -466,13 +466,18 @@ impl Validator<'_> {
     }
 
     fn rel_path(&mut self, p: &[Seg], path: &str) -> Option<PathBuf> {
-        let bad = |msg: &str| format!("path `{path}` {msg}");
+        let bad = |msg: &str| format!("path `{}` {msg}", crate::terminal::Escaped(path));
         let message = if path.is_empty() {
             Some(bad("is empty"))
         } else if path.starts_with('/') {
             Some(bad("is absolute; paths are relative to `root`"))
         } else if path.contains('\0') {
             Some(bad("contains a NUL byte"))
+        } else if path.contains(crate::terminal::is_unsafe) {
+            // Shown in reports, logs and CI pages, where it would forge a line or hide itself.
+            Some(bad(
+                "contains a control or Unicode format character (newline, bidi override, zero-width); rename it",
+            ))
         } else if path.len() > 4096 {
             Some(bad("is longer than 4096 bytes"))
         } else if path

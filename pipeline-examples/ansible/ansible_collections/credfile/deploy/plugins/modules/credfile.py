@@ -124,10 +124,59 @@ from ansible.module_utils.basic import AnsibleModule
 STATE_FILE = ".credfile-state.json"
 
 
-def credfile_message(stderr):
-    """credfile's `error: ...` and `hint: ...` lines, which never hold a value."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith(("error:", "hint:"))]
-    return " ".join(lines) if lines else stderr.strip()[-2000:]
+# Unicode format characters (category Cf) that bidi-reorder or hide text, as credfile's own
+# terminal.rs escapes them; with C0, DEL and C1 controls and the line/paragraph separators.
+FORMAT_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x2028, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)
+
+
+def escape(text):
+    """Text shown on one line: control and format characters as \\n, \\t or \\u{202e}.
+
+    credfile escapes names from outside itself; this keeps the module's own messages safe too
+    (a message from an older binary, or a path from the report).
+    """
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or 0x7F <= o <= 0x9F or any(lo <= o <= hi for lo, hi in FORMAT_RANGES):
+            out.append("\\u{%x}" % o)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def credfile_message(stderr, report=None):
+    """credfile's error and hint, which never hold a value: from the JSON failure object when
+    credfile printed one (its fields cannot be forged by a name inside them), else from the
+    `error:` line that starts stderr's last error and the `hint:` line right after it."""
+    error = (report or {}).get("error")
+    if isinstance(error, dict) and error.get("message"):
+        parts = ["error: %s" % error["message"]]
+        if error.get("hint"):
+            parts.append("hint: %s" % error["hint"])
+        return escape(" ".join(parts))
+    lines = stderr.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
+    if not starts:
+        return escape(stderr.strip()[-2000:])
+    block = [lines[starts[-1]]]
+    for ln in lines[starts[-1] + 1:]:
+        if not ln.startswith("  "):
+            break
+        block.append(ln.strip())
+    return escape(" ".join(block))
 
 
 def parse_report(stdout):
@@ -200,7 +249,7 @@ def applied(module):
     if rc != 0:
         # Exit 8: a change hook failed after the commit; the files are written (changed stays).
         module.fail_json(
-            msg="credfile %s failed with exit code %d: %s" % (command, rc, credfile_message(stderr)),
+            msg="credfile %s failed with exit code %d: %s" % (command, rc, credfile_message(stderr, report)),
             stderr=stderr,
             **result
         )
@@ -217,11 +266,11 @@ def verified(module):
         result["report"] = report
         result["drift"] = report.get("drift", [])
     if rc == 7 and report is not None:
-        kinds = ", ".join("%s %s" % (d.get("kind"), d.get("path")) for d in result["drift"])
+        kinds = escape(", ".join("%s %s" % (d.get("kind"), d.get("path")) for d in result["drift"]))
         module.fail_json(msg="credfile verify: the host has drifted (exit code 7): %s" % kinds, **result)
     if rc != 0 or report is None:
         module.fail_json(
-            msg="credfile verify failed with exit code %d: %s" % (rc, credfile_message(stderr)),
+            msg="credfile verify failed with exit code %d: %s" % (rc, credfile_message(stderr, report)),
             stderr=stderr,
             **result
         )
