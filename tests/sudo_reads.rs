@@ -257,14 +257,14 @@ fn a_ci_variable_file_under_sudo_is_read_with_the_runners_rights() {
     let out = apply(&fifo);
     assert_ne!(out.status_code, 0);
     assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
-    // Release the writer if it still waits for a reader.
-    drop(
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_nonblock()
-            .open(&fifo),
-    );
+    // Release the writer, whenever it gets to its open: a reader stays open until it is done.
+    let reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nonblock()
+        .open(&fifo)
+        .unwrap();
     writer.join().unwrap();
+    drop(reader);
     assert_eq!(fs::read(&target).unwrap(), value.as_bytes());
 
     // Over the cap.
