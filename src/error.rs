@@ -220,7 +220,10 @@ impl Error {
                 crate::sudo::SudoError::UntrustedHook { program, .. } => {
                     c.path = Some(program.clone())
                 }
-                crate::sudo::SudoError::Override { .. } => {}
+                crate::sudo::SudoError::Unreadable { path, .. } => c.file = Some(path.clone()),
+                crate::sudo::SudoError::Override { .. }
+                | crate::sudo::SudoError::FileVariable { .. }
+                | crate::sudo::SudoError::Invoker { .. } => {}
             },
             Error::Identity(_)
             | Error::Policy(_)

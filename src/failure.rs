@@ -235,11 +235,8 @@ pub fn report(ctx: &Context, err: &Error) {
     if ctx.summary
         && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
     {
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(to_markdown(ctx, err).as_bytes()));
+        let written =
+            crate::sudo::append_user_file(Path::new(&path), to_markdown(ctx, err).as_bytes());
         if let Err(e) = written {
             tracing::warn!(path = %Path::new(&path).display(), error = %e, "cannot append to GITHUB_STEP_SUMMARY");
         }

@@ -34,6 +34,11 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     harden();
+    // credfile's own helper for opening files as the user who ran sudo (src/sudo/invoker.rs).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == sudo::HELPER_ARG) {
+        sudo::helper_main(&args[2..]);
+    }
     let cli = cli::Cli::parse();
     if let Some(code) = cli::print_generated(&cli.command) {
         return code;

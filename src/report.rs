@@ -327,11 +327,7 @@ fn emit(output: Output, command: &str, text: &str, markdown: &str) {
     // A closed stdout (`| head`) is not a failure of the deploy.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        let written = crate::sudo::append_user_file(Path::new(&path), markdown.as_bytes());
         if let Err(e) = written {
             tracing::warn!(path = %Path::new(&path).display(), error = %e, "cannot append to GITHUB_STEP_SUMMARY");
         }

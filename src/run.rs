@@ -40,10 +40,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Whoami(args) => whoami(&args),
         Command::Verify(args) => verify(&args),
         Command::Clean(args) => clean(&args),
-        Command::Lint(args) => lint::command(&args).map_err(|e| match e {
-            lint::LintCommandError::Manifest(e) => e.into(),
-            lint::LintCommandError::Failed(e) => e.into(),
-        }),
+        Command::Lint(args) => {
+            for manifest in &args.manifests.manifests {
+                sudo::check_invocation(manifest, &[])?;
+            }
+            lint::command(&args).map_err(|e| match e {
+                lint::LintCommandError::Manifest(e) => e.into(),
+                lint::LintCommandError::Failed(e) => e.into(),
+            })
+        }
         Command::Policy(args) => print_policy(&args),
         Command::Audit(args) => match args.command {
             AuditCommand::Reuse(args) => audit_reuse(&args),
@@ -604,6 +609,7 @@ fn validate_manifest(args: &ValidateArgs) -> Result<report::Validated, Error> {
 
 /// `credfile policy`: offline, from the manifest alone.
 fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
+    sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest)?;
     let generated = policy::generate(&manifest, &args.env, &args.trust)?;
     if generated.wildcard_account {
@@ -627,6 +633,9 @@ fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
 /// `credfile audit reuse`: every manifest that defines an environment is fetched in it with that
 /// environment's identity, and the values are compared by keyed fingerprint.
 fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
+    for path in &args.manifests.manifests {
+        sudo::check_invocation(path, &[])?;
+    }
     let mut manifests = Vec::new();
     for path in &args.manifests.manifests {
         if !manifests

@@ -8,9 +8,35 @@
 //! root) the manifest and every template file must be root-owned and writable by nobody else, all
 //! the way up the directory chain, and the flags that pick another place to write (`--root`,
 //! `--audit-log`) are refused.
+//!
+//! Root also reads nothing for the runner that the runner could not read itself: the manifest
+//! and its template files must be readable by the invoking user (checked by opening them as
+//! that user, before anything else looks at them, so no message says more about a file the
+//! user cannot read), and a file the user names (a `ci_variable_file:` variable, the step
+//! summary) is opened as that user ([`invoker`]). Variables naming files that a library would
+//! read as root (the AWS SDK's config files, TLS roots) are refused.
+
+mod invoker;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use invoker::Denied;
+pub use invoker::{HELPER_ARG, Invoker, helper_main};
+
+/// Variables that make the AWS SDK read a file as root, by name: under sudo they could only
+/// come from the invoking user's environment (through `env_keep` or `sudo -E`), so they are
+/// refused rather than followed. (`SSL_CERT_FILE`/`SSL_CERT_DIR` are left to sudo's env_reset:
+/// hosts set them system-wide to root's own bundle; the README says env_keep never holds them.)
+pub const FILE_VARIABLES: &[&str] = &[
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/// A file the invoking user names is refused past this size (values are small; a guard).
+pub const MAX_USER_FILE_BYTES: u64 = 1 << 20;
 
 /// The sudoers file this project ships, for messages.
 pub const SUDOERS_EXAMPLE: &str = "pipeline-examples/sudo/credfile.sudoers";
@@ -39,6 +65,22 @@ pub enum SudoError {
         "refusing `{flag}` under sudo (invoked by {user}): it would let the caller choose where root writes"
     )]
     Override { flag: &'static str, user: String },
+    #[error("refusing the {what} {} under sudo: {reason}", path.display())]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        /// "not readable by USER" or "not a regular file": nothing the user could not see.
+        reason: String,
+    },
+    #[error(
+        "refusing `{variable}` under sudo (invoked by {user}): root would read the file it names"
+    )]
+    FileVariable {
+        variable: &'static str,
+        user: String,
+    },
+    #[error("cannot act as the invoking user {user} (sudo): {reason}")]
+    Invoker { user: String, reason: String },
 }
 
 impl SudoError {
@@ -53,6 +95,15 @@ impl SudoError {
             SudoError::Override { .. } => {
                 "set `root:` in the root-owned manifest instead; under sudo the manifest alone decides where files go".into()
             }
+            SudoError::Unreadable { .. } => {
+                "under sudo, root reads only what the invoking user may read: install the manifest and its template files root-owned, mode 0644, in directories the user may enter".into()
+            }
+            SudoError::FileVariable { .. } => format!(
+                "remove it from the sudoers rule's env_keep (and do not use `sudo -E`): the README's sudo section lists what env_keep may hold ({SUDOERS_EXAMPLE})"
+            ),
+            SudoError::Invoker { .. } => {
+                "run credfile through sudo itself, which sets SUDO_USER, SUDO_UID and SUDO_GID".into()
+            }
         })
     }
 }
@@ -65,22 +116,57 @@ pub fn invoked_by() -> Option<String> {
     std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty())
 }
 
-/// Before the manifest is read: under sudo, the manifest must be root's alone and no flag may
-/// move the writes elsewhere. `overrides`: (flag, given) pairs of the command.
+/// The invoking user with the ids to act as them, under sudo; `None` otherwise.
+pub fn invoker() -> Result<Option<Invoker>, SudoError> {
+    let Some(user) = invoked_by() else {
+        return Ok(None);
+    };
+    Invoker::from_env(user.clone())
+        .map(Some)
+        .map_err(|reason| SudoError::Invoker { user, reason })
+}
+
+/// Before a manifest is read, in every command that reads one: under sudo, no variable may make
+/// root read a file the caller names, no flag may move the writes elsewhere, the invoking user
+/// must be able to read the manifest, and the manifest must be root's alone. `overrides`:
+/// (flag, given) pairs of the command.
 pub fn check_invocation(
     manifest: &Path,
     overrides: &[(&'static str, bool)],
 ) -> Result<(), SudoError> {
-    let Some(user) = invoked_by() else {
+    let Some(invoker) = invoker()? else {
         return Ok(());
     };
+    let user = invoker.name.clone();
+    if let Some(variable) = FILE_VARIABLES
+        .iter()
+        .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+    {
+        return Err(SudoError::FileVariable { variable, user });
+    }
     if let Some((flag, _)) = overrides.iter().find(|(_, given)| *given) {
         return Err(SudoError::Override { flag, user });
     }
+    // First: until the user is known to be able to read it, nothing about the file is said.
+    readable_by(&invoker, manifest).map_err(|reason| SudoError::Unreadable {
+        what: "manifest",
+        path: manifest.to_path_buf(),
+        reason,
+    })?;
     trusted(manifest).map_err(|reason| SudoError::UntrustedManifest {
         path: manifest.to_path_buf(),
         user,
         reason,
+    })
+}
+
+/// `Err(reason)` unless `user` can open `path` for reading (following links, as they would)
+/// and it is a regular file. The reason says no more than the user could find out.
+fn readable_by(user: &Invoker, path: &Path) -> Result<(), String> {
+    user.probe(path).map_err(|e| match e {
+        Denied::NotRegular => "it is not a regular file".into(),
+        Denied::Helper(reason) => format!("cannot check it as {}: {reason}", user.name),
+        Denied::Errno(_) | Denied::TooLarge => format!("it is not readable by {}", user.name),
     })
 }
 
@@ -107,10 +193,87 @@ pub fn check_hooks(plan: &crate::manifest::Plan) -> Result<(), SudoError> {
     Ok(())
 }
 
-/// Under sudo, why `path` (a template file) is not safe to read as root; `None` otherwise.
+/// Under sudo, why `path` (a template file) is not safe to read as root (the invoking user
+/// cannot read it, or it is not root's alone); `None` otherwise.
 pub fn untrusted_file(path: &Path) -> Option<String> {
-    invoked_by()?;
-    trusted(path).err()
+    let invoker = match invoker() {
+        Ok(i) => i?,
+        Err(e) => return Some(e.to_string()),
+    };
+    readable_by(&invoker, path)
+        .and_then(|()| trusted(path))
+        .err()
+}
+
+/// Why a file the invoking user named could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UserFileError {
+    #[error("{0}")]
+    Open(std::io::Error),
+    #[error("it is a symbolic link (under sudo, links are not followed in paths the caller gives)")]
+    Symlink,
+    #[error("it is not a regular file")]
+    NotRegular,
+    #[error("it is larger than 1 MiB")]
+    TooLarge,
+    #[error("{0}")]
+    Sudo(#[from] SudoError),
+    #[error("{0}")]
+    Helper(String),
+}
+
+/// Reads a file whose path the caller gave (an environment variable, a flag): a regular file
+/// of at most [`MAX_USER_FILE_BYTES`], opened without blocking (a FIFO is refused, not waited
+/// on). Under sudo it is opened as the invoking user and a final symlink is not followed, so
+/// root reads nothing the user could not, and errors are the user's own.
+pub fn read_user_file(path: &Path) -> Result<Vec<u8>, UserFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(user) = invoker()? {
+        return user.read(path, MAX_USER_FILE_BYTES).map_err(|e| match e {
+            Denied::Errno(nix::errno::Errno::ELOOP) => UserFileError::Symlink,
+            Denied::Errno(errno) => UserFileError::Open(std::io::Error::from(errno)),
+            Denied::NotRegular => UserFileError::NotRegular,
+            Denied::TooLarge => UserFileError::TooLarge,
+            Denied::Helper(reason) => UserFileError::Helper(reason),
+        });
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(UserFileError::Open)?;
+    if !file.metadata().map_err(UserFileError::Open)?.is_file() {
+        return Err(UserFileError::NotRegular);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_USER_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(UserFileError::Open)?;
+    if bytes.len() as u64 > MAX_USER_FILE_BYTES {
+        zeroize::Zeroize::zeroize(&mut bytes);
+        return Err(UserFileError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// Appends `bytes` to a file the caller named (GITHUB_STEP_SUMMARY), created when absent.
+/// Under sudo as the invoking user: a regular file, no final link followed.
+pub fn append_user_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let Some(user) = invoker().map_err(std::io::Error::other)? else {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes));
+    };
+    user.append(path, bytes).map_err(|e| match e {
+        Denied::Errno(errno) => std::io::Error::from(errno),
+        Denied::NotRegular => std::io::Error::other("not a regular file"),
+        Denied::TooLarge => std::io::Error::other("too large"),
+        Denied::Helper(reason) => std::io::Error::other(reason),
+    })
 }
 
 /// `path` and every directory above it, both as written and with symlinks resolved, are owned

@@ -7,318 +7,25 @@
 //! /etc/credfile) and undo every change when they end, pass or fail; they run one at a time and
 //! only as root (otherwise they say so and pass).
 
+mod sudo_support;
 mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
-use support::{
-    Canaries, Credfile, GithubTokenEndpoint, Output, Proxy, Seeder, canary_value, moto_endpoint,
-    uid_gid, unique_prefix,
-};
+use sudo_support::*;
+use support::{Credfile, Output, Proxy, moto_endpoint, uid_gid};
 
-const USAGE: i32 = 2;
-const IDENTITY: i32 = 3;
-const ACCOUNT: &str = "111111111111";
-const ROLE: &str = "arn:aws:iam::111111111111:role/payments-deploy";
-const CREDFILE: &str = "/usr/local/bin/credfile";
-const SUDOERS: &str = include_str!("../pipeline-examples/sudo/credfile.sudoers");
-
-/// The host is shared: one test at a time changes it, in this process and, through a lock
-/// file, in any other test run on the machine.
-static HOST: Mutex<()> = Mutex::new(());
-const HOST_LOCK: &str = "/run/lock/credfile-sudo-tests.lock";
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-/// `None` (and a printed reason) when this machine cannot run the sudo tests. Under
-/// scripts/test.sh (CREDFILE_TEST_ENDPOINT set), which installs sudo, a missing sudo fails.
-fn sudo_ready(test: &str) -> Option<()> {
-    if !is_root() {
-        eprintln!("{test}: skipped: needs root (creates users, installs a sudoers rule)");
-        return None;
-    }
-    let present = Path::new("/usr/bin/sudo").exists() && Path::new("/usr/sbin/visudo").exists();
-    if !present {
-        assert!(
-            std::env::var_os("CREDFILE_TEST_ENDPOINT").is_none(),
-            "sudo is not installed; scripts/lib.sh (credfile_ensure_sudo) installs it"
-        );
-        eprintln!("{test}: skipped: sudo is not installed (apt-get install sudo)");
-        return None;
-    }
-    Some(())
-}
-
-fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn id_of(flag: &str, name: &str) -> u32 {
-    let out = Command::new("id").args([flag, name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// Everything a test put on the host; `Drop` takes it all back.
-struct Host {
-    _lock: std::sync::MutexGuard<'static, ()>,
-    _host_lock: nix::fcntl::Flock<fs::File>,
-    tag: String,
-    /// The runner's group, which the rule names instead of `credfile-deployers`.
-    group: String,
-    gid: u32,
-    runner: String,
-    runner_uid: u32,
-    app: String,
-    app_uid: u32,
-    app_gid: u32,
-    sudoers: Vec<PathBuf>,
-    bin_backup: Option<PathBuf>,
-    created_etc_credfile: bool,
-    manifest: PathBuf,
-    /// Root-owned scratch: the deploy root and the hook's record.
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Host {
-        let lock = HOST.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = fs::create_dir_all("/run/lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(HOST_LOCK)
-            .unwrap();
-        let host_lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .unwrap();
-        let tag = support::random_hex(4);
-        let (group, runner, app) = (
-            format!("cfdeploy{tag}"),
-            format!("cfrunner{tag}"),
-            format!("cfapp{tag}"),
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("credfile-sudo-")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let mut host = Host {
-            _lock: lock,
-            _host_lock: host_lock,
-            manifest: PathBuf::from(format!("/etc/credfile/cftest{tag}.yaml")),
-            tag,
-            group,
-            gid: 0,
-            runner,
-            runner_uid: 0,
-            app,
-            app_uid: 0,
-            app_gid: 0,
-            sudoers: Vec::new(),
-            bin_backup: None,
-            created_etc_credfile: false,
-            dir,
-        };
-        sh("groupadd", &[&host.group]);
-        sh(
-            "useradd",
-            &[
-                "-M",
-                "-N",
-                "-g",
-                &host.group,
-                "-s",
-                "/usr/sbin/nologin",
-                &host.runner,
-            ],
-        );
-        sh(
-            "useradd",
-            &["-M", "-U", "-s", "/usr/sbin/nologin", &host.app],
-        );
-        host.gid = id_of("-g", &host.runner);
-        host.runner_uid = id_of("-u", &host.runner);
-        host.app_uid = id_of("-u", &host.app);
-        host.app_gid = id_of("-g", &host.app);
-
-        // The binary where the rule names it (the original, if any, comes back afterwards).
-        let bin = Path::new(CREDFILE);
-        if bin.exists() {
-            let backup = PathBuf::from(format!("{CREDFILE}.cftest{}", host.tag));
-            fs::rename(bin, &backup).unwrap();
-            host.bin_backup = Some(backup);
-        }
-        let built = Path::new(env!("CARGO_BIN_EXE_credfile"));
-        if fs::hard_link(built, bin).is_err() {
-            fs::copy(built, bin).unwrap();
-        }
-
-        if !Path::new("/etc/credfile").exists() {
-            fs::create_dir("/etc/credfile").unwrap();
-            fs::set_permissions("/etc/credfile", fs::Permissions::from_mode(0o755)).unwrap();
-            host.created_etc_credfile = true;
-        }
-
-        // The shipped rule, with only its placeholders replaced.
-        let rule = SUDOERS
-            .replace("%credfile-deployers", &format!("%{}", host.group))
-            .replace(
-                "/etc/credfile/payments.yaml",
-                &host.manifest.to_string_lossy(),
-            );
-        assert_ne!(rule, SUDOERS);
-        // Test plumbing only, in its own file after the rule: moto's address, IMDS off, no
-        // config files, one attempt, and static keys standing in for the host's instance role
-        // (a test has none). Never part of the shipped rule.
-        let plumbing = "Defaults!/usr/local/bin/credfile env_keep += \"AWS_ENDPOINT_URL AWS_EC2_METADATA_DISABLED AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE AWS_MAX_ATTEMPTS AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\"\n";
-        for (name, text) in [
-            (format!("cftest{}", host.tag), rule),
-            (format!("cftest{}z", host.tag), plumbing.to_string()),
-        ] {
-            // Files with a dot in their name are ignored by sudo: none here.
-            let staged = host.dir.path().join(&name);
-            fs::write(&staged, text).unwrap();
-            sh("visudo", &["-cf", &staged.to_string_lossy()]);
-            let path = PathBuf::from("/etc/sudoers.d").join(&name);
-            fs::copy(&staged, &path).unwrap();
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
-            host.sudoers.push(path);
-        }
-        sh("visudo", &["-c"]);
-        host
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn hook_record(&self) -> PathBuf {
-        self.dir.path().join("reloads")
-    }
-
-    /// Installs the manifest root-owned (0644), as the README says; `protected` production or
-    /// not, with a reload hook that appends a line to [`Host::hook_record`].
-    fn install_manifest(&self, secret: &str, protected: bool) {
-        let hook = self.dir.path().join("reload.sh");
-        fs::write(
-            &hook,
-            format!(
-                "#!/bin/sh\necho reload >> {}\n",
-                self.hook_record().display()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
-        let text = format!(
-            "version: 1\napp: payments\ndefaults:\n  region: us-east-1\n  root: {root}\n  owner: {app}\n  group: {app}\n  mode: \"0440\"\nenvironments:\n  production:\n    protected: {protected}\n    account: \"{ACCOUNT}\"\n    identity:\n      role_arn: {ROLE}\n      web_identity: auto\n    on_change: [{hook}]\nfiles:\n  - path: db/password\n    secret: {secret}\n",
-            root = self.root().display(),
-            app = self.app,
-            hook = hook.display(),
-        );
-        fs::write(&self.manifest, text).unwrap();
-        fs::set_permissions(&self.manifest, fs::Permissions::from_mode(0o644)).unwrap();
-    }
-
-    /// `sudo -n` as the runner user (its group is the one the rule names), from `/`, with the
-    /// job's environment plus the plumbing the test rule keeps.
-    fn sudo(&self, proxy: &Proxy) -> Credfile {
-        Credfile::new(&proxy.endpoint())
-            .program("/usr/bin/sudo")
-            .cwd("/")
-            .run_as(self.runner_uid, self.gid)
-            .env_remove("AWS_REGION")
-            .fail_fast()
-    }
-
-    fn args<'a>(&'a self, command: &'a str) -> Vec<&'a str> {
-        vec![
-            "-n",
-            CREDFILE,
-            command,
-            "--env",
-            "production",
-            "--manifest",
-            self.manifest.to_str().unwrap(),
-        ]
-    }
-
-    fn reloads(&self) -> usize {
-        fs::read_to_string(self.hook_record())
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        for p in &self.sudoers {
-            let _ = fs::remove_file(p);
-        }
-        let _ = fs::remove_file(CREDFILE);
-        if let Some(b) = &self.bin_backup {
-            let _ = fs::rename(b, CREDFILE);
-        }
-        let _ = fs::remove_file(&self.manifest);
-        if self.created_etc_credfile {
-            let _ = fs::remove_dir("/etc/credfile");
-        }
-        // The deploy root holds files owned by the app user: remove them before the user.
-        let _ = fs::remove_dir_all(self.root());
-        for user in [&self.runner, &self.app] {
-            let _ = Command::new("userdel").arg(user).output();
-        }
-        let _ = Command::new("groupdel").arg(&self.group).output();
-    }
-}
-
-fn token_endpoint() -> GithubTokenEndpoint {
-    let endpoint =
-        GithubTokenEndpoint::start(&format!("request-token-{}", support::random_hex(16)));
-    Canaries::global().add(&endpoint.request_token);
-    Canaries::global().add(&endpoint.jwt);
-    endpoint
-}
-
-/// What a GitHub Actions job on a self-hosted runner has in its environment.
-fn github_job(endpoint: &GithubTokenEndpoint, c: Credfile) -> Credfile {
-    c.env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env("GITHUB_ACTIONS", "true")
-        .env("ACTIONS_ID_TOKEN_REQUEST_URL", endpoint.url())
-        .env(
-            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-            endpoint.request_token.clone(),
-        )
-        .env("GITHUB_REPOSITORY", "acme/payments")
-        .env("GITHUB_RUN_ID", "4242")
-}
-
-fn seed() -> (String, String) {
-    let secret = format!("{}/db", unique_prefix("sudo"));
-    let value = canary_value();
-    Seeder::in_account(&moto_endpoint(), ACCOUNT).create_string(&secret, &value);
-    (secret, value)
-}
-
-fn sts_body(proxy: &Proxy, action: &str) -> String {
-    proxy
-        .requests()
-        .into_iter()
-        .find(|(a, _)| a == action)
-        .map(|(_, b)| b)
-        .unwrap_or_default()
+/// What sudo sets besides SUDO_USER, for the runs that stand in for `sudo credfile` by hand;
+/// and no config-file variables (the harness sets them; credfile refuses them under sudo).
+fn by_hand(c: Credfile, user: &str) -> Credfile {
+    c.env("SUDO_USER", user)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
 }
 
 #[test]
@@ -336,13 +43,15 @@ fn the_shipped_sudoers_rule_parses() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Exactly four commands, each spelled out in full: no wildcard anywhere in the rule.
+    // Nine command lines, each spelled out in full: the runner's six (the action's three with
+    // `--output json`, the GitLab example's three), on-call's three through `env`.
     let commands: Vec<&str> = SUDOERS
         .lines()
-        .filter(|l| l.trim_start().starts_with("/usr/local/bin/credfile "))
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("/usr/local/bin/credfile ") || l.starts_with("/usr/bin/env "))
         .collect();
-    assert_eq!(commands.len(), 4, "{commands:?}");
-    for verb in ["validate", "plan", "apply", "verify"] {
+    assert_eq!(commands.len(), 9, "{commands:?}");
+    for verb in ["validate", "plan", "apply", "verify", "whoami"] {
         assert!(
             commands
                 .iter()
@@ -406,7 +115,7 @@ fn a_runner_user_deploys_through_sudo_with_the_jobs_oidc_role() {
     assert_eq!(host.reloads(), 1, "no change, no reload");
     // The other commands the rule allows work the same way.
     github_job(&endpoint, host.sudo(&proxy))
-        .run(host.args("verify"))
+        .run([host.args("verify"), vec!["--output", "json"]].concat())
         .assert_code(0);
     github_job(&endpoint, host.sudo(&proxy))
         .run(host.args("validate"))
@@ -518,8 +227,7 @@ fn under_sudo_without_ci_variables_a_protected_environment_refuses_and_others_wa
     assert_eq!(out.status_code, 1, "sudo refuses it: {}", out.stderr);
     assert_eq!(proxy.total(), 0);
     // Someone on call who may run anything as root says it for the run (as the runbook does).
-    let out = Credfile::new(&proxy.endpoint())
-        .env("SUDO_USER", "oncall")
+    let out = by_hand(Credfile::new(&proxy.endpoint()), "oncall")
         .env("CREDFILE_WEB_IDENTITY", "none")
         .cwd("/")
         .fail_fast()
@@ -584,9 +292,8 @@ fn under_sudo_credfile_refuses_a_manifest_others_control_and_root_overrides() {
     let template = dir.path().join("x.j2");
     fs::write(&template, "{{ v }}\n").unwrap();
     let proxy = Proxy::start(&moto_endpoint());
-    let cf = Credfile::new(&proxy.endpoint())
+    let cf = by_hand(Credfile::new(&proxy.endpoint()), "ci-runner")
         .cwd(dir.path())
-        .env("SUDO_USER", "ci-runner")
         .fail_fast();
     let nobody = nix::unistd::Uid::from_raw(65534);
 

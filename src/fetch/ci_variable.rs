@@ -14,8 +14,6 @@ use crate::manifest::{SecretRef, SourceKind};
 
 /// The failure code of a variable that is not set.
 pub const MISSING: &str = "CiVariableNotSet";
-/// A file variable's file larger than this is refused (values are small; this is a guard).
-const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads every reference; no network.
 pub fn read(refs: Vec<SecretRef>) -> Outcome {
@@ -41,29 +39,20 @@ fn read_one(r: &SecretRef) -> Result<Fetched, Failure> {
         ));
     };
     let value = match r.kind {
+        // The path comes from the caller's environment: under sudo it is opened as the
+        // invoking user (crate::sudo::read_user_file), never with root's rights.
         SourceKind::CiVariableFile => {
-            use std::io::Read;
             let path = std::path::PathBuf::from(&raw);
-            let mut bytes = Vec::new();
-            std::fs::File::open(&path)
-                .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-                .map_err(|e| {
-                    fail(
-                        None,
-                        format!(
-                            "cannot read the file `{}` names ({}): {e}",
-                            r.id,
-                            path.display()
-                        ),
-                    )
-                })?;
-            if bytes.len() as u64 > MAX_FILE_BYTES {
-                zeroize::Zeroize::zeroize(&mut bytes);
-                return Err(fail(
+            let bytes = crate::sudo::read_user_file(&path).map_err(|e| {
+                fail(
                     None,
-                    format!("the file `{}` names is larger than 1 MiB", r.id),
-                ));
-            }
+                    format!(
+                        "cannot read the file `{}` names ({}): {e}",
+                        r.id,
+                        path.display()
+                    ),
+                )
+            })?;
             text_or_binary(bytes)
         }
         _ => text_or_binary(OsString::into_vec(raw)),

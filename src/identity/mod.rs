@@ -107,7 +107,7 @@ impl IdentityError {
             }
             IdentityError::StaticCredentials { .. } => "use the pipeline's OIDC identity (identity.role_arn with web_identity auto/github/gitlab) instead of long-lived IAM user keys; if these keys are intended, set `allow_static_credentials: true` on the environment".into(),
             IdentityError::SudoStripped { .. } => format!(
-                "a CI job: install the sudoers rule {} (its env_keep passes exactly these variables through sudo); by hand with the host's instance role: `sudo CREDFILE_WEB_IDENTITY=none credfile ...`, or set `identity.web_identity: none` for this environment",
+                "a CI job: install the sudoers rule {} (its env_keep passes exactly these variables through sudo); by hand with the host's instance role: `sudo /usr/bin/env CREDFILE_WEB_IDENTITY=none /usr/local/bin/credfile ...` (the runbook's lines), or set `identity.web_identity: none` for this environment",
                 crate::sudo::SUDOERS_EXAMPLE
             ),
             IdentityError::BadOverride { .. } => "unset it, or set it to github, gitlab or none".into(),
