@@ -561,12 +561,6 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
         Some(env) => vec![env.clone()],
         None => manifest.environment_names(),
     };
-    for w in &manifest.warnings {
-        eprintln!(
-            "warning: {}:{w}",
-            crate::terminal::sanitize(&args.manifest.manifest.display().to_string())
-        );
-    }
     let mut summary = Vec::new();
     for name in &names {
         // A placeholder root: validation checks the manifest, not the host.
