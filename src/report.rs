@@ -524,11 +524,11 @@ pub fn round_failed(plan: &Plan, round: u64, err: &crate::error::Error) -> Value
     })
 }
 
-/// `credfile validate`'s result: the environments checked and the manifest's warnings.
+/// `credfile validate`'s result: the environments checked. A manifest has no warnings: what
+/// validate finds (a literal secret included) is an error.
 pub struct Validated {
     /// Each environment checked, with its number of file entries.
     pub environments: Vec<(String, usize)>,
-    pub warnings: Vec<Diagnostic>,
 }
 
 impl Validated {
@@ -558,13 +558,12 @@ impl Validated {
                 "rule": d.rule,
             })
         };
-        let (environments, warnings, errors, code) = match result {
+        let (environments, errors, code) = match result {
             Ok(v) => (
                 v.environments
                     .iter()
                     .map(|(name, files)| json!({"name": name, "files": files}))
                     .collect(),
-                v.warnings.iter().map(|d| entry(Some(file), d)).collect(),
                 Vec::new(),
                 crate::error::code::OK,
             ),
@@ -587,7 +586,7 @@ impl Validated {
                         })]
                     }
                 };
-                (Vec::new(), Vec::new(), errors, err.code())
+                (Vec::new(), errors, err.code())
             }
         };
         let mut out = json!({
@@ -597,7 +596,6 @@ impl Validated {
             "ok": result.is_ok(),
             "exit_code": code,
             "environments": environments,
-            "warnings": warnings,
             "errors": errors,
         });
         escape_json(&mut out);

@@ -573,16 +573,7 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
         (crate::cli::Output::Json, _) => {
             println!("{}", report::Validated::to_json(file, &checked));
         }
-        (crate::cli::Output::Human, Ok(v)) => {
-            for w in &v.warnings {
-                eprintln!(
-                    "warning: {}:{}",
-                    crate::terminal::Escaped(&file.display().to_string()),
-                    crate::terminal::Escaped(&w.to_string())
-                );
-            }
-            print!("{}", v.to_human(file));
-        }
+        (crate::cli::Output::Human, Ok(v)) => print!("{}", v.to_human(file)),
         (crate::cli::Output::Human, Err(_)) => {}
     }
     checked.map(|_| ())
@@ -601,10 +592,7 @@ fn validate_manifest(args: &ValidateArgs) -> Result<report::Validated, Error> {
         let plan = manifest.resolve(&name, Some(std::path::Path::new("/")))?;
         environments.push((name, plan.files.len()));
     }
-    Ok(report::Validated {
-        environments,
-        warnings: manifest.warnings.clone(),
-    })
+    Ok(report::Validated { environments })
 }
 
 /// `credfile policy`: offline, from the manifest alone.

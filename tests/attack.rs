@@ -270,15 +270,23 @@ fn a_running_credfile_holds_no_secret_in_environ_or_cmdline_and_is_not_dumpable(
     // `a` comes in the batch at once; `b` is pinned and its GetSecretValue is held, so the
     // process is inspected with `a` in memory.
     c.manifest("", "  - path: a\n    secret: ${p}/a\n  - path: b\n    secret: ${p}/b\n    version_stage: AWSPREVIOUS\n");
-    let proxy = Proxy::start(&moto_endpoint());
-    proxy.delay("GetSecretValue", Duration::from_millis(1500));
+    let proxy = Arc::new(Proxy::start(&moto_endpoint()));
+    proxy.delay("GetSecretValue", Duration::from_secs(3));
     let seen = Arc::new(std::sync::Mutex::new(None));
     let seen2 = seen.clone();
+    let held = proxy.clone();
     let out = Credfile::new(&proxy.endpoint())
         .cwd(c.dir.path())
         .run_as(65534, 65534)
         .on_spawn(move |pid| {
-            thread::sleep(Duration::from_millis(900));
+            // Inspected once `b`'s call is held at the proxy (`a` is in memory by then): an
+            // event, not a guessed time.
+            for _ in 0..6000 {
+                if held.count("GetSecretValue") >= 1 {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();

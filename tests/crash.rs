@@ -2,14 +2,15 @@
 //! `fault-points` feature (scripts/test.sh builds it aside and names it in
 //! CREDFILE_TEST_FAULT_BIN). After a kill, a reader sees the old set or the new set, complete,
 //! never a mix; the next run completes the change and sweeps the debris. Also: two concurrent
-//! applies to one root serialize on its lock.
+//! applies to one root serialize on its lock (asserted by the order of the points each process
+//! logs, never by timing them).
 
 mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{Credfile, Seeder, canary_value, moto_endpoint, unique_prefix};
 
@@ -230,35 +231,123 @@ fn a_kill_between_files_in_the_files_layout_leaves_only_whole_files() {
     }
 }
 
+/// The fault points each process reached, in order: (pid, point), from CREDFILE_FAULT_LOG.
+fn events(log: &Path) -> Vec<(u32, String)> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pid, point) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, point.to_string()))
+        })
+        .collect()
+}
+
+/// Whether the kernel lists `pid` as waiting for a `flock` on the inode `ino` (a `->` line
+/// of /proc/locks: `1: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`).
+fn waits_for_flock(pid: u32, ino: u64) -> bool {
+    fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&"->")
+                && f.get(2) == Some(&"FLOCK")
+                && f.get(5) == Some(&pid.to_string().as_str())
+                && f.get(6)
+                    .and_then(|dev| dev.rsplit(':').next())
+                    .and_then(|i| i.parse::<u64>().ok())
+                    == Some(ino)
+        })
+}
+
+/// Polls `cond` until it holds; the limit only fails a hung test, it measures nothing.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if cond() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 #[test]
 fn concurrent_applies_serialize_on_the_root_lock() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+
     let Some(bin) = fault_bin() else { return };
     let c = Case::new("lock", "generation");
     c.credfile().run(["apply", "--env", "test"]).assert_code(0);
     c.rotate();
-    let started = Instant::now();
-    let holder = {
-        let cf = c
-            .credfile()
-            .program(&bin)
-            .env("CREDFILE_FAULT", "pause@locked=1500");
-        thread::spawn(move || {
-            let out = cf.run(["apply", "--env", "test"]);
-            (out, started.elapsed())
+    let log = c.dir.path().join("fault.log");
+    let go = c.dir.path().join("go");
+    let root_ino = fs::metadata(c.root()).unwrap().ino();
+    let logged = |cf: Credfile| {
+        cf.program(&bin)
+            .env("CREDFILE_FAULT_LOG", log.display().to_string())
+    };
+    let spawn = |cf: Credfile, args: &'static [&'static str]| {
+        let pid = Arc::new(Mutex::new(None));
+        let seen = pid.clone();
+        let cf = cf.on_spawn(move |p| *seen.lock().unwrap() = Some(p));
+        (thread::spawn(move || cf.run(args)), move || {
+            *pid.lock().unwrap()
         })
     };
-    thread::sleep(Duration::from_millis(400));
-    let second = c
-        .credfile()
-        .run(["apply", "--env", "test", "--output", "json"]);
-    let second_done = started.elapsed();
-    let (first, first_done) = holder.join().unwrap();
+
+    // The first run takes the lock and holds it until the test says so.
+    let (first, first_pid) = spawn(
+        logged(c.credfile()).env("CREDFILE_FAULT", format!("wait@locked={}", go.display())),
+        &["apply", "--env", "test"],
+    );
+    wait_until("the first run to take the lock", || {
+        first_pid().is_some_and(|p| events(&log).contains(&(p, "locked".to_string())))
+    });
+    // The second run starts and blocks on the root's lock: the kernel shows it waiting.
+    let (second, second_pid) = spawn(
+        logged(c.credfile()),
+        &["apply", "--env", "test", "--output", "json"],
+    );
+    wait_until("the second run to wait for the root's lock", || {
+        second_pid().is_some_and(|p| waits_for_flock(p, root_ino))
+    });
+    let (a, b) = (first_pid().unwrap(), second_pid().unwrap());
+    assert!(
+        events(&log).iter().all(|(p, _)| *p == a),
+        "only the holder has passed the lock: {:?}",
+        events(&log)
+    );
+    fs::write(&go, "").unwrap();
+    let (first, second) = (first.join().unwrap(), second.join().unwrap());
     first.assert_code(0);
     second.assert_code(0);
+
+    // Every step of the first run came before the second run got the lock.
+    let events = events(&log);
+    let of = |pid: u32| -> Vec<&str> {
+        events
+            .iter()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, e)| e.as_str())
+            .collect()
+    };
+    let last_of_first = events.iter().rposition(|(p, _)| *p == a).unwrap();
+    let first_of_second = events.iter().position(|(p, _)| *p == b).unwrap();
     assert!(
-        second_done >= first_done,
-        "the second run waited for the first to release the lock ({second_done:?} < {first_done:?})"
+        last_of_first < first_of_second,
+        "the runs interleaved: {events:?}"
     );
+    assert!(
+        ["locked", "committed", "linked"]
+            .iter()
+            .all(|e| of(a).contains(e)),
+        "the first run committed under the lock: {:?}",
+        of(a)
+    );
+    assert_eq!(of(b).first(), Some(&"locked"), "{events:?}");
+    assert!(!of(b).contains(&"committed"), "{events:?}");
     // The first run wrote the new set; the second found nothing left to do.
     assert_eq!(second.json()["summary"]["unchanged"], 3);
     assert_eq!(one_set(&c), "new");

@@ -143,7 +143,7 @@ fn lint_reports_rule_ids_and_positions_and_exits_9() {
     for expected in [
         "credfile.yaml:6:9: error[mode-other-read]: mode `0644` lets every user on the host read the secret",
         "credfile.yaml:12:45: warning[var-unused]: variable `team` of environment `staging` is not used by any file of that environment",
-        "credfile.yaml:13:16: error[literal-value]: this looks like a literal secret (an AWS access key id), not a reference; its text is not shown",
+        "credfile.yaml:13:16: error[literal-value]: this looks like a literal secret (an AWS access key id: `AKIA…`, 20 characters), not a reference; the rest of its text is not shown",
         "credfile.yaml:5:9: warning[root-not-memory]: root `/srv/payments` of protected environment(s) `production` is not under /run or /dev/shm",
     ] {
         assert!(
@@ -414,7 +414,7 @@ fn lint_suppressions_need_a_reason_and_show_in_every_format() {
 }
 
 #[test]
-fn validate_catches_pasted_passwords_and_fails_with_a_protected_environment() {
+fn validate_fails_on_a_pasted_secret_in_any_manifest_and_names_it_redacted() {
     let dir = scratch();
     let password = "Summer2024!canary";
     let canaries = Canaries::new();
@@ -423,32 +423,100 @@ fn validate_catches_pasted_passwords_and_fails_with_a_protected_environment() {
         "    vars: { prefix: payments/staging }\n",
         &format!("    vars: {{ prefix: payments/staging }}\n    # db_password: {password}\n"),
     );
-    write(dir.path(), "credfile.yaml", &text);
     let cf = Credfile::new(&moto_endpoint())
         .cwd(dir.path())
         .canaries(canaries);
-    let out = cf.run(["validate"]);
-    out.assert_code(USAGE);
-    assert!(
-        out.stderr.contains("12:20: this looks like a literal secret (a password), not a reference; its text is not shown"),
-        "{}",
-        out.stderr
-    );
-    // Without a protected environment: a warning, and validate passes.
+    let expected = "credfile.yaml:12:20: this looks like a literal secret (a password: `Summ…`, 17 characters), not a reference; the rest of its text is not shown";
+    // With a protected environment, and (since the manifest is in version control whatever it
+    // deploys to) without one: exit 2, the manifest error, naming file, line and kind.
+    for text in [text.clone(), text.replace("    protected: true\n", "")] {
+        write(dir.path(), "credfile.yaml", &text);
+        let out = cf.run(["validate"]);
+        out.assert_code(USAGE);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+        assert!(!out.stdout.contains("valid;"), "{}", out.stdout);
+    }
+    // A passphrase pasted as a variable of an unprotected environment.
     write(
         dir.path(),
         "credfile.yaml",
-        &text.replace("    protected: true\n", ""),
+        &CLEAN.replace("    protected: true\n", "").replace(
+            "{ prefix: payments/staging }",
+            "{ prefix: payments/staging, backup: correct horse battery staple }",
+        ),
     );
     let out = cf.run(["validate"]);
-    out.assert_code(0);
+    out.assert_code(USAGE);
     assert!(
-        out.stderr.contains(
-            "warning: credfile.yaml:12:20: this looks like a literal secret (a password)"
-        ),
+        out.stderr.contains("credfile.yaml:11:47: this looks like a literal secret (a passphrase: `corr…`, 28 characters)"),
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn validate_accepts_a_literal_with_a_reason_and_lint_shows_it_suppressed() {
+    let dir = scratch();
+    let password = "Summer2024!canary";
+    let canaries = Canaries::new();
+    canaries.add(password);
+    let cf = Credfile::new(&moto_endpoint())
+        .cwd(dir.path())
+        .canaries(canaries);
+    let reason = "the vendor's public sandbox key";
+    // Outside any entry (a comment under an environment): a line allowance, at the end of the
+    // line or alone on the line above.
+    for comment in [
+        format!(
+            "    # db_password: {password}  # credfile: allow literal-value reason: {reason}\n"
+        ),
+        format!(
+            "    # credfile: allow literal-value reason: {reason}\n    # db_password: {password}\n"
+        ),
+    ] {
+        let text = CLEAN.replace(
+            "    vars: { prefix: payments/staging }\n",
+            &format!("    vars: {{ prefix: payments/staging }}\n{comment}"),
+        );
+        write(dir.path(), "credfile.yaml", &text);
+        let out = cf.run(["validate"]);
+        out.assert_code(0);
+        assert!(out.stdout.contains("valid;"), "{}", out.stdout);
+        let lint = cf.run(["lint", "--format", "json"]);
+        lint.assert_code(0);
+        let findings = lint.json()["findings"].clone();
+        assert_eq!(findings.as_array().unwrap().len(), 1, "{findings}");
+        assert_eq!(findings[0]["rule"], "literal-value");
+        assert_eq!(findings[0]["suppressed"]["reason"], reason);
+    }
+    // The allowance covers its line only: the same literal one line further fails.
+    let text = CLEAN.replace(
+        "    vars: { prefix: payments/staging }\n",
+        &format!("    # credfile: allow literal-value reason: {reason}\n    vars: {{ prefix: payments/staging }}\n    # db_password: {password}\n"),
+    );
+    write(dir.path(), "credfile.yaml", &text);
+    cf.run(["validate"]).assert_code(USAGE);
+    // Inside an entry: the entry's `lint.allow`, as for every other rule.
+    let text = CLEAN.replace(
+        "    key: password\n",
+        &format!("    key: password\n    # db_password: {password}\n    lint: {{ allow: [{{ rule: literal-value, reason: \"{reason}\" }}] }}\n"),
+    );
+    write(dir.path(), "credfile.yaml", &text);
+    cf.run(["validate"]).assert_code(0);
+    let lint = cf.run(["lint"]);
+    lint.assert_code(0);
+    assert!(
+        lint.stdout.contains(&format!("  suppressed: {reason}")),
+        "{}",
+        lint.stdout
+    );
+    // Without a reason, nothing is accepted.
+    write(
+        dir.path(),
+        "credfile.yaml",
+        &text.replace(&format!(", reason: \"{reason}\""), ""),
+    );
+    cf.run(["validate"]).assert_code(USAGE);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{
     Canaries, Credfile, GithubTokenEndpoint, Output, Proxy, Seeder, canary_value, moto_endpoint,
@@ -373,17 +373,13 @@ fn transient_sts_failures_are_retried_and_bounded() {
         400,
         usize::MAX,
     );
-    let started = Instant::now();
     let out = run(&w);
     out.assert_code(IDENTITY);
+    // Bounded by the retry budget: a count, not a time.
     assert_eq!(
         w.proxy.count("AssumeRoleWithWebIdentity"),
         3,
         "the default attempt budget (3)"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(35),
-        "bounded by the retry budget"
     );
     assert!(
         out.stderr.contains("IDPCommunicationError"),

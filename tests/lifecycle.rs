@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{
@@ -671,17 +671,39 @@ fn a_failing_hook_exits_8_after_the_files_are_committed() {
     assert_eq!(out.json()["hooks"][0]["exit_code"], 3);
     assert_eq!(out.json()["hooks"][0]["status"], "failed");
 
-    // A hook that outlives its timeout is killed, with everything it started.
+    // A hook that outlives its timeout is killed, with everything it started. It would sleep
+    // far beyond the runner's timeout, so a run that waited for it fails there; the processes
+    // it started (pids it wrote down) are gone afterwards. Order, not time.
     c.seeder.put_string(&c.name("a"), &canary_value());
+    let pids = c.path("pids");
     c.manifest(
         "",
-        "  - path: a\n    secret: ${prefix}/a\n    on_change: [/bin/sh, -c, 'sleep 30 & sleep 30']\n",
+        &format!(
+            "  - path: a\n    secret: ${{prefix}}/a\n    on_change: [/bin/sh, -c, 'sleep 600 & echo $$ $! > {}; sleep 600']\n",
+            pids.display()
+        ),
     );
-    let started = Instant::now();
     let out = c.run(&["apply", "--hook-timeout", "1"]);
     out.assert_code(HOOK);
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(20));
+    let pids: Vec<u32> = fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "the shell and its background sleep");
+    // Gone, or a zombie waiting for init to reap it.
+    let alive = |pid: &u32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    for _ in 0..3000 {
+        if !pids.iter().any(alive) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!pids.iter().any(alive), "left running: {pids:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

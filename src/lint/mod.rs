@@ -12,7 +12,7 @@ mod literal;
 mod refs;
 mod rules;
 mod sarif;
-mod suppress;
+pub mod suppress;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use crate::cli::{LintArgs, LintFormat};
 use crate::manifest::ManifestError;
 use crate::terminal::sanitize;
 
-pub use literal::literal_candidates;
+pub use literal::{literal_candidates, message as literal_message};
 pub use rules::check_manifests;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

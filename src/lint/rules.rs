@@ -93,7 +93,11 @@ impl Doc<'_> {
                 rule: None,
             }],
         };
-        for d in diagnostics {
+        // `literal-value` comes from [`Self::literals`], with its suppressions marked.
+        for d in diagnostics
+            .into_iter()
+            .filter(|d| d.rule != Some(manifest::RULE_LITERAL_VALUE))
+        {
             let r = rule(d.rule.unwrap_or("manifest-invalid"));
             self.findings.push(Finding {
                 rule: r.id,
@@ -111,13 +115,13 @@ impl Doc<'_> {
     /// `literal-value`: every line of the text, comments included.
     fn literals(&mut self) {
         for (i, line) in self.text.lines().enumerate() {
-            for (column, what) in literal_candidates(line) {
+            for c in literal_candidates(line) {
                 self.add_at(
                     "literal-value",
                     Level::Error,
                     i + 1,
-                    column,
-                    manifest::literal_message(what),
+                    c.column,
+                    super::literal_message(&c),
                 );
             }
         }
@@ -520,10 +524,10 @@ mod tests {
         ] {
             let found = literal_candidates(line);
             assert_eq!(found.len(), 1, "{line}: {found:?}");
-            assert_eq!(found[0].1, kind, "{line}");
+            assert_eq!(found[0].kind, kind, "{line}");
         }
         assert_eq!(
-            literal_candidates("    token: AKIAIOSFODNN7EXAMPLE")[0].0,
+            literal_candidates("    token: AKIAIOSFODNN7EXAMPLE")[0].column,
             12
         );
     }

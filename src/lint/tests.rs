@@ -372,7 +372,13 @@ fn literal_value() {
     ));
     assert_only(&bad, "literal-value", Level::Error);
     assert_eq!((bad[0].line, bad[0].column), (14, 14));
-    assert!(!bad[0].message.contains("AKIA"), "never quote the value");
+    // Only the key id's public prefix is shown, never the rest.
+    assert!(
+        bad[0].message.contains("`AKIA…`, 20 characters"),
+        "{}",
+        bad[0].message
+    );
+    assert!(!bad[0].message.contains("AKIAI"), "never quote the value");
     // A literal pasted as a variable value is found too (and is an unused variable).
     let bad = lint(&with(
         "{ prefix: payments/staging }",

@@ -23,7 +23,7 @@ pub const RULE_PROTECTED_NO_ACCOUNT: &str = "protected-no-account";
 pub const RULE_VAR_UNKNOWN: &str = "var-unknown";
 /// Directories writable by group or others are refused here; lint reports it under this rule.
 pub const RULE_MODE_WRITABLE: &str = "mode-writable";
-/// A line that looks like a pasted secret: an error with a protected environment, else a warning.
+/// A line that looks like a pasted secret: an error unless accepted with a reason.
 pub const RULE_LITERAL_VALUE: &str = "literal-value";
 
 mod checks;
@@ -34,7 +34,6 @@ mod validate;
 pub use checks::is_session_char;
 pub use error::{Diagnostic, ManifestError};
 pub use resolve::{SubstError, substitute};
-pub use validate::literal_message;
 
 /// A user or group: a numeric id, or a name resolved on the host at write time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,9 +297,6 @@ pub struct Manifest {
     pub app: String,
     pub environments: Vec<Environment>,
     files: Vec<Entry>,
-    /// Problems that do not fail validation (today: `literal-value` in a manifest without a
-    /// protected environment); `credfile validate` prints them.
-    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug)]

@@ -25,17 +25,12 @@ pub(super) fn validate(
         problems: Vec::new(),
         entry_lines: None,
     };
-    let protected = raw.environments.0.iter().any(|(_, e)| e.protected);
-    let literals = literals(text, &raw);
-    let mut manifest = v.manifest(file, raw);
-    if protected {
-        for d in literals {
-            if v.problems.len() < MAX_DIAGNOSTICS {
-                v.problems.push(d);
-            }
+    let literals = literals(file, text, &raw);
+    let manifest = v.manifest(file, raw);
+    for d in literals {
+        if v.problems.len() < MAX_DIAGNOSTICS {
+            v.problems.push(d);
         }
-    } else {
-        manifest.warnings = literals;
     }
     if v.problems.is_empty() {
         Ok(manifest)
@@ -45,47 +40,45 @@ pub(super) fn validate(
     }
 }
 
-/// `literal-value` (the same check as `credfile lint`): every line, comments included, except
-/// lines of an entry that allows the rule with a reason. An error when the manifest has a
-/// protected environment (a pasted secret there must never reach a deploy), a warning
-/// otherwise.
-fn literals(text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
+/// `literal-value` (the same check as `credfile lint`): every line, comments included, is an
+/// error unless a suppression accepts it with a reason ([`crate::lint::suppress`]: the
+/// entry's `lint.allow`, or a `# credfile: allow literal-value reason: ...` line). A manifest
+/// is in version control and read in every pull request: a pasted secret there is leaked
+/// whatever environment it was meant for. A line allowance that allows nothing is an error
+/// too.
+fn literals(file: &Path, text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
+    use crate::lint::suppress;
     let rule = crate::lint::rule(RULE_LITERAL_VALUE);
-    let allowed: Vec<_> = raw
-        .files
-        .iter()
-        .zip(raw::entry_spans(text, raw.files.len()))
-        .filter(|(f, _)| {
-            f.lint.as_ref().is_some_and(|l| {
-                l.allow.iter().any(|a| {
-                    a.rule == RULE_LITERAL_VALUE
-                        && a.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
-                })
-            })
+    let allowed = suppress::suppressions(file, text, raw);
+    let mut out: Vec<Diagnostic> = suppress::line_allowances(file, text)
+        .1
+        .into_iter()
+        .map(|b| Diagnostic {
+            line: b.line,
+            column: b.column,
+            message: b.message,
+            hint: Some("write `# credfile: allow literal-value reason: WHY` on the line, or alone on the line above it".into()),
+            rule: None,
         })
-        .map(|(_, span)| span)
         .collect();
-    let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if allowed.iter().any(|span| span.contains(&(i + 1))) {
-            continue;
-        }
-        for (column, what) in crate::lint::literal_candidates(line) {
+        for c in crate::lint::literal_candidates(line) {
+            if allowed
+                .iter()
+                .any(|a| a.covers(file, RULE_LITERAL_VALUE, i + 1, c.column))
+            {
+                continue;
+            }
             out.push(Diagnostic {
                 line: i + 1,
-                column,
-                message: literal_message(what),
+                column: c.column,
+                message: crate::lint::literal_message(&c),
                 hint: Some(rule.help.to_string()),
                 rule: Some(RULE_LITERAL_VALUE),
             });
         }
     }
     out
-}
-
-/// The message of a `literal-value` finding; lint uses the same words.
-pub fn literal_message(what: &str) -> String {
-    format!("this looks like a literal secret ({what}), not a reference; its text is not shown")
 }
 
 struct Validator<'a> {
@@ -205,7 +198,6 @@ impl Validator<'_> {
             app: raw.app,
             environments,
             files,
-            warnings: Vec::new(),
         }
     }
 
