@@ -194,7 +194,7 @@ impl Error {
                 GuardError::NotMemoryFs { root, .. } => c.path = Some(root.clone()),
             },
             Error::Write(e) => match e {
-                W::UnknownPrincipal { path, line, .. } => {
+                W::UnknownPrincipal { path, line, .. } | W::Unreachable { path, line, .. } => {
                     c.path = Some(path.clone());
                     c.line = Some(*line);
                 }

@@ -218,6 +218,10 @@ pub struct VerifyReport<'a> {
     pub offline: bool,
     pub caller_arn: Option<&'a str>,
     pub drift: &'a [Drift],
+    /// What apply would write: the expanded count (offline, the files recorded for a set).
+    pub files_checked: usize,
+    /// What verify could not check, in words (content offline, a set with no record).
+    pub not_checked: &'a [String],
 }
 
 impl VerifyReport<'_> {
@@ -233,7 +237,8 @@ impl VerifyReport<'_> {
             "caller_arn": self.caller_arn,
             "offline": self.offline,
             "in_sync": self.drift.is_empty(),
-            "files_checked": self.plan.files.len(),
+            "files_checked": self.files_checked,
+            "not_checked": self.not_checked,
             "drift": self.drift.iter().map(|d| json!({
                 "path": d.path.display().to_string(),
                 "kind": d.kind.as_str(),
@@ -260,7 +265,7 @@ impl VerifyReport<'_> {
         if self.drift.is_empty() {
             out.push_str(&format!(
                 "in sync: {} file(s) as the manifest says\n",
-                self.plan.files.len()
+                self.files_checked
             ));
         } else {
             let mut rows = vec![[
@@ -276,6 +281,9 @@ impl VerifyReport<'_> {
                 ]);
             }
             out.push_str(&table(&rows));
+        }
+        for what in self.not_checked {
+            out.push_str(&format!("not checked: {what}\n"));
         }
         sanitize_lines(&out)
     }

@@ -403,27 +403,23 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
         let (checked, rendered) = if args.offline {
-            let mut checked = materialize::resolve(&plan.without_expansions())?;
-            checked.open_sets = plan
-                .files
-                .iter()
-                .filter(|f| matches!(f.content, manifest::Content::Expand { .. }))
-                .map(|f| f.path.clone())
-                .collect();
-            (checked, None)
+            (materialize::resolve_offline(&plan)?, None)
         } else {
             let (arn, expanded, rendered) =
                 fetch_and_render(&plan, args.audit_log.is_some(), None)?;
             trail.caller_arn = arn;
             (materialize::resolve(&expanded)?, Some(rendered))
         };
-        let drift = materialize::verify(&checked, rendered.as_deref())?;
+        let verified = materialize::verify(&checked, rendered.as_deref())?;
+        let drift = verified.drift;
         trail.drift = Some(drift.len());
         report::VerifyReport {
             plan: &plan,
             offline: args.offline,
             caller_arn: trail.caller_arn.as_deref(),
             drift: &drift,
+            files_checked: verified.files,
+            not_checked: &verified.not_checked,
         }
         .print(args.output);
         if drift.is_empty() {

@@ -495,7 +495,10 @@ fn owner_and_group_are_applied() {
     }
     let c = Case::new("owner");
     c.seeder.create_string(&c.name("a"), &canary_value());
-    c.manifest("", "  - path: a\n    secret: ${prefix}/a\n    owner: 65534\n    group: \"65534\"\n    mode: \"0440\"\n  - path: b\n    secret: ${prefix}/a\n    owner: root\n");
+    // The owner and group must be able to reach the file (issue 17): directories with their
+    // group and 0710, below a scratch directory anyone may pass.
+    fs::set_permissions(c.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    c.manifest("    group: \"65534\"\n    dir_mode: \"0710\"\n", "  - path: a\n    secret: ${prefix}/a\n    owner: 65534\n    group: \"65534\"\n    mode: \"0440\"\n  - path: b\n    secret: ${prefix}/a\n    owner: root\n");
     let out = c.apply();
     out.assert_code(0);
     assert_eq!(uid_gid(c.live("a")), (65534, 65534));

@@ -5,7 +5,7 @@
 //! one rename. A failure between two
 //! renames is reported with exactly the files already published.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -42,6 +42,10 @@ pub fn write(
     if let Some(s) = &old_state {
         s.check_owner(checked)?;
     }
+    let recorded = old_state
+        .as_ref()
+        .map(state::State::index)
+        .unwrap_or_default();
     let mut outcomes = Vec::with_capacity(rendered.len());
     let mut staged: Vec<Staged> = Vec::new();
     let mut swept: BTreeSet<PathBuf> = BTreeSet::new();
@@ -55,8 +59,7 @@ pub fn write(
                     if !dry_run && swept.insert(dir.path.clone()) {
                         sweep(&dir, checked.euid);
                     }
-                    let claim =
-                        Claim::Recorded(old_state.as_ref().and_then(|s| s.file(&dest.path)));
+                    let claim = Claim::Recorded(recorded.get(dest.path.as_path()).copied());
                     compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid, claim)?
                 }
             };
@@ -72,35 +75,39 @@ pub fn write(
                         errno: Errno::ENOENT,
                     });
                 };
-                staged.push(stage(dir, name, &full, dest, &r.bytes)?);
+                staged.push(stage(&dir, parent, name, &full, dest, &r.bytes)?);
             }
         }
         Ok(())
     })();
+    // Files credfile wrote before that are no longer in the set: still the inode it published?
+    let in_set: HashSet<&Path> = checked.files.iter().map(|d| d.path.as_path()).collect();
+    let mut leftovers = Vec::new();
+    let result = result.and_then(|()| {
+        for rec in old_state.iter().flat_map(|s| &s.files) {
+            if in_set.contains(rec.path.as_path()) {
+                continue;
+            }
+            let (parent, name) = split(&rec.path);
+            let Some(dir) = dirs.find(parent)? else {
+                continue;
+            };
+            match fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if rec.is_ours(&st) => {
+                    leftovers.push((parent, name, rec));
+                }
+                Ok(_) => {
+                    tracing::warn!(path = %checked.root.join(&rec.path).display(), "left the manifest, but is not the file credfile wrote: left in place")
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    });
     if let Err(e) = result {
-        drop(staged);
+        discard(&staged, &mut |rel| open_dir(&mut dirs, rel, &checked.root));
         dirs.undo();
         return Err(e);
-    }
-    // Files credfile wrote before that are no longer in the set: still the inode it published?
-    let mut leftovers = Vec::new();
-    for rec in old_state.iter().flat_map(|s| &s.files) {
-        if checked.files.iter().any(|d| d.path == rec.path) {
-            continue;
-        }
-        let (parent, name) = split(&rec.path);
-        let Some(dir) = dirs.find(parent)? else {
-            continue;
-        };
-        match fstatat(&dir.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if rec.is_ours(&st) => {
-                leftovers.push((dir, name.to_path_buf(), rec));
-            }
-            Ok(_) => {
-                tracing::warn!(path = %checked.root.join(&rec.path).display(), "left the manifest, but is not the file credfile wrote: left in place")
-            }
-            Err(_) => {}
-        }
     }
     let removed: Vec<Outcome> = leftovers
         .iter()
@@ -127,10 +134,13 @@ pub fn write(
     }
     let changed = !staged.is_empty() || !removed.is_empty();
     let changing = changing_paths(&outcomes, &removed);
-    if let (true, Some(root)) = (changed, dirs.root.clone()) {
-        state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())?;
+    if let (true, Some(root)) = (changed, dirs.root.clone())
+        && let Err(e) = state::mark_pending(&root, checked, old_state.as_ref(), changing.clone())
+    {
+        discard(&staged, &mut |rel| open_dir(&mut dirs, rel, &checked.root));
+        return Err(e);
     }
-    if let Err(e) = publish(staged) {
+    if let Err(e) = publish(staged, &mut |rel| open_dir(&mut dirs, rel, &checked.root)) {
         // Nothing published: the state goes back to what it was. (A failure between renames
         // keeps the pending mark: some files did change.)
         let nothing_published = match &e {
@@ -146,14 +156,14 @@ pub fn write(
         }
         return Err(e);
     }
-    for (dir, name, rec) in &leftovers {
-        unlinkat(&dir.fd, name, UnlinkatFlags::NoRemoveDir).map_err(|errno| {
-            WriteError::AfterCommit {
-                path: checked.root.join(&rec.path),
-                op: "remove a file that left the manifest",
-                errno,
-            }
-        })?;
+    for (parent, name, rec) in &leftovers {
+        let gone = |errno| WriteError::AfterCommit {
+            path: checked.root.join(&rec.path),
+            op: "remove a file that left the manifest",
+            errno,
+        };
+        let dir = dirs.find(parent)?.ok_or_else(|| gone(Errno::ENOENT))?;
+        unlinkat(&dir.fd, *name, UnlinkatFlags::NoRemoveDir).map_err(gone)?;
     }
     // Record the set: the inode at every path is the one credfile published (or kept).
     let mut records = Vec::with_capacity(checked.files.len());
@@ -183,27 +193,37 @@ pub fn write(
     })
 }
 
-/// A complete file, not yet visible under its name.
+/// A complete file, waiting under a private temp name in its directory to be published. It
+/// holds no descriptor: a set of any size is staged with a fixed number of them open.
 pub(super) struct Staged {
-    dir: Rc<Dir>,
+    /// The directory, relative to the root (opened again to publish).
+    parent: PathBuf,
     name: PathBuf,
     full: PathBuf,
-    file: File,
-    /// `Some` when O_TMPFILE was unavailable and a named temp in the directory was used.
-    temp_name: Option<PathBuf>,
+    temp: PathBuf,
+    /// The staged inode, to check that the published name is it.
+    dev: u64,
+    ino: u64,
 }
 
-impl Drop for Staged {
-    fn drop(&mut self) {
-        // A named temp that was never published is removed; an anonymous one vanishes by itself.
-        if let Some(t) = self.temp_name.take() {
-            let _ = unlinkat(&self.dir.fd, &t, UnlinkatFlags::NoRemoveDir);
-        }
-    }
+/// [`Dirs::open`] for [`publish`]: a directory that vanished since staging is an error.
+fn open_dir(dirs: &mut Dirs<'_>, rel: &Path, root: &Path) -> Result<Rc<Dir>, WriteError> {
+    dirs.open(rel)?.ok_or_else(|| WriteError::Io {
+        path: root.join(rel),
+        op: "open directory",
+        errno: Errno::ENOENT,
+    })
 }
 
+/// Opens a directory of the set by its path relative to the root.
+pub(super) type OpenDir<'a> = dyn FnMut(&Path) -> Result<Rc<Dir>, WriteError> + 'a;
+
+/// Writes a complete file (owner, bytes, mode) as a new inode no one can see (`O_TMPFILE`), then
+/// gives it a private temp name in `dir` and closes it. Until then no name leads to it; after,
+/// only who may read the directory and the final file could.
 pub(super) fn stage(
-    dir: Rc<Dir>,
+    dir: &Dir,
+    parent: &Path,
     name: &Path,
     full: &Path,
     dest: &Destination,
@@ -214,7 +234,7 @@ pub(super) fn stage(
         op,
         errno,
     };
-    let (fd, temp_name) = match openat(
+    let (fd, named) = match openat(
         &dir.fd,
         ".",
         OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
@@ -238,92 +258,129 @@ pub(super) fn stage(
         }
         Err(e) => return Err(io("create temporary file", e)),
     };
-    let mut staged = Staged {
-        dir,
-        name: name.to_path_buf(),
-        full: full.to_path_buf(),
-        file: File::from(fd),
-        temp_name,
-    };
-    fchown(
-        &staged.file,
-        Some(Uid::from_raw(dest.uid)),
-        Some(Gid::from_raw(dest.gid)),
-    )
-    .map_err(|e| io("fchown", e))?;
-    staged
-        .file
-        .write_all(bytes)
-        .map_err(|e| io("write", errno_of(&e)))?;
-    fchmod(&staged.file, Mode::from_bits_truncate(dest.mode)).map_err(|e| io("fchmod", e))?;
-    Ok(staged)
+    let mut file = File::from(fd);
+    let written = (|| {
+        fchown(
+            &file,
+            Some(Uid::from_raw(dest.uid)),
+            Some(Gid::from_raw(dest.gid)),
+        )
+        .map_err(|e| io("fchown", e))?;
+        file.write_all(bytes)
+            .map_err(|e| io("write", errno_of(&e)))?;
+        fchmod(&file, Mode::from_bits_truncate(dest.mode)).map_err(|e| io("fchmod", e))?;
+        let st = fstat(&file).map_err(|e| io("fstat", e))?;
+        let temp = match &named {
+            Some(t) => t.clone(),
+            None => {
+                let t = temp_name();
+                let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                linkat(
+                    AT_FDCWD,
+                    proc_path.as_str(),
+                    &dir.fd,
+                    &t,
+                    AtFlags::AT_SYMLINK_FOLLOW,
+                )
+                .map_err(|e| io("link", e))?;
+                t
+            }
+        };
+        Ok(Staged {
+            parent: parent.to_path_buf(),
+            name: name.to_path_buf(),
+            full: full.to_path_buf(),
+            temp,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    })();
+    if written.is_err()
+        && let Some(t) = &named
+    {
+        let _ = unlinkat(&dir.fd, t, UnlinkatFlags::NoRemoveDir);
+    }
+    written
 }
 
-/// Publishes every staged file with one rename each, then fsyncs each directory once.
-pub(super) fn publish(staged: Vec<Staged>) -> Result<(), WriteError> {
-    let mut published: Vec<PathBuf> = Vec::new();
-    let mut dirs: Vec<Rc<Dir>> = Vec::new();
-    // Every staged file's bytes durable before the first rename (one barrier per directory).
-    let mut barriers: Vec<&Path> = Vec::new();
-    for s in &staged {
-        if !barriers.contains(&s.dir.path.as_path()) {
-            barrier(&s.dir.fd, &s.dir.path)?;
-            barriers.push(&s.dir.path);
+/// Removes the temp names of files that will not be published (a later step failed).
+pub(super) fn discard(staged: &[Staged], open: &mut OpenDir<'_>) {
+    for s in staged {
+        if let Ok(dir) = open(&s.parent) {
+            let _ = unlinkat(&dir.fd, &s.temp, UnlinkatFlags::NoRemoveDir);
         }
     }
-    for mut s in staged {
+}
+
+/// Publishes every staged file with one rename each, then fsyncs each directory. Every staged
+/// file is durable first: one barrier per filesystem. On a failure, the files not yet published
+/// are discarded and the error names the ones that were.
+pub(super) fn publish(staged: Vec<Staged>, open: &mut OpenDir<'_>) -> Result<(), WriteError> {
+    let mut filesystems: Vec<u64> = Vec::new();
+    for s in &staged {
+        if !filesystems.contains(&s.dev) {
+            let dir = open(&s.parent).inspect_err(|_| discard(&staged, open))?;
+            barrier(&dir.fd, &dir.path).inspect_err(|_| discard(&staged, open))?;
+            filesystems.push(s.dev);
+        }
+    }
+    let mut published: Vec<PathBuf> = Vec::new();
+    // The directory of the last rename: synced once its renames are done (the set is in plan
+    // order, so a directory's files are mostly together; a directory seen again is synced again).
+    let mut last: Option<Rc<Dir>> = None;
+    let sync = |d: &Dir| {
+        fsync(&d.fd).map_err(|errno| WriteError::AfterCommit {
+            path: d.path.clone(),
+            op: "fsync directory",
+            errno,
+        })
+    };
+    for (i, s) in staged.iter().enumerate() {
         let partial = |op, errno, published: &Vec<PathBuf>| WriteError::Partial {
             failed: s.full.clone(),
             op,
             errno,
             published: published.clone(),
         };
-        let temp = match s.temp_name.clone() {
-            Some(t) => t,
-            None => {
-                let t = temp_name();
-                let proc_path = format!("/proc/self/fd/{}", s.file.as_raw_fd());
-                linkat(
-                    AT_FDCWD,
-                    proc_path.as_str(),
-                    &s.dir.fd,
-                    &t,
-                    AtFlags::AT_SYMLINK_FOLLOW,
-                )
-                .map_err(|e| partial("link", e, &published))?;
-                s.temp_name = Some(t.clone());
-                t
+        let dir = match open(&s.parent) {
+            Ok(dir) => dir,
+            Err(e) => {
+                discard(&staged[i..], open);
+                return Err(match e {
+                    WriteError::Io { op, errno, .. } => partial(op, errno, &published),
+                    other => other,
+                });
             }
         };
-        renameat(&s.dir.fd, &temp, &s.dir.fd, &s.name)
-            .map_err(|e| partial("rename", e, &published))?;
-        s.temp_name = None;
+        if let Some(prev) = last.take()
+            && prev.path != dir.path
+        {
+            sync(&prev)?;
+        }
+        if let Err(e) = renameat(&dir.fd, &s.temp, &dir.fd, &s.name) {
+            discard(&staged[i..], open);
+            return Err(partial("rename", e, &published));
+        }
         published.push(s.full.clone());
         if s.name != Path::new(state::STATE_NAME) {
             crate::fault::point("file-published");
         }
         // The name must now be our inode: anything else means someone raced us.
-        let ours = fstat(&s.file).map_err(|e| partial("fstat", e, &published))?;
-        match fstatat(&s.dir.fd, &s.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_dev == ours.st_dev && st.st_ino == ours.st_ino => {}
+        match fstatat(&dir.fd, &s.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_dev == s.dev && st.st_ino == s.ino => {}
             _ => {
+                discard(&staged[i + 1..], open);
                 return Err(WriteError::Tampered {
                     path: s.full.clone(),
                 });
             }
         }
-        if !dirs.iter().any(|d| d.path == s.dir.path) {
-            dirs.push(s.dir.clone());
-        }
         tracing::debug!(path = %s.full.display(), "published");
+        last = Some(dir);
     }
     // After the last rename in each directory, so that every rename is durable.
-    for d in &dirs {
-        fsync(&d.fd).map_err(|errno| WriteError::AfterCommit {
-            path: d.path.clone(),
-            op: "fsync directory",
-            errno,
-        })?;
+    if let Some(d) = last {
+        sync(&d)?;
     }
     Ok(())
 }

@@ -249,6 +249,7 @@ impl GenTree {
         if let Some(hit) = self.cache.get(rel) {
             return Ok(hit.clone());
         }
+        trim_cache(&mut self.cache, rel);
         let (parent, name) = split(rel);
         let found = match self.dir(parent)? {
             None => None,
@@ -267,7 +268,7 @@ impl GenTree {
 }
 
 /// Lists non-directories under `dir` without following links.
-fn walk(dir: &OwnedFd, rel: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+pub(super) fn walk(dir: &OwnedFd, rel: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > 64 {
         return;
     }
@@ -406,12 +407,15 @@ fn compare_set(
             dest: dest.clone(),
         });
     }
+    let in_set: std::collections::HashSet<&Path> =
+        checked.files.iter().map(|d| d.path.as_path()).collect();
+    let recorded = state.map(State::index).unwrap_or_default();
     let removed = live
         .entries()
         .into_iter()
-        .filter(|p| !checked.files.iter().any(|d| d.path == *p))
+        .filter(|p| !in_set.contains(p.as_path()))
         .map(|path| {
-            let rec = state.and_then(|s| s.file(&path));
+            let rec = recorded.get(path.as_path()).copied();
             Outcome {
                 status: Status::Removed,
                 dest: Destination {
@@ -577,9 +581,13 @@ fn build(
             Mode::empty(),
         )
         .map_err(io(&gen_path, "open"))?;
-        let mut made: HashMap<PathBuf, Rc<OwnedFd>> = HashMap::new();
-        let top = Rc::new(top);
-        made.insert(PathBuf::new(), top.clone());
+        // Directories made so far (all of them), and a bounded cache of open ones.
+        let mut made = NewTree {
+            top: Rc::new(top),
+            open: HashMap::new(),
+            path: gen_path.clone(),
+        };
+        let mut exists: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         let mut order: Vec<PathBuf> = vec![PathBuf::new()];
         for ((dest, r), outcome) in checked.files.iter().zip(rendered).zip(outcomes) {
             let (parent, fname) = split(&dest.path);
@@ -587,24 +595,17 @@ fn build(
             let mut walked = PathBuf::new();
             for part in parent.components() {
                 let next = walked.join(part);
-                if !made.contains_key(&next) {
-                    let p = made[&walked].clone();
+                if !exists.contains(&next) {
+                    let p = made.dir(&walked)?;
                     let dpath = gen_path.join(&next);
                     mkdirat(&*p, part.as_os_str(), Mode::from_bits_truncate(0o700))
                         .map_err(io(&dpath, "mkdir"))?;
-                    let fd = openat(
-                        &*p,
-                        part.as_os_str(),
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(io(&dpath, "open"))?;
-                    made.insert(next.clone(), Rc::new(fd));
+                    exists.insert(next.clone());
                     order.push(next.clone());
                 }
                 walked = next;
             }
-            let dir = made[parent].clone();
+            let dir = made.dir(parent)?;
             let full = checked.root.join(&dest.path);
             // An unchanged file keeps its inode: a hard link to the live one.
             if outcome.status == Status::Unchanged
@@ -640,15 +641,15 @@ fn build(
         }
         // Directories get their final owner and mode last, deepest first.
         for rel in order.iter().rev() {
-            let fd = &made[rel];
+            let fd = made.dir(rel)?;
             let dpath = gen_path.join(rel);
             fchown(
-                &**fd,
+                &*fd,
                 Some(Uid::from_raw(checked.euid)),
                 Some(Gid::from_raw(checked.dir_gid)),
             )
             .map_err(io(&dpath, "fchown"))?;
-            fchmod(&**fd, Mode::from_bits_truncate(checked.dir_mode))
+            fchmod(&*fd, Mode::from_bits_truncate(checked.dir_mode))
                 .map_err(io(&dpath, "fchmod"))?;
         }
         // The whole generation, files and directories, durable before the commit.
@@ -659,6 +660,42 @@ fn build(
         let _ = remove_tree(&root.fd, OsStr::new(name), 0);
     }
     result
+}
+
+/// The directories of a generation being built, opened on demand (at most [`MAX_OPEN_DIRS`] at
+/// once): it is private (mode 0700, under the root's lock) until the flip.
+struct NewTree {
+    top: Rc<OwnedFd>,
+    open: HashMap<PathBuf, Rc<OwnedFd>>,
+    path: PathBuf,
+}
+
+impl NewTree {
+    fn dir(&mut self, rel: &Path) -> Result<Rc<OwnedFd>, WriteError> {
+        if rel.as_os_str().is_empty() {
+            return Ok(self.top.clone());
+        }
+        if let Some(fd) = self.open.get(rel) {
+            return Ok(fd.clone());
+        }
+        trim_cache(&mut self.open, rel);
+        let (parent, name) = split(rel);
+        let p = self.dir(parent)?;
+        let fd = openat(
+            &*p,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| WriteError::Io {
+            path: self.path.join(rel),
+            op: "open",
+            errno,
+        })?;
+        let fd = Rc::new(fd);
+        self.open.insert(rel.to_path_buf(), fd.clone());
+        Ok(fd)
+    }
 }
 
 /// The commit point: `current` now names generation `name`, atomically.

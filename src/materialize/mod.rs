@@ -23,6 +23,7 @@
 mod clean;
 mod files;
 mod generation;
+mod reach;
 pub mod state;
 mod verify;
 
@@ -66,6 +67,14 @@ pub enum WriteError {
         euid: u32,
         uid: u32,
         gid: u32,
+    },
+    #[error("{} (manifest line {line}): {reason}", path.display())]
+    Unreachable {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+        /// The blocking directory exists (else credfile would create it with `dir_mode`).
+        existing: bool,
     },
     #[error("{}: the filesystem is read-only", path.display())]
     ReadOnly { path: PathBuf },
@@ -116,6 +125,8 @@ impl WriteError {
             WriteError::Unsafe { .. } => "credfile never writes through symlinks, into directories others can modify, or over entries it did not create; remove the offending entry or fix the ownership and permissions, then run again".into(),
             WriteError::UnknownPrincipal { kind, .. } => format!("create the {kind} on this host, or use a numeric id in the manifest"),
             WriteError::ChownDenied { .. } => "run credfile as root (sudo), or remove `owner`/`group` so files belong to the invoking user".into(),
+            WriteError::Unreachable { existing: true, .. } => "change that directory's mode or group so the file's owner and group can pass (for example mode 0710 with the app's group), or choose another root; nothing was written".into(),
+            WriteError::Unreachable { existing: false, .. } => "set `dir_mode` (for example \"0710\" or \"0750\") and the environment's `group` (the directories credfile creates get it) so the file's owner and group can pass; credfile does not widen directory modes on its own, and nothing was written".into(),
             WriteError::ReadOnly { .. } => "choose a root on a writable filesystem (for example under /run)".into(),
             WriteError::NotWritable { .. } => "run as the directory's owner or as root, or choose another root".into(),
             WriteError::Io { errno: Errno::ENOSPC | Errno::EDQUOT, .. } => "free space on the target filesystem; nothing was published".into(),
@@ -176,9 +187,10 @@ pub struct Checked {
     euid: u32,
     egid: u32,
     pub files: Vec<Destination>,
-    /// Directories whose files are known only after a fetch (`keys: all`, `parameters_path:`),
-    /// for `verify --offline`: what is below them is neither expected nor extra.
-    pub open_sets: Vec<PathBuf>,
+    /// Offline verify: the entries whose files are known only after a fetch (`keys: all`,
+    /// `parameters_path:`), each with its directory, mode and owners. Their files are the ones
+    /// the state file records below that directory.
+    pub open_sets: Vec<Destination>,
     /// What the state file says credfile owns in this root (None: nothing yet).
     pub state: Option<state::State>,
 }
@@ -186,7 +198,12 @@ pub struct Checked {
 impl Checked {
     /// Whether `path` is inside one of the [`Checked::open_sets`].
     fn in_open_set(&self, path: &Path) -> bool {
-        self.open_sets.iter().any(|d| path.starts_with(d))
+        self.open_set(path).is_some()
+    }
+
+    /// The open set `path` is inside, if any.
+    fn open_set(&self, path: &Path) -> Option<&Destination> {
+        self.open_sets.iter().find(|d| path.starts_with(&d.path))
     }
 
     /// Top-level names of the set, in manifest order, once each (the generation layout's links).
@@ -207,6 +224,7 @@ impl Checked {
 /// Checks every destination of the plan without changing anything.
 pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
     let mut checked = resolve(plan)?;
+    reach::check(&checked, plan)?;
     let euid = checked.euid;
     let mut dirs = Dirs::new(&checked, false)?;
     let state = match dirs.root.clone() {
@@ -222,13 +240,13 @@ pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
     };
     match checked.layout {
         Layout::Files => {
+            let recorded = state.as_ref().map(state::State::index).unwrap_or_default();
             for dest in &checked.files {
                 let (parent, name) = split(&dest.path);
                 match dirs.open(parent)? {
                     Some(dir) => {
                         ensure_writable(&dir.fd, &checked.root.join(parent), euid)?;
-                        let claim =
-                            Claim::Recorded(state.as_ref().and_then(|s| s.file(&dest.path)));
+                        let claim = Claim::Recorded(recorded.get(dest.path.as_path()).copied());
                         inspect_target(
                             &dir.fd,
                             name,
@@ -259,6 +277,17 @@ pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
     }
     drop(dirs);
     checked.state = state;
+    Ok(checked)
+}
+
+/// [`resolve`] for `verify --offline`: the plan's fixed files, and its expanded entries as
+/// [`Checked::open_sets`] (what they hold is known only from the state file).
+pub fn resolve_offline(plan: &Plan) -> Result<Checked, WriteError> {
+    let mut checked = resolve(&plan.without_expansions())?;
+    let mut sets = plan.clone();
+    sets.files
+        .retain(|f| matches!(f.content, crate::manifest::Content::Expand { .. }));
+    checked.open_sets = resolve(&sets)?.files;
     Ok(checked)
 }
 
@@ -348,8 +377,9 @@ fn changing_paths(outcomes: &[Outcome], removed: &[Outcome]) -> Vec<PathBuf> {
 /// The directories credfile created under this root, over all runs (for `clean`).
 fn all_created_dirs(old: Option<&state::State>, dirs: &Dirs) -> Vec<PathBuf> {
     let mut created = old.map(|s| s.created_dirs.clone()).unwrap_or_default();
+    let mut seen: std::collections::HashSet<PathBuf> = created.iter().cloned().collect();
     for d in dirs.created_paths() {
-        if !created.contains(&d) {
+        if seen.insert(d.clone()) {
             created.push(d);
         }
     }
@@ -487,15 +517,28 @@ struct Dir {
     path: PathBuf,
 }
 
+/// How many directories a cache ([`Dirs`], the generation layout's trees) keeps open. Past it,
+/// only the ancestors of the directory being opened stay: a set of 20,000 files in as many
+/// directories runs within a small, fixed number of descriptors (issue 17).
+pub(super) const MAX_OPEN_DIRS: usize = 64;
+
+/// Keeps a directory cache within [`MAX_OPEN_DIRS`] before `rel` is added to it.
+pub(super) fn trim_cache<T>(cache: &mut HashMap<PathBuf, T>, rel: &Path) {
+    if cache.len() >= MAX_OPEN_DIRS {
+        cache.retain(|k, _| rel.starts_with(k));
+    }
+}
+
 /// Opens directories under the root component by component, never following a symlink, checking
 /// each, creating missing ones when allowed. Remembers what it created so a failed run can remove
-/// it again.
+/// it again (by path: nothing here holds a descriptor per directory).
 struct Dirs<'a> {
     checked: &'a Checked,
     create: bool,
     root: Option<Rc<Dir>>,
     cache: HashMap<PathBuf, Option<Rc<Dir>>>,
-    created: Vec<(Rc<Dir>, PathBuf)>,
+    /// (absolute parent, name) of each directory this run created, in creation order.
+    created: Vec<(PathBuf, PathBuf)>,
 }
 
 impl<'a> Dirs<'a> {
@@ -581,7 +624,7 @@ impl<'a> Dirs<'a> {
                         op: "open",
                         errno: e,
                     })?;
-                self.created.push((parent.clone(), name.to_path_buf()));
+                self.created.push((parent.path.clone(), name.to_path_buf()));
                 fchown(
                     &fd,
                     Some(Uid::from_raw(self.checked.euid)),
@@ -640,6 +683,7 @@ impl<'a> Dirs<'a> {
         {
             return Ok(hit.clone());
         }
+        trim_cache(&mut self.cache, rel);
         let Some(root) = self.root.clone() else {
             if self.create {
                 self.root = self.open_root()?;
@@ -710,18 +754,42 @@ impl<'a> Dirs<'a> {
     fn created_paths(&self) -> Vec<PathBuf> {
         self.created
             .iter()
-            .map(|(parent, name)| parent.path.join(name))
+            .map(|(parent, name)| parent.join(name))
             .collect()
     }
 
-    /// Removes the directories this run created (after a failure), deepest first.
+    /// Removes the directories this run created (after a failure), deepest first. Each parent
+    /// is opened again without following links; only an empty directory is removed.
     fn undo(&mut self) {
         self.cache.clear();
         self.root = None;
         while let Some((parent, name)) = self.created.pop() {
-            let _ = unlinkat(&parent.fd, &name, UnlinkatFlags::RemoveDir);
+            if let Ok(fd) = open_nofollow(&parent) {
+                let _ = unlinkat(&fd, &name, UnlinkatFlags::RemoveDir);
+            }
         }
     }
+}
+
+/// Opens the absolute directory `path` component by component, never following a link.
+fn open_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
+    let mut fd = openat(
+        AT_FDCWD,
+        "/",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    for part in path.components() {
+        if let Component::Normal(part) = part {
+            fd = openat(
+                &fd,
+                part,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+        }
+    }
+    Ok(fd)
 }
 
 fn check_dir(st: &FileStat, path: &Path, relaxed: bool, euid: u32) -> Result<(), WriteError> {

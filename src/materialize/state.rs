@@ -5,6 +5,7 @@
 //! owners, inode numbers (files layout), secret ids, ARNs and version ids. Never a value, and
 //! never a hash of a value: content is compared in memory, against the live files.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use crate::manifest::Layout;
 use crate::render::SourceInfo;
 
 pub const STATE_NAME: &str = ".credfile-state.json";
-const MAX_STATE_BYTES: u64 = 4 << 20;
+/// Room for the largest plan (`render::expand::MAX_FILES` files at about 400 bytes each).
+const MAX_STATE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,8 +103,10 @@ impl State {
 
     /// Adds `paths` to the pending hooks (once each).
     pub fn add_pending(&mut self, paths: impl IntoIterator<Item = PathBuf>) {
+        let mut seen: std::collections::HashSet<PathBuf> =
+            self.pending_hooks.iter().cloned().collect();
         for p in paths {
-            if !self.pending_hooks.contains(&p) {
+            if seen.insert(p.clone()) {
                 self.pending_hooks.push(p);
             }
         }
@@ -134,8 +138,10 @@ impl State {
         Ok(())
     }
 
-    pub fn file(&self, path: &Path) -> Option<&FileRecord> {
-        self.files.iter().find(|f| f.path == path)
+    /// The records by path, for lookups over a whole set (linear, where `file` per file of a
+    /// 20,000-file set would be quadratic).
+    pub fn index(&self) -> HashMap<&Path, &FileRecord> {
+        self.files.iter().map(|f| (f.path.as_path(), f)).collect()
     }
 }
 
@@ -275,13 +281,14 @@ pub(super) fn write(root: &Rc<Dir>, state: &State, euid: u32, egid: u32) -> Resu
         gid: egid,
     };
     let staged = files::stage(
-        root.clone(),
+        root,
+        Path::new(""),
         Path::new(STATE_NAME),
         &root.path.join(STATE_NAME),
         &dest,
         &bytes,
     )?;
-    files::publish(vec![staged])
+    files::publish(vec![staged], &mut |_| Ok(root.clone()))
 }
 
 /// Records, before a commit, that `paths` are changing and their hooks have yet to run. Keeps

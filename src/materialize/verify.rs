@@ -5,6 +5,7 @@
 //! the wrong type (a symlink, a directory or anything else where credfile put a file or a link).
 //! Content is compared in memory with the freshly rendered bytes; nothing about a value is kept.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -60,22 +61,45 @@ fn drift(path: impl Into<PathBuf>, kind: DriftKind, detail: impl Into<String>) -
     }
 }
 
+/// What verify found, and what it could not check.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub drift: Vec<Drift>,
+    /// Files checked: the plan's, and offline every file the state file records for an
+    /// expanded set (the same count apply reports).
+    pub files: usize,
+    /// What was not checked, in words: content offline, an expanded set nothing is recorded for.
+    pub not_checked: Vec<String>,
+}
+
 /// Compares the host with the plan. `rendered` is `None` offline (metadata only).
-pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Drift>, WriteError> {
+pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verified, WriteError> {
+    let mut verified = Verified {
+        files: checked.files.len(),
+        ..Verified::default()
+    };
+    if rendered.is_none() {
+        verified
+            .not_checked
+            .push("content: offline, nothing was fetched or compared".into());
+    }
     let dirs = Dirs::new(checked, false);
     let mut dirs = match dirs {
         Ok(d) => d,
         Err(WriteError::Unsafe { path, reason }) => {
-            return Ok(vec![drift(path, DriftKind::Type, reason)]);
+            verified.drift = vec![drift(path, DriftKind::Type, reason)];
+            return Ok(verified);
         }
         Err(e) => return Err(e),
     };
     let Some(root) = dirs.root.clone() else {
-        return Ok(checked
+        verified.drift = checked
             .files
             .iter()
             .map(|d| drift(&d.path, DriftKind::Missing, "the root does not exist"))
-            .collect());
+            .collect();
+        verified.not_checked.extend(unrecorded_sets(checked, &[]));
+        return Ok(verified);
     };
     let fd = root.fd.try_clone().map_err(|e| WriteError::Io {
         path: checked.root.clone(),
@@ -88,14 +112,44 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Dr
         errno: e,
     })?;
     let state = state::read(&root, checked.euid)?;
+    // Offline, an expanded set's files are what the state file recorded for it, with the
+    // mode and owners the manifest's entry gives them.
+    let recorded_in_sets: Vec<Destination> = state
+        .iter()
+        .flat_map(|s| &s.files)
+        .filter_map(|rec| {
+            checked.open_set(&rec.path).map(|set| Destination {
+                path: rec.path.clone(),
+                ..set.clone()
+            })
+        })
+        .collect();
+    verified.files += recorded_in_sets.len();
+    verified
+        .not_checked
+        .extend(unrecorded_sets(checked, &recorded_in_sets));
+    let expected: Vec<&Destination> = checked.files.iter().chain(&recorded_in_sets).collect();
+    let known: HashSet<&Path> = expected.iter().map(|d| d.path.as_path()).collect();
+    // Below a set the state records, anything else is extra; below one it does not, unknown.
+    let known_sets: Vec<&Path> = checked
+        .open_sets
+        .iter()
+        .filter(|set| {
+            recorded_in_sets
+                .iter()
+                .any(|d| d.path.starts_with(&set.path))
+        })
+        .map(|set| set.path.as_path())
+        .collect();
+    let in_known_set = |p: &Path| known_sets.iter().any(|s| p.starts_with(s));
     let mut out = Vec::new();
     match checked.layout {
         Layout::Files => {
-            for (i, dest) in checked.files.iter().enumerate() {
+            for (i, dest) in expected.iter().enumerate() {
                 let (parent, name) = split(&dest.path);
                 match dirs.find(parent) {
                     Ok(Some(dir)) => {
-                        let bytes = rendered.map(|r| &r[i].bytes[..]);
+                        let bytes = rendered.and_then(|r| r.get(i)).map(|r| &r.bytes[..]);
                         check_file(&dir.fd, name, dest, bytes, &mut out);
                     }
                     Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
@@ -106,9 +160,7 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Dr
                 }
             }
             for rec in state.iter().flat_map(|s| &s.files) {
-                if checked.in_open_set(&rec.path)
-                    || checked.files.iter().any(|d| d.path == rec.path)
-                {
+                if known.contains(rec.path.as_path()) || checked.in_open_set(&rec.path) {
                     continue;
                 }
                 let (parent, name) = split(&rec.path);
@@ -122,21 +174,74 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Vec<Dr
                     ));
                 }
             }
+            // What else is in the directories of the expanded sets credfile recorded.
+            for set in &known_sets {
+                let Ok(Some(dir)) = dirs.find(set) else {
+                    continue;
+                };
+                let mut found = Vec::new();
+                generation::walk(&dir.fd, set, &mut found, 0);
+                for extra in found {
+                    let debris = extra.file_name().is_some_and(|n| {
+                        let n = n.as_bytes();
+                        n.starts_with(TEMP_PREFIX.as_bytes()) && n.ends_with(TEMP_SUFFIX.as_bytes())
+                    });
+                    if !debris && !known.contains(extra.as_path()) {
+                        out.push(drift(extra, DriftKind::Extra, EXTRA_IN_SET));
+                    }
+                }
+            }
         }
-        Layout::Generation => verify_generation(checked, &root, rendered, &mut out)?,
+        Layout::Generation => {
+            let expected = Expected {
+                files: &expected,
+                known: &known,
+                in_known_set: &in_known_set,
+            };
+            verify_generation(checked, &root, rendered, &expected, &mut out)?
+        }
     }
-    Ok(out)
+    verified.drift = out;
+    Ok(verified)
+}
+
+const EXTRA_IN_SET: &str =
+    "in an expanded set's directory, not among the files credfile recorded for that set";
+
+/// The expanded sets (offline) for which the state file records no file: what belongs there
+/// is unknown, so nothing below them was checked.
+fn unrecorded_sets(checked: &Checked, recorded: &[Destination]) -> Vec<String> {
+    checked
+        .open_sets
+        .iter()
+        .filter(|set| !recorded.iter().any(|d| d.path.starts_with(&set.path)))
+        .map(|set| {
+            format!(
+                "`{}`: an expanded set (`keys: all` or `parameters_path:`) the state file records no file of; run verify online to check it",
+                set.path.display()
+            )
+        })
+        .collect()
+}
+
+/// What a generation must hold: the files to check (plan order, then recorded set files), all
+/// their paths, and which paths lie in an expanded set the state records.
+struct Expected<'a> {
+    files: &'a [&'a Destination],
+    known: &'a HashSet<&'a Path>,
+    in_known_set: &'a dyn Fn(&Path) -> bool,
 }
 
 fn verify_generation(
     checked: &Checked,
     root: &Dir,
     rendered: Option<&[Rendered]>,
+    expected: &Expected<'_>,
     out: &mut Vec<Drift>,
 ) -> Result<(), WriteError> {
     let mut names = checked.top_names();
     for set in &checked.open_sets {
-        if let Some(std::path::Component::Normal(n)) = set.components().next() {
+        if let Some(std::path::Component::Normal(n)) = set.path.components().next() {
             let n = n.to_string_lossy().into_owned();
             if !names.contains(&n) {
                 names.push(n);
@@ -179,7 +284,7 @@ fn verify_generation(
         Err(e) => return Err(e),
     };
     let Some(mut live) = live else {
-        for d in &checked.files {
+        for d in expected.files {
             out.push(drift(
                 &d.path,
                 DriftKind::Missing,
@@ -188,11 +293,11 @@ fn verify_generation(
         }
         return Ok(());
     };
-    for (i, dest) in checked.files.iter().enumerate() {
+    for (i, dest) in expected.files.iter().enumerate() {
         let (parent, name) = split(&dest.path);
         match live.dir(parent) {
             Ok(Some(dir)) => {
-                let bytes = rendered.map(|r| &r[i].bytes[..]);
+                let bytes = rendered.and_then(|r| r.get(i)).map(|r| &r.bytes[..]);
                 check_file(&dir.fd, name, dest, bytes, out);
             }
             Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
@@ -203,7 +308,12 @@ fn verify_generation(
         }
     }
     for extra in live.entries() {
-        if !checked.in_open_set(&extra) && !checked.files.iter().any(|d| d.path == extra) {
+        if expected.known.contains(extra.as_path()) {
+            continue;
+        }
+        if (expected.in_known_set)(&extra) {
+            out.push(drift(extra, DriftKind::Extra, EXTRA_IN_SET));
+        } else if !checked.in_open_set(&extra) {
             out.push(drift(
                 extra,
                 DriftKind::Extra,

@@ -2,8 +2,13 @@
 //! top-level key, parameter or secret, once the values are known. The names come from outside the manifest
 //! (JSON keys, parameter names), so each is checked like a manifest path before it becomes one:
 //! a key such as `../x` or one with a control character is refused, never written.
+//!
+//! Limits and conflicts are checked here too, before any file is staged: a set holds at most
+//! [`MAX_PER_SET`] entries and a plan [`MAX_FILES`] files, and no name may be both a file and a
+//! directory (`a` and `a/x` below a path), against the manifest's fixed entries as well.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
 
@@ -34,14 +39,27 @@ fn bad_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The most files one `keys: all` or `parameters_path:` entry may expand to. A secret holds at
+/// most 64 KiB (under 11,000 keys even with one-byte names and values), and a standard-tier
+/// Parameter Store account at most 10,000 parameters: 20,000 covers both with room, while
+/// keeping a run's memory, its state file (about 300 bytes a file) and its time bounded.
+pub const MAX_PER_SET: usize = 20_000;
+
+/// The most files one plan may hold after expansion (several sets in one root).
+pub const MAX_FILES: usize = 50_000;
+
 /// The plan with every `Expand` entry replaced by its files, in name order.
 pub fn expand(plan: &Plan, fetched: &FetchSet) -> Result<Plan, RenderError> {
     let mut out = plan.clone();
     out.files.clear();
     let mut problems = Vec::new();
-    for spec in &plan.files {
+    // For each file of `out`, the entry of `plan` it comes from (for conflict messages).
+    let mut origin: Vec<usize> = Vec::with_capacity(plan.files.len());
+    for (index, spec) in plan.files.iter().enumerate() {
+        let start = out.files.len();
         let Content::Expand { source } = &spec.content else {
             out.files.push(spec.clone());
+            origin.push(index);
             continue;
         };
         let problem = |what: String| Problem {
@@ -135,12 +153,102 @@ pub fn expand(plan: &Plan, fetched: &FetchSet) -> Result<Plan, RenderError> {
                 }
             }
         }
+        if out.files.len() - start > MAX_PER_SET {
+            let past = &out.files[start + MAX_PER_SET];
+            problems.push(problem(format!(
+                "expands to {} files, more than the {MAX_PER_SET} one entry may write; the first past the limit is `{}`",
+                out.files.len() - start,
+                crate::terminal::sanitize(&past.path.display().to_string())
+            )));
+            out.files.truncate(start);
+        }
+        origin.resize(out.files.len(), index);
+    }
+    if problems.is_empty() && out.files.len() > MAX_FILES {
+        let past = &out.files[MAX_FILES];
+        let spec = &plan.files[origin[MAX_FILES]];
+        problems.push(problem_at(
+            spec,
+            format!(
+                "the environment expands to {} files, more than the {MAX_FILES} one root may hold; the first past the limit is `{}`",
+                out.files.len(),
+                crate::terminal::sanitize(&past.path.display().to_string())
+            ),
+        ));
+    }
+    if problems.is_empty() {
+        problems.extend(conflicts(plan, &out.files, &origin));
     }
     if problems.is_empty() {
         Ok(out)
     } else {
         Err(RenderError { problems })
     }
+}
+
+/// A problem with the entry `spec` of the manifest.
+fn problem_at(spec: &FileSpec, what: String) -> Problem {
+    let (noun, secret) = match spec.sources().first() {
+        Some(s) => (s.secret.kind.noun(), s.secret.id.clone()),
+        None => ("secret", String::new()),
+    };
+    Problem {
+        path: spec.path.clone(),
+        line: spec.line,
+        noun,
+        secret,
+        key: None,
+        what,
+    }
+}
+
+/// Names that are both a file and a directory (`a` and `a/x`), or one file twice, once the
+/// sets are expanded. The manifest's own entries were checked against each other by
+/// `validate`; this catches what a listing or a secret's keys add. Indexed by path: linear.
+fn conflicts(plan: &Plan, files: &[FileSpec], origin: &[usize]) -> Vec<Problem> {
+    let mut exact: HashMap<&Path, usize> = HashMap::with_capacity(files.len());
+    let mut problems = Vec::new();
+    let mut reported: HashSet<usize> = HashSet::new();
+    let mut clash = |a: usize, b: usize, how: &str, problems: &mut Vec<Problem>| {
+        // Blame the expanded entry (the fixed ones are the manifest's own choice).
+        let entry = if matches!(plan.files[origin[b]].content, Content::Expand { .. }) {
+            origin[b]
+        } else {
+            origin[a]
+        };
+        if !reported.insert(entry) {
+            return;
+        }
+        problems.push(problem_at(
+            &plan.files[entry],
+            format!(
+                "`{}` and `{}` {how}; rename one upstream (or remove it), nothing was written",
+                crate::terminal::sanitize(&files[a].path.display().to_string()),
+                crate::terminal::sanitize(&files[b].path.display().to_string()),
+            ),
+        ));
+    };
+    for (n, f) in files.iter().enumerate() {
+        if let Some(&m) = exact.get(f.path.as_path()) {
+            clash(m, n, "are the same file twice", &mut problems);
+        } else {
+            exact.insert(&f.path, n);
+        }
+    }
+    for (n, f) in files.iter().enumerate() {
+        for dir in f.path.ancestors().skip(1) {
+            if let Some(&m) = exact.get(dir) {
+                clash(
+                    m,
+                    n,
+                    "clash: the first is a file, the second needs it to be a directory",
+                    &mut problems,
+                );
+                break;
+            }
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

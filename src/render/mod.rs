@@ -71,8 +71,9 @@ pub const TEMPLATE: &str = "template";
 pub fn render_all(files: &[FileSpec], fetched: &FetchSet) -> Result<Vec<Rendered>, RenderError> {
     let mut out = Vec::with_capacity(files.len());
     let mut problems = Vec::new();
+    let mut parsed = Parsed::default();
     for spec in files {
-        match render(spec, fetched) {
+        match render(spec, fetched, &mut parsed) {
             Ok(r) => out.push(r),
             Err(p) => problems.push(p),
         }
@@ -84,7 +85,7 @@ pub fn render_all(files: &[FileSpec], fetched: &FetchSet) -> Result<Vec<Rendered
     }
 }
 
-fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
+fn render(spec: &FileSpec, fetched: &FetchSet, parsed: &mut Parsed) -> Result<Rendered, Problem> {
     let problem = |source: &Source, what: String| Problem {
         path: spec.path.clone(),
         line: spec.line,
@@ -96,7 +97,8 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
     let mut sources = Vec::new();
     let bytes = match &spec.content {
         Content::Raw { source, encoding } => {
-            let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+            let picked =
+                pick(source, fetched, &mut sources, parsed).map_err(|w| problem(source, w))?;
             match (encoding, picked) {
                 (Some(Encoding::Base64), Picked::Text(text)) => {
                     decode_base64(&text).map_err(|w| problem(source, w))?
@@ -122,7 +124,8 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
                 body.push_str("{\n");
             }
             for (n, (name, source)) in values.iter().enumerate() {
-                let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+                let picked =
+                    pick(source, fetched, &mut sources, parsed).map_err(|w| problem(source, w))?;
                 match format {
                     Format::Dotenv => {
                         let text = picked.into_text().map_err(|w| problem(source, w))?;
@@ -157,7 +160,8 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
         } => {
             let mut context = Vec::with_capacity(values.len());
             for (key, source) in values {
-                let picked = pick(source, fetched, &mut sources).map_err(|w| problem(source, w))?;
+                let picked =
+                    pick(source, fetched, &mut sources, parsed).map_err(|w| problem(source, w))?;
                 let value = match picked {
                     Picked::Json(text) => json_tree::selected(&text),
                     other => {
@@ -195,10 +199,12 @@ fn render(spec: &FileSpec, fetched: &FetchSet) -> Result<Rendered, Problem> {
 /// The same problems [`render_all`] reports for the source (no such key, not JSON, binary).
 pub fn select(source: &Source, fetched: &FetchSet) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut provenance = Vec::new();
-    Ok(match pick(source, fetched, &mut provenance)? {
-        Picked::Text(t) | Picked::Json(t) => Zeroizing::new(t.as_bytes().to_vec()),
-        Picked::Bytes(b) => b,
-    })
+    Ok(
+        match pick(source, fetched, &mut provenance, &mut Parsed::default())? {
+            Picked::Text(t) | Picked::Json(t) => Zeroizing::new(t.as_bytes().to_vec()),
+            Picked::Bytes(b) => b,
+        },
+    )
 }
 
 /// A selected value: text, bytes, or (for a non-string JSON value under a key) its JSON text.
@@ -226,10 +232,41 @@ fn lookup<'a>(fetched: &'a FetchSet, r: &SecretRef) -> Result<&'a crate::fetch::
         .ok_or_else(|| "was not fetched (internal error)".to_string())
 }
 
+/// The secret parsed last, so the files of one `keys: all` set (consecutive in the plan) parse
+/// it once, not once per key: that made a 10,000-key set quadratic (issue 17). One document at a
+/// time, dropped with the render.
+#[derive(Default)]
+struct Parsed {
+    last: Option<(SecretRef, std::rc::Rc<serde_json::Value>)>,
+}
+
+impl Parsed {
+    fn get(&mut self, r: &SecretRef, text: &str) -> Result<std::rc::Rc<serde_json::Value>, String> {
+        if let Some((at, doc)) = &self.last
+            && at == r
+        {
+            return Ok(doc.clone());
+        }
+        // serde_json's errors carry positions only, never the input.
+        let doc = std::rc::Rc::new(serde_json::from_str::<serde_json::Value>(text).map_err(
+            |e| {
+                format!(
+                    "is not JSON (parse error at line {} column {}), so it has no keys",
+                    e.line(),
+                    e.column()
+                )
+            },
+        )?);
+        self.last = Some((r.clone(), doc.clone()));
+        Ok(doc)
+    }
+}
+
 fn pick(
     source: &Source,
     fetched: &FetchSet,
     sources: &mut Vec<SourceInfo>,
+    parsed: &mut Parsed,
 ) -> Result<Picked, String> {
     let f = lookup(fetched, &source.secret)?;
     sources.push(SourceInfo {
@@ -250,14 +287,7 @@ fn pick(
         }
         (SecretValue::Text(t), Some(_)) => t.expose_secret(),
     };
-    // serde_json's errors carry positions only, never the input.
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "is not JSON (parse error at line {} column {}), so it has no keys",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let doc = parsed.get(&source.secret, text)?;
     let selected = match source.key.as_ref() {
         Some(KeySel::Key(k)) => match doc.as_object() {
             Some(obj) => obj.get(k),

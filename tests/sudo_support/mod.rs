@@ -240,7 +240,7 @@ impl Host {
         .unwrap();
         fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
         let text = format!(
-            "version: 1\napp: payments\ndefaults:\n  region: us-east-1\n  root: {root}\n  owner: {app}\n  group: {app}\n  mode: \"0440\"\nenvironments:\n  production:\n    protected: {protected}\n    account: \"{ACCOUNT}\"\n    identity:\n      role_arn: {ROLE}\n      web_identity: auto\n    on_change: [{hook}]\nfiles:\n  - path: db/password\n    secret: {secret}\n",
+            "version: 1\napp: payments\ndefaults:\n  region: us-east-1\n  root: {root}\n  owner: {app}\n  group: {app}\n  mode: \"0440\"\n  dir_mode: \"0710\"\nenvironments:\n  production:\n    protected: {protected}\n    account: \"{ACCOUNT}\"\n    identity:\n      role_arn: {ROLE}\n      web_identity: auto\n    on_change: [{hook}]\nfiles:\n  - path: db/password\n    secret: {secret}\n",
             root = self.root().display(),
             app = self.app,
             hook = hook.display(),
