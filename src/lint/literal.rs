@@ -273,7 +273,9 @@ fn judge(value: &str, quoted: bool) -> Option<(usize, usize, &'static str)> {
     if passphrase(v, 3) {
         return Some((offset, v.len(), "a passphrase"));
     }
-    let mixed = first.chars().any(|c| !c.is_ascii_alphabetic());
+    // Prose punctuation after a word (`is asked: these are people`) is no symbol of a password.
+    let bare = first.trim_end_matches([':', ',', '.', ';', '!', '?']);
+    let mixed = bare.chars().any(|c| !c.is_ascii_alphabetic());
     (mixed && !reference(first, false) && single_literal(first)).then_some((
         offset,
         first.len(),
