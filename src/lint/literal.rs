@@ -6,7 +6,8 @@
 //! `Summer2024!`); and anything assigned to a password-like name (`db_password: hunter2`,
 //! `passphrase = "correct horse battery staple"`) that is not a reference, a variable name or a
 //! placeholder. Measured on tests/fixtures/literals (see the test at the end of this file and
-//! the README): precision and recall are printed by `cargo test literal_corpus -- --nocapture`.
+//! docs/src/governance.md): precision and recall are printed by
+//! `cargo test literal_corpus -- --nocapture`.
 
 use std::collections::BTreeMap;
 
