@@ -5,9 +5,9 @@
 Every <a href> and <img src> of every rendered page that is not an absolute URL must resolve:
 inside the book, to a file the build wrote, and a #fragment to an id on that page; outside the
 book (a link such as ../../pipeline-examples/credfile.yaml from docs/book/), to a file or
-directory of the repository (tracked or not ignored by git), as if the book sat at --site (default: where
-BOOK_HTML_DIR is inside REPO_ROOT, else docs/book). README.md's relative links must name repository
-files too. Standard library only; exits 1 listing every broken link.
+directory of the repository (tracked, or new and not ignored by git), as if the book sat at
+--site (default: where BOOK_HTML_DIR is inside REPO_ROOT, else docs/book). README.md's relative
+links must name repository files too. Standard library only; exits 1 listing every broken link.
 """
 
 import argparse
