@@ -124,7 +124,10 @@ def main():
                 # Outside the book: a repository file, seen from where the book sits.
                 rel = posixpath.normpath(posixpath.join(site, here, path))
                 if not in_repo(rel, repo, tracked):
-                    broken.append(f"{where}: repository path `{rel}` is not a file or directory of the repository")
+                    hint = (" (mdbook rewrites a link to a .md file into .html: include the file"
+                            " as a chapter or link its directory)" if rel.endswith(".html") else "")
+                    broken.append(f"{where}: repository path `{rel}` is not a file or directory"
+                                  f" of the repository{hint}")
                 elif frag:
                     broken.append(f"{where}: a #fragment on a repository file cannot be checked; drop it")
                 continue
