@@ -89,8 +89,7 @@ fn fenced_blocks(path: &Path) -> Vec<Block> {
                 open = Some((i + 1, indent, info, Vec::new()));
             }
             None => {}
-            Some((start, ind, info, lines)) if trimmed.starts_with("```") => {
-                let _ = ind;
+            Some((start, _, info, lines)) if trimmed.starts_with("```") => {
                 out.push(Block {
                     at: format!("{name}:{start}"),
                     info,
@@ -572,19 +571,16 @@ fn readme_code_after(marker: &str) -> Vec<String> {
     let at = md
         .find(marker)
         .unwrap_or_else(|| panic!("README.md has no `{marker}`"));
-    md[at..]
+    let mut lines: Vec<String> = md[at..]
         .lines()
         .skip_while(|l| !l.starts_with("    "))
         .take_while(|l| l.starts_with("    ") || l.is_empty())
         .map(|l| l.get(4..).unwrap_or("").to_string())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .skip_while(String::is_empty)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
+        .collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
 }
 
 fn executable(path: &Path) -> bool {
