@@ -10,6 +10,7 @@
 #   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
 #   credfile_aws_env       print the hermetic AWS environment for MOTO_ENDPOINT
 #                          as NAME=VALUE lines (for `env -i`)
+#   credfile_ensure_mdbook mdbook (crates.io, pinned) into .tools/mdbook; sets CREDFILE_MDBOOK
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
@@ -307,4 +308,22 @@ credfile_aws_env() {
         "AWS_EC2_METADATA_DISABLED=true" \
         "AWS_CONFIG_FILE=/dev/null" \
         "AWS_SHARED_CREDENTIALS_FILE=/dev/null"
+}
+
+# mdbook renders the book in docs/ (scripts/test.sh builds it and checks its links). Pinned and
+# built from crates.io with its lock file; only the search feature (no live-reload server).
+CREDFILE_MDBOOK_VERSION='0.5.4'
+CREDFILE_MDBOOK=""
+credfile_ensure_mdbook() {
+    local root="$CREDFILE_TOOLS/mdbook"
+    CREDFILE_MDBOOK="$root/bin/mdbook"
+    if [ -x "$CREDFILE_MDBOOK" ] &&
+        [ "$("$CREDFILE_MDBOOK" --version 2>/dev/null)" = "mdbook v$CREDFILE_MDBOOK_VERSION" ]; then
+        return 0
+    fi
+    credfile_log "cargo install mdbook $CREDFILE_MDBOOK_VERSION into .tools/mdbook (a few minutes, once)"
+    local t=$SECONDS
+    cargo install mdbook --version "$CREDFILE_MDBOOK_VERSION" --locked --no-default-features \
+        --features search --root "$root" --quiet
+    credfile_log "mdbook installed in $((SECONDS - t))s"
 }

@@ -22,6 +22,12 @@ credfile_ensure_fleet_tools
 credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor, ansible-lint) and scripts/ (shellcheck)"
 credfile_lint_pipelines
 
+credfile_ensure_mdbook
+credfile_log "the book: mdbook build docs, then every link checked offline"
+rm -rf docs/book
+"$CREDFILE_MDBOOK" build docs
+"$CREDFILE_VENV/bin/python" scripts/check_links.py docs/book .
+
 credfile_ensure_release_tools
 credfile_log "scripts/dist.sh: the release artifacts (twice, for the reproducibility test)"
 credfile_dist

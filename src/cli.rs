@@ -1,4 +1,4 @@
-//! Command line: the stable interface of `credfile` (see the README's command reference).
+//! Command line: the stable interface of `credfile` (docs/src/commands.md).
 //!
 //! Every flag has an environment twin (`CREDFILE_*`) so pipelines can configure a step without
 //! templating argv. No flag ever carries a secret value.

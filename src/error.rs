@@ -20,7 +20,7 @@ use crate::render::RenderError;
 use crate::sudo::SudoError;
 use crate::terminal::sanitize_lines;
 
-/// Exit codes, documented in the README. Never reuse a number for another meaning.
+/// Exit codes, documented in docs/src/exit-codes.md. Never reuse a number for another meaning.
 pub mod code {
     pub const OK: u8 = 0;
     pub const INTERNAL: u8 = 1;
@@ -121,7 +121,7 @@ impl Error {
         }
     }
 
-    /// The stage that failed, as named in the README's run flow and the JSON failure report.
+    /// The stage that failed, as named in the run flow (docs/src/flow.md) and the JSON failure report.
     pub fn stage(&self) -> &'static str {
         match self {
             Error::Manifest(_) => "manifest",

@@ -431,7 +431,7 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// One audit record (README, "Audit log").
+/// One audit record (docs/src/commands.md, "Audit log").
 pub struct Audit<'a> {
     pub command: &'static str,
     pub plan: Option<&'a Plan>,

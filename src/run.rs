@@ -1,4 +1,4 @@
-//! The flow of a run, stage by stage (see the README): manifest -> preflight -> identity ->
+//! The flow of a run, stage by stage (see docs/src/flow.md): manifest -> preflight -> identity ->
 //! fetch -> render -> materialize -> hooks -> report (+ audit line). Nothing touches the target
 //! until every secret is fetched and every file is rendered.
 //!

@@ -1,6 +1,6 @@
-//! Hostile targets, disk faults and the seed-rule guards: every write guarantee in the README is
-//! attacked here. CI runs as root; tests that need root or a mount namespace say so and skip
-//! when they cannot have it.
+//! Hostile targets, disk faults and the seed-rule guards: every write guarantee in
+//! docs/src/guarantees.md is attacked here. CI runs as root; tests that need root or a mount
+//! namespace say so and skip when they cannot have it.
 
 mod support;
 

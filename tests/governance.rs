@@ -20,7 +20,7 @@ use support::{
     unique_prefix,
 };
 
-/// Exit codes from the README's table.
+/// Exit codes from the book's table (docs/src/exit-codes.md).
 const USAGE: i32 = 2;
 const FETCH: i32 = 4;
 const GOVERNANCE: i32 = 9;

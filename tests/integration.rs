@@ -18,7 +18,7 @@ use support::{
     mtime_of, snapshot, test_python, uid_gid, unique_prefix,
 };
 
-/// Exit codes from the README's table.
+/// Exit codes from the book's table (docs/src/exit-codes.md).
 const USAGE: i32 = 2;
 const IDENTITY: i32 = 3;
 const FETCH: i32 = 4;

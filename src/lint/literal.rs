@@ -7,7 +7,7 @@
 //! `# passwd = opensesame`, `passphrase: "correct horse battery staple"`) that is not a
 //! reference, a variable name or a placeholder; and a value of four or more plain lowercase
 //! words (a diceware passphrase) under any key. Measured on tests/fixtures/literals (see the
-//! test at the end of this file and the README): `cargo test literal_corpus -- --nocapture`.
+//! test at the end of this file and docs/src/governance.md): `cargo test literal_corpus -- --nocapture`.
 //!
 //! A finding never carries the literal, only its kind, position and a redacted form
 //! ([`redact`]).

@@ -51,7 +51,7 @@ pub struct Rule {
     pub help: &'static str,
 }
 
-/// Every rule lint knows, in the order the README lists them.
+/// Every rule lint knows, in the order docs/src/governance.md lists them.
 pub const RULES: &[Rule] = &[
     Rule {
         id: "manifest-invalid",

@@ -322,7 +322,7 @@ pub struct Environment {
     vars: Vec<(String, String)>,
 }
 
-/// How an environment gets its AWS identity (see the README, "Identity").
+/// How an environment gets its AWS identity (docs/src/identity.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentitySpec {
     pub role_arn: Option<String>,

@@ -96,7 +96,7 @@ pub enum Format {
     Template,
 }
 
-/// Which program reads a `format: dotenv` file (README, "dotenv dialects"): each quotes and
+/// Which program reads a `format: dotenv` file (docs/src/manifest.md, "Rendering"): each quotes and
 /// escapes differently, so the encoder follows the reader (src/render/dotenv.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,7 +130,7 @@ impl Dialect {
     }
 }
 
-/// How a root's files are published (README, "Layouts").
+/// How a root's files are published (docs/src/layouts.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {

@@ -1,7 +1,7 @@
 //! Materialize: put rendered files on disk so that no one can redirect, read early, or tear them,
 //! and keep track of what credfile owns so that `verify` and `clean` can be exact.
 //!
-//! Two layouts (README, "Layouts"), one set of safety rules:
+//! Two layouts (docs/src/layouts.md), one set of safety rules:
 //! - every path component is opened with `O_NOFOLLOW`, starting at `/`: a symlink anywhere is
 //!   refused, never followed; directories must belong to root or to us and must not be group- or
 //!   world-writable (a root-owned sticky directory such as /tmp is accepted above the root only);
