@@ -27,7 +27,7 @@ pub use invoker::{HELPER_ARG, Invoker, helper_main};
 /// Variables that make the AWS SDK read a file as root, by name: under sudo they could only
 /// come from the invoking user's environment (through `env_keep` or `sudo -E`), so they are
 /// refused rather than followed. (`SSL_CERT_FILE`/`SSL_CERT_DIR` are left to sudo's env_reset:
-/// hosts set them system-wide to root's own bundle; the README says env_keep never holds them.)
+/// hosts set them system-wide to root's own bundle; docs/src/sudo.md says env_keep never holds them.)
 pub const FILE_VARIABLES: &[&str] = &[
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
@@ -99,7 +99,7 @@ impl SudoError {
                 "under sudo, root reads only what the invoking user may read: install the manifest and its template files root-owned, mode 0644, in directories the user may enter".into()
             }
             SudoError::FileVariable { .. } => format!(
-                "remove it from the sudoers rule's env_keep (and do not use `sudo -E`): the README's sudo section lists what env_keep may hold ({SUDOERS_EXAMPLE})"
+                "remove it from the sudoers rule's env_keep (and do not use `sudo -E`): docs/src/sudo.md lists what env_keep may hold ({SUDOERS_EXAMPLE})"
             ),
             SudoError::Invoker { .. } => {
                 "run credfile through sudo itself, which sets SUDO_USER, SUDO_UID and SUDO_GID".into()

@@ -164,7 +164,7 @@ fn every_sudo_line_of_the_action_and_examples_is_allowed_by_the_shipped_rule() {
             allowed(&host.runner, &line),
             "the rule refuses the runner: {line}"
         );
-        // Each keeps the README's rules: the environment given, the root-owned manifest.
+        // Each keeps docs/src/sudo.md's rules: the environment given, the root-owned manifest.
         assert!(
             line.contains(" --env production --manifest /etc/credfile/"),
             "{line}"

@@ -57,7 +57,7 @@ fn under_a_wildcard_rule_root_reads_nothing_the_runner_cannot() {
         return;
     }
     let mut host = Host::new();
-    // What the README warns against, as a second fence must expect it.
+    // What docs/src/sudo.md warns against, as a second fence must expect it.
     host.add_rule(
         "w",
         &format!(

@@ -207,7 +207,7 @@ pub struct LintFailed {
 
 impl LintFailed {
     pub fn hint(&self) -> Option<String> {
-        Some("fix each finding printed on stdout (its rule id is in brackets; the README explains every rule)".into())
+        Some("fix each finding printed on stdout (its rule id is in brackets; docs/src/governance.md explains every rule)".into())
     }
 }
 

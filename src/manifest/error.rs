@@ -113,8 +113,8 @@ pub(super) fn hint_for_parse(message: &str) -> Option<String> {
             .map(|(_, list)| list.split('`').skip(1).step_by(2).collect::<Vec<_>>())
             .unwrap_or_default();
         return Some(match did_you_mean(word, expected) {
-            Some(d) => format!("{d} (the manifest reference in the README lists every key)"),
-            None => "check the key's spelling against the manifest reference in the README".into(),
+            Some(d) => format!("{d} (docs/src/manifest.md lists every key)"),
+            None => "check the key's spelling against the manifest reference (docs/src/manifest.md)".into(),
         });
     }
     None
@@ -185,7 +185,7 @@ mod tests {
         let m = "files[0]: unknown field `ownr`, expected one of `path`, `owner`, `group`";
         assert_eq!(
             hint_for_parse(m).as_deref(),
-            Some("did you mean `owner`? (the manifest reference in the README lists every key)")
+            Some("did you mean `owner`? (docs/src/manifest.md lists every key)")
         );
         let m = "unknown field `zzzzzz`, expected `version`";
         assert!(

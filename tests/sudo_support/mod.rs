@@ -226,7 +226,7 @@ impl Host {
         self.dir.path().join("reloads")
     }
 
-    /// Installs the manifest root-owned (0644), as the README says; `protected` production or
+    /// Installs the manifest root-owned (0644), as docs/src/sudo.md says; `protected` production or
     /// not, with a reload hook that appends a line to [`Host::hook_record`].
     pub fn install_manifest(&self, secret: &str, protected: bool) {
         let hook = self.dir.path().join("reload.sh");

@@ -103,7 +103,7 @@ fn candidates_are_redacted() {
 
 /// No false alarm on the repository's own manifests and examples: every file under
 /// pipeline-examples/ and templates/, the manifests under tests/manifests/ (but the ones that
-/// hold a pasted secret on purpose), and every fenced snippet of the README.
+/// hold a pasted secret on purpose), and every fenced snippet of the README and the book.
 #[test]
 fn the_repository_s_own_manifests_and_examples_trip_nothing() {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -135,21 +135,24 @@ fn the_repository_s_own_manifests_and_examples_trip_nothing() {
         })
         .collect();
     assert!(texts.len() > 40, "the examples are there: {}", texts.len());
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut fenced = String::new();
-    let mut inside = false;
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            inside = !inside;
-        } else if inside {
-            fenced.push_str(line);
+    let mut docs = vec![root.join("README.md")];
+    walk(&root.join("docs/src"), &mut docs);
+    for doc in docs.iter().filter(|d| d.extension().is_some_and(|e| e == "md")) {
+        let mut fenced = String::new();
+        let mut inside = false;
+        for line in std::fs::read_to_string(doc).unwrap().lines() {
+            if line.trim_start().starts_with("```") {
+                inside = !inside;
+            } else if inside {
+                fenced.push_str(line);
+            }
+            fenced.push('\n');
         }
-        fenced.push('\n');
+        texts.push((doc.strip_prefix(root).unwrap().display().to_string(), fenced));
     }
-    texts.push(("README.md".into(), fenced));
     let mut hits = Vec::new();
     for (name, text) in &texts {
-        // The README shows a line allowance: what it accepts is not a finding.
+        // The book shows a line allowance: what it accepts is not a finding.
         let (allowed, bad) =
             crate::lint::suppress::line_allowances(std::path::Path::new(name), text);
         assert!(bad.is_empty(), "{name}: {bad:?}");
