@@ -4,7 +4,7 @@
 //! moto behind the project's fault-injecting proxy; the Pod Identity endpoint is a real HTTP
 //! stand-in on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

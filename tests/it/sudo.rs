@@ -7,7 +7,7 @@
 //! /etc/credfile) and undo every change when they end, pass or fail; they run one at a time and
 //! only as root (otherwise they say so and pass).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -25,7 +25,7 @@ const IDENTITY: i32 = 3;
 const ACCOUNT: &str = "111111111111";
 const ROLE: &str = "arn:aws:iam::111111111111:role/payments-deploy";
 const CREDFILE: &str = "/usr/local/bin/credfile";
-const SUDOERS: &str = include_str!("../pipeline-examples/sudo/credfile.sudoers");
+const SUDOERS: &str = include_str!("../../pipeline-examples/sudo/credfile.sudoers");
 
 /// The host is shared: one test at a time changes it, in this process and, through a lock
 /// file, in any other test run on the machine.

@@ -84,10 +84,6 @@ impl Canaries {
         self.values.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// First canary found in `haystack`: `(canary index, canary length, byte offset)`.
     pub fn find(&self, haystack: &[u8]) -> Option<(usize, usize, usize)> {
         let values = self.values.lock().unwrap_or_else(|e| e.into_inner());

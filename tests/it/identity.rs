@@ -2,7 +2,7 @@
 //! moto's STS, the guards, retries, and `whoami`. GitHub's token endpoint is a local stand-in that
 //! speaks its protocol; STS errors moto cannot produce come from the fault proxy in AWS's XML shape.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::PathBuf;

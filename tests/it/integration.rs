@@ -3,7 +3,7 @@
 //! Every run goes through `support::Credfile`, which fails the test if any seeded secret value
 //! (a canary) appears in stdout or stderr.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -838,7 +838,7 @@ fn symlinks_are_never_followed() {
     fs::write(outside.join("victim"), b"original").unwrap();
 
     // A symlink planted at a stable link name credfile recorded (type drift): replaced by
-    // credfile's own link with one rename, never followed (self-healing, tests/fleet.rs).
+    // credfile's own link with one rename, never followed (self-healing, tests/it/fleet.rs).
     fs::remove_file(c.root().join("a")).unwrap();
     symlink(outside.join("victim"), c.root().join("a")).unwrap();
     c.seeder.put_string(&c.name("a"), &canary_value());

@@ -1,4 +1,4 @@
-//! Test harness shared by the integration test binaries (`mod support;`).
+//! Test harness shared by the integration test modules (`crate::support`).
 //!
 //! * [`moto_endpoint`] — one moto server per test process (or the one named by
 //!   `CREDFILE_TEST_ENDPOINT`, which `scripts/test.sh` starts).
@@ -10,9 +10,6 @@
 //! * [`Canaries`] / [`assert_no_leak`] — secret-leak detection that never prints
 //!   the secret itself.
 //! * small file-metadata helpers.
-//!
-//! Each test binary uses a subset of this module, hence the `allow`s.
-#![allow(dead_code, unused_imports)]
 
 pub mod canary;
 pub mod case;

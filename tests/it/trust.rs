@@ -4,7 +4,7 @@
 //! out: the right repository, branch and environment match, a wrong one does not. The `aud` in
 //! the policy is the one credfile really requests.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
@@ -191,7 +191,7 @@ fn the_combined_trust_policy_admits_exactly_the_right_jobs() {
         assert!(!any_allows(&doc, &github_token(wrong).jwt), "{wrong}");
     }
     // GitLab: the project's default branch, with the audience the example job requests.
-    let job = include_str!("../pipeline-examples/gitlab/.gitlab-ci.yml");
+    let job = include_str!("../../pipeline-examples/gitlab/.gitlab-ci.yml");
     assert!(
         job.contains("aud: sts.amazonaws.com"),
         "the example job requests aud sts.amazonaws.com"

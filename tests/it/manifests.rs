@@ -1,9 +1,9 @@
 //! Bad manifests, each with its exact error output pinned beside it (`NAME.yaml` ->
 //! `NAME.stderr`). A change in wording, position or hint shows up as a diff here.
-//! `CREDFILE_BLESS=1 cargo test --test manifests` rewrites the expectations after a deliberate
+//! `CREDFILE_BLESS=1 cargo test --test it manifests::` rewrites the expectations after a deliberate
 //! change; review the diff before committing it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
-//! Self-tests of the test harness in tests/support (moto, seeding, proxy,
+//! Self-tests of the test harness in tests/it/support (moto, seeding, proxy,
 //! runner, canaries). They do not depend on what the credfile binary does.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -5,7 +5,7 @@
 //! goes through the counting proxy, and each test checks the total too: a call nobody expected
 //! (a second credential exchange, a retry, a probe) fails it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! GitHub Action's install and run steps in a runner-like environment, and the GitLab component
 //! run by gitlab-ci-local against moto. Skipped (and saying so) without `CREDFILE_TEST_DIST_DIR`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;

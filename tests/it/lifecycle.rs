@@ -1,7 +1,7 @@
 //! The lifecycle after "files written": set-atomic rotation, verify (drift), clean, change hooks,
 //! templates, and the CI-native reports. The real binary against moto, like integration.rs.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::fd::AsFd;

@@ -3,12 +3,12 @@
 //! `ci_variable_file:`), end to end: the real binary, the real AWS SDK, moto's SSM and Secrets
 //! Manager, and the fault-injecting proxy where moto cannot fail on its own.
 //!
-//! Governance (policy goldens, lint fixtures) is in `tests/sources_governance.rs`.
+//! Governance (policy goldens, lint fixtures) is in `tests/it/sources_governance.rs`.
 //!
 //! Every run goes through `support::Credfile`, which fails the test if any seeded value (a
 //! canary) appears in stdout or stderr.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,7 +2,7 @@
 //! shapes: credfile retries what is transient (bounded in attempts and time), fails cleanly on
 //! the rest, names the secret at fault, never panics, and never leaves a partial write.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ fn transient_errors_are_retried_then_succeed() {
         c.proxy.reset_counts();
         c.proxy.fail_next("BatchGetSecretValue", 2, status, code);
         // Batch mode: a throttled batch call is retried as one (auto moves it to single gets,
-        // tests/fleet.rs).
+        // tests/it/fleet.rs).
         let out = c.run(&["--fetch", "batch"]);
         out.assert_code(0);
         assert_eq!(

@@ -22,8 +22,6 @@ pub struct Seeder {
     client: sm::Client,
     canaries: Canaries,
     account: String,
-    region: String,
-    endpoint: String,
 }
 
 impl Seeder {
@@ -96,8 +94,6 @@ impl Seeder {
             client: sm::Client::from_conf(conf),
             canaries: Canaries::global(),
             account,
-            region: region.to_string(),
-            endpoint: endpoint.to_string(),
         }
     }
 
@@ -112,12 +108,6 @@ impl Seeder {
     }
     pub fn account(&self) -> &str {
         &self.account
-    }
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
     }
 
     /// The underlying SDK client, for calls the helpers do not cover.
@@ -188,25 +178,6 @@ impl Seeder {
                     .send(),
             )
             .unwrap_or_else(|e| panic!("PutSecretValue {name}: {}", DisplayErrorContext(&e)));
-        out.version_id()
-            .expect("PutSecretValue: no VersionId")
-            .to_string()
-    }
-
-    /// PutSecretValue with a SecretBinary. Returns the new version id.
-    pub fn put_binary(&self, name: &str, value: &[u8]) -> String {
-        self.canaries.add_secret_binary(value);
-        let out = self
-            .block_on(
-                self.client
-                    .put_secret_value()
-                    .secret_id(name)
-                    .secret_binary(Blob::new(value))
-                    .send(),
-            )
-            .unwrap_or_else(|e| {
-                panic!("PutSecretValue(binary) {name}: {}", DisplayErrorContext(&e))
-            });
         out.version_id()
             .expect("PutSecretValue: no VersionId")
             .to_string()

@@ -2,7 +2,7 @@
 //! attacked here. CI runs as root; tests that need root or a mount namespace say so and skip
 //! when they cannot have it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

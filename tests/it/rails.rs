@@ -2,7 +2,7 @@
 //! failures, production rails for `clean` and `plan`, and messages that name the culprit. The
 //! real binary against moto, like lifecycle.rs.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

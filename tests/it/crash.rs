@@ -4,7 +4,7 @@
 //! never a mix; the next run completes the change and sweeps the debris. Also: two concurrent
 //! applies to one root serialize on its lock.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

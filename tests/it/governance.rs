@@ -8,7 +8,7 @@
 //! Per-rule lint fixtures (one that triggers each rule, one near miss) are unit tests beside the
 //! rules (`src/lint/tests.rs`).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! script runs with bash against moto; the Kubernetes manifests go through kubernetes-validate
 //! --strict; the systemd units through systemd-analyze. Every check is shown to be able to fail.
 
-mod support;
+use crate::support;
 
 #[path = "engines/sshd.rs"]
 mod sshd;

@@ -2,7 +2,7 @@
 //! paths (CI variables need none), and `lint`'s sharing, literal, variable and CI-tier rules for
 //! `parameter:`, `parameters_path:` and `ci_variable(_file):` references. Offline: no AWS call.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -3,9 +3,9 @@
 //! scripts/test.sh runs scripts/dist.sh first and exports `CREDFILE_TEST_DIST_DIR` (its dist/),
 //! and `CREDFILE_TEST_DIST_REBUILD_DIR` (a second dist.sh run from another clone and target
 //! directory). Without them these tests say so and pass: a plain `cargo test` has no release
-//! build. tests/install.rs covers the install paths.
+//! build. tests/it/install.rs covers the install paths.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write;
