@@ -39,12 +39,8 @@ BENCH_DIR="$CREDFILE_ROOT/target/bench"
 BENCH_VENV="$BENCH_DIR/venv"
 
 work=""
-proxy_pid=""
 cleanup() {
-    if [ -n "$proxy_pid" ]; then
-        kill -TERM "$proxy_pid" 2>/dev/null || true
-        wait "$proxy_pid" 2>/dev/null || true
-    fi
+    credfile_stop_proxy
     credfile_stop_moto
     if [ -n "$work" ]; then
         rm -rf "$work"
@@ -108,74 +104,6 @@ cleanup_roots() {
 trap 'cleanup_roots; cleanup' EXIT
 
 # --- helper programs (Python, written here so the script is the whole benchmark) --------
-cat >"$work/proxy.py" <<'PY'
-# A request-counting HTTP/1.1 proxy: 127.0.0.1:<free port> -> moto. It names each request by
-# its action (X-Amz-Target for Secrets Manager, Action= for STS) and counts it.
-# GET /__bench/counts answers the counts as JSON; POST /__bench/reset clears them.
-import http.client, http.server, json, socket, sys, threading, urllib.parse
-
-upstream_host, upstream_port = sys.argv[1].removeprefix("http://").rsplit(":", 1)
-assert upstream_host == "127.0.0.1", "the proxy only forwards to loopback"
-counts, lock = {}, threading.Lock()
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args): pass
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    def body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                chunk = self.rfile.read(size + 2)[:size]
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""): pass
-                    return data
-                data += chunk
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-    def reply(self, status, data, headers=()):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def handle_any(self):
-        data = self.body()
-        if self.path == "/__bench/counts":
-            with lock:
-                return self.reply(200, json.dumps(counts).encode())
-        if self.path == "/__bench/reset":
-            with lock:
-                counts.clear()
-            return self.reply(200, b"{}")
-        target = self.headers.get("X-Amz-Target")
-        if target:
-            action = target.rsplit(".", 1)[-1]
-        else:
-            form = urllib.parse.parse_qs(data.decode("latin-1")) if data else {}
-            action = form.get("Action", ["other"])[0]
-        with lock:
-            counts[action] = counts.get(action, 0) + 1
-        up = http.client.HTTPConnection(upstream_host, int(upstream_port), timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        up.request(self.command, self.path, body=data, headers=headers)
-        resp = up.getresponse()
-        payload = resp.read()
-        up.close()
-        self.reply(resp.status, payload,
-                   [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP])
-    do_GET = do_POST = do_PUT = do_DELETE = handle_any
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-print(server.server_address[1], flush=True)
-server.serve_forever()
-PY
-
 cat >"$work/boto3_fetch.py" <<'PY'
 # What a team writes today: one boto3 client, GetSecretValue per secret, one file each.
 import os, sys
@@ -321,10 +249,11 @@ def time_v(argv, env):
     raise SystemExit("no RSS in /usr/bin/time -v output")
 
 def proxy_counts(reset=False):
-    req = urllib.request.Request(PROXY + ("/__bench/reset" if reset else "/__bench/counts"),
+    req = urllib.request.Request(PROXY + ("/credfile-proxy/reset" if reset else "/credfile-proxy/stats"),
                                  method="POST" if reset else "GET", data=b"" if reset else None)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return json.loads(opener.open(req, timeout=10).read())
+    stats = json.loads(opener.open(req, timeout=10).read())
+    return {a: c["forwarded"] + c["throttled"] for a, c in stats.get("actions", {}).items()}
 
 def check_written(name, root, n):
     written = sum(len(files) for _, _, files in os.walk(root))
@@ -578,14 +507,8 @@ PY
 # --- moto and the counting proxy ---------------------------------------------------------
 credfile_start_moto
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
-"$BENCH_VENV/bin/python" "$work/proxy.py" "$MOTO_ENDPOINT" >"$work/proxy.port" 2>"$work/proxy.log" &
-proxy_pid=$!
-for _ in $(seq 1 100); do
-    [ -s "$work/proxy.port" ] && break
-    sleep 0.1
-done
-[ -s "$work/proxy.port" ] || credfile_die "the counting proxy did not start: $(cat "$work/proxy.log")"
-proxy_endpoint="http://127.0.0.1:$(head -n 1 "$work/proxy.port")"
+credfile_start_proxy "$MOTO_ENDPOINT" "$work"
+proxy_endpoint="$PROXY_ENDPOINT"
 
 config="$("$BENCH_VENV/bin/python" - "$work" "$BIN" "$BENCH_VENV/bin/python" "$MOTO_ENDPOINT" \
     "$proxy_endpoint" "$BENCH_NS" "$BENCH_RUNS" "$BENCH_CLI_MAX" "$BENCH_MODEL_NS" \

@@ -308,3 +308,33 @@ credfile_aws_env() {
         "AWS_CONFIG_FILE=/dev/null" \
         "AWS_SHARED_CREDENTIALS_FILE=/dev/null"
 }
+
+# The tests' counting, fault-injecting proxy (examples/proxy.rs, built from tests/it/support/proxy)
+# in front of UPSTREAM, for the benchmark scripts: credfile_start_proxy UPSTREAM WORKDIR [ARGS...]
+# (ARGS: --scale S, --upstream-slots N). Sets PROXY_PID and PROXY_ENDPOINT; stop it with
+# credfile_stop_proxy. Counts: GET $PROXY_ENDPOINT/credfile-proxy/stats.
+PROXY_PID=""
+PROXY_ENDPOINT=""
+credfile_start_proxy() {
+    local upstream=$1 work=$2 bin
+    shift 2
+    (cd "$CREDFILE_ROOT" && cargo build --locked --quiet --example proxy)
+    bin="${CARGO_TARGET_DIR:-$CREDFILE_ROOT/target}/debug/examples/proxy"
+    "$bin" "$upstream" "$@" >"$work/proxy.port" 2>"$work/proxy.log" &
+    PROXY_PID=$!
+    for _ in $(seq 1 100); do
+        [ -s "$work/proxy.port" ] && break
+        sleep 0.1
+    done
+    [ -s "$work/proxy.port" ] || credfile_die "the proxy did not start: $(cat "$work/proxy.log")"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    PROXY_ENDPOINT="http://127.0.0.1:$(head -n 1 "$work/proxy.port")"
+}
+
+credfile_stop_proxy() {
+    if [ -n "$PROXY_PID" ]; then
+        kill -TERM "$PROXY_PID" 2>/dev/null || true
+        wait "$PROXY_PID" 2>/dev/null || true
+        PROXY_PID=""
+    fi
+}

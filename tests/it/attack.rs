@@ -3,6 +3,7 @@
 //! when they cannot have it.
 
 use crate::support;
+use crate::support::is_root;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -90,10 +91,6 @@ impl Case {
     fn apply(&self) -> Output {
         self.credfile().run(["apply", "--env", "test"])
     }
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
 }
 
 fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>, u64)> {

@@ -5,6 +5,7 @@
 //! --strict; the systemd units through systemd-analyze. Every check is shown to be able to fail.
 
 use crate::support;
+use crate::support::is_root;
 
 #[path = "engines/sshd.rs"]
 mod sshd;
@@ -91,10 +92,6 @@ fn tempdir(prefix: &str) -> tempfile::TempDir {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 //! stand-in on 127.0.0.1.
 
 use crate::support;
+use crate::support::is_root;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,10 +21,6 @@ use support::{Credfile, Output, Proxy, Seeder, canary_value, moto_endpoint, uniq
 
 const WRITE: i32 = 6;
 const DRIFT: i32 = 7;
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 /// A root, a manifest of `n` secrets (one file each, `f00`..), seeded through the real SDK.
 struct Case {

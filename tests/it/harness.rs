@@ -418,6 +418,69 @@ fn proxy_sts_errors_and_assume_role() {
 }
 
 #[test]
+fn proxy_quota_throttles_counts_and_resets() {
+    let proxy = Proxy::start(&moto_endpoint());
+    let p = unique_prefix("quota");
+    let seeder = Seeder::new(&moto_endpoint());
+    seeder.create_string(&format!("{p}/a"), &canary_value());
+    // One token and practically no refill: the first call passes, the second is throttled.
+    proxy.quota("GetSecretValue", 0.001);
+    proxy.quota("STS", 0.001);
+    proxy.limit_upstream(1);
+    let rt = rt();
+    let client = sm_client(&proxy.endpoint(), 1);
+    let get = || rt.block_on(client.get_secret_value().secret_id(format!("{p}/a")).send());
+    assert!(get().is_ok());
+    let err = get().unwrap_err();
+    assert_eq!(err.code(), Some("ThrottlingException"));
+    let sts = sts_client(&proxy.endpoint());
+    assert!(rt.block_on(sts.get_caller_identity().send()).is_ok());
+    let err = rt.block_on(sts.get_caller_identity().send()).unwrap_err();
+    assert_eq!(err.code(), Some("Throttling"));
+    // Other actions have no bucket; one upstream slot is released after each call.
+    for _ in 0..3 {
+        assert!(
+            rt.block_on(client.list_secrets().max_results(1).send())
+                .is_ok()
+        );
+    }
+
+    let stats = proxy.stats();
+    assert_eq!(
+        stats["actions"]["GetSecretValue"]["forwarded"], 1,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["actions"]["GetSecretValue"]["throttled"], 1,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["actions"]["GetCallerIdentity"]["throttled"], 1,
+        "{stats}"
+    );
+    assert_eq!(stats["actions"]["ListSecrets"]["forwarded"], 3, "{stats}");
+    assert_eq!(stats["rates"]["STS"], 0.001, "{stats}");
+
+    // What a benchmark script sees over HTTP; a reset refills the buckets.
+    let http = |method: &str, path: &str| {
+        let mut s = TcpStream::connect(proxy.addr()).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    assert_eq!(http("GET", "/credfile-proxy/stats"), proxy.stats());
+    http("POST", "/credfile-proxy/reset");
+    assert_eq!(proxy.stats()["actions"], serde_json::json!({}));
+    assert!(get().is_ok());
+}
+
+#[test]
 fn proxy_stops_when_dropped() {
     let proxy = Proxy::start(&moto_endpoint());
     let addr = proxy.addr();

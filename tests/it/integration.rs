@@ -4,6 +4,7 @@
 //! (a canary) appears in stdout or stderr.
 
 use crate::support;
+use crate::support::is_root;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -128,10 +129,6 @@ fn statuses(out: &Output) -> BTreeMap<String, String> {
             )
         })
         .collect()
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! templates, and the CI-native reports. The real binary against moto, like integration.rs.
 
 use crate::support;
+use crate::support::is_root;
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -53,10 +54,6 @@ fn drift_kinds(out: &Output) -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 //! only as root (otherwise they say so and pass).
 
 use crate::support;
+use crate::support::is_root;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -31,10 +32,6 @@ const SUDOERS: &str = include_str!("../../pipeline-examples/sudo/credfile.sudoer
 /// file, in any other test run on the machine.
 static HOST: Mutex<()> = Mutex::new(());
 const HOST_LOCK: &str = "/run/lock/credfile-sudo-tests.lock";
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 /// `None` (and a printed reason) when this machine cannot run the sudo tests. Under
 /// scripts/test.sh (CREDFILE_TEST_ENDPOINT set), which installs sudo, a missing sudo fails.

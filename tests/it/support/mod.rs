@@ -184,3 +184,8 @@ pub fn validate_schema(doc: &serde_json::Value) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Tests that need root (chown, sudo, mount namespaces) say so and skip without it.
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}

@@ -17,21 +17,29 @@
 //! budgets, [`Proxy::deny_action`], [`Proxy::deny_secret`]; [`Proxy::delay`]
 //! applies first to any request of its action.
 
-use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod aws;
+mod http;
+mod quota;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufReader;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const DENY_PRINCIPAL: &str = "arn:aws:sts::123456789012:assumed-role/x";
+use aws::{
+    DENY_PRINCIPAL, error_response, form_value, rewrite_batch_response, same_secret, secret_id_list,
+};
+pub use http::Mangle;
+use http::{Request, Response, forward, header, read_request, write_response};
+use quota::{Bucket, Traffic};
+
 /// Idle keep-alive connections are closed after this long.
 const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_HEAD_LINES: usize = 200;
 
 /// The proxy. Stops accepting when dropped; open client connections end when
 /// their peers hang up (or after the idle timeout).
@@ -46,6 +54,40 @@ struct Shared {
     stop: AtomicBool,
     request_ids: AtomicU64,
     state: Mutex<State>,
+    slots: Slots,
+}
+
+/// At most `max` requests in flight to the upstream (0: no bound). moto answers one request per
+/// thread: a fleet of clients is served faster through a few connections than through hundreds.
+#[derive(Default)]
+struct Slots {
+    max: AtomicUsize,
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn take(&self) -> Option<Slot<'_>> {
+        let max = self.max.load(Ordering::SeqCst);
+        if max == 0 {
+            return None;
+        }
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= max {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Some(Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -60,6 +102,9 @@ struct State {
     mangles: Vec<(String, usize, Mangle)>,
     failures: Vec<Failure>,
     delays: HashMap<String, Duration>,
+    /// Token buckets by API ("GetSecretValue", ...; "STS" for every STS action).
+    buckets: BTreeMap<String, Bucket>,
+    traffic: Traffic,
 }
 
 struct Failure {
@@ -101,6 +146,7 @@ impl Proxy {
             stop: AtomicBool::new(false),
             request_ids: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            slots: Slots::default(),
         });
         let acceptor_shared = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -286,6 +332,27 @@ impl Proxy {
         });
     }
 
+    /// Enforce a quota: requests of `bucket` (an action such as "GetSecretValue", or "STS" for
+    /// every STS action) beyond `per_second`, with one second of burst, get AWS's throttling
+    /// answer (ThrottlingException, or STS's Throttling) and are not forwarded.
+    pub fn quota(&self, bucket: &str, per_second: f64) {
+        self.state()
+            .buckets
+            .insert(bucket.to_string(), Bucket::new(per_second));
+    }
+
+    /// At most `n` requests in flight to the upstream at once (0: no bound).
+    pub fn limit_upstream(&self, n: usize) {
+        self.shared.slots.max.store(n, Ordering::SeqCst);
+    }
+
+    /// Forwarded and throttled requests per action, the quotas, and the forwarded requests per
+    /// second (also served at `GET /credfile-proxy/stats`).
+    pub fn stats(&self) -> Value {
+        let s = self.state();
+        s.traffic.stats(&s.buckets)
+    }
+
     /// Hold every request for `action` for `delay` before answering it
     /// (for timeout tests). `Duration::ZERO` removes the delay.
     pub fn delay(&self, action: &str, delay: Duration) {
@@ -320,263 +387,6 @@ impl Shared {
     }
 }
 
-// ---------------------------------------------------------------------------
-// HTTP messages
-
-struct Request {
-    method: String,
-    target: String,
-    version: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-struct Response {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    mangle: Option<Mangle>,
-}
-
-/// How [`Proxy::mangle_next`] breaks a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mangle {
-    /// Close the connection without answering.
-    Reset,
-    /// Send half the body, then close; the Content-Length promised all of it.
-    Truncate,
-    /// Answer 200 with a body that is not JSON.
-    Garbage,
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-}
-
-impl Request {
-    fn keep_alive(&self) -> bool {
-        if self.version.eq_ignore_ascii_case("HTTP/1.0") {
-            has_token(&self.headers, "connection", "keep-alive")
-        } else {
-            !has_token(&self.headers, "connection", "close")
-        }
-    }
-}
-
-impl Response {
-    fn new(
-        status: u16,
-        content_type: &str,
-        body: Vec<u8>,
-        extra: Vec<(String, String)>,
-        request_id: String,
-    ) -> Self {
-        let mut headers = vec![
-            ("Content-Type".to_string(), content_type.to_string()),
-            ("x-amzn-RequestId".to_string(), request_id),
-        ];
-        headers.extend(extra);
-        Response {
-            status,
-            reason: reason_phrase(status).to_string(),
-            headers,
-            body,
-            mangle: None,
-        }
-    }
-}
-
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    let n = r.take(64 * 1024).read_until(b'\n', &mut buf)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-}
-
-fn read_headers(r: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
-    let mut headers = Vec::new();
-    for _ in 0..MAX_HEAD_LINES {
-        let line = read_line(r)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "eof in headers"))?;
-        if line.is_empty() {
-            return Ok(headers);
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "too many header lines",
-    ))
-}
-
-fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line = read_line(r)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "eof in chunk size"))?;
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad chunk size {size_text:?}"),
-            )
-        })?;
-        if size == 0 {
-            // Trailers, up to the empty line.
-            read_headers(r)?;
-            return Ok(body);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
-        read_line(r)?; // CRLF after the chunk
-    }
-}
-
-fn read_body(
-    r: &mut impl BufRead,
-    headers: &[(String, String)],
-    to_eof: bool,
-) -> io::Result<Vec<u8>> {
-    if has_token(headers, "transfer-encoding", "chunked") {
-        return read_chunked(r);
-    }
-    if let Some(len) = header(headers, "content-length") {
-        let len: usize = len
-            .trim()
-            .parse()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))?;
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body)?;
-        return Ok(body);
-    }
-    let mut body = Vec::new();
-    if to_eof {
-        r.read_to_end(&mut body)?;
-    }
-    Ok(body)
-}
-
-/// Ok(None) on a clean EOF between requests.
-fn read_request(r: &mut impl BufRead, w: &mut impl Write) -> io::Result<Option<Request>> {
-    let line = loop {
-        match read_line(r)? {
-            None => return Ok(None),
-            Some(l) if l.is_empty() => continue, // stray CRLF between requests
-            Some(l) => break l,
-        }
-    };
-    let mut parts = line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad request line {line:?}"),
-        ));
-    };
-    let headers = read_headers(r)?;
-    if has_token(&headers, "expect", "100-continue") {
-        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        w.flush()?;
-    }
-    let body = read_body(r, &headers, false)?;
-    Ok(Some(Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        version: version.to_string(),
-        headers,
-        body,
-    }))
-}
-
-fn write_response(w: &mut impl Write, resp: &Response, keep_alive: bool) -> io::Result<()> {
-    match resp.mangle {
-        Some(Mangle::Reset) => {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "reset on purpose",
-            ));
-        }
-        Some(Mangle::Truncate) => {
-            let head = format!(
-                "HTTP/1.1 {} {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                resp.status,
-                resp.reason,
-                resp.body.len()
-            );
-            w.write_all(head.as_bytes())?;
-            w.write_all(&resp.body[..resp.body.len() / 2])?;
-            w.flush()?;
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "cut off on purpose",
-            ));
-        }
-        Some(Mangle::Garbage) | None => {}
-    }
-    let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, resp.reason).into_bytes();
-    for (k, v) in &resp.headers {
-        if [
-            "content-length",
-            "transfer-encoding",
-            "connection",
-            "keep-alive",
-        ]
-        .iter()
-        .any(|h| k.eq_ignore_ascii_case(h))
-        {
-            continue;
-        }
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
-    out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
-    out.extend_from_slice(if keep_alive {
-        b"Connection: keep-alive\r\n\r\n"
-    } else {
-        b"Connection: close\r\n\r\n"
-    });
-    out.extend_from_slice(&resp.body);
-    w.write_all(&out)?;
-    w.flush()
-}
-
-// ---------------------------------------------------------------------------
-// Connection handling
-
 fn handle_client(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(CLIENT_IDLE_TIMEOUT));
@@ -608,6 +418,7 @@ enum Decision {
         message: Option<String>,
     },
     Deny,
+    Throttle,
     Mangle(Mangle),
     Forward {
         rewrite_batch: Vec<(String, String)>,
@@ -615,6 +426,9 @@ enum Decision {
 }
 
 fn process(shared: &Shared, req: &Request) -> Response {
+    if let Some(control) = control(shared, req) {
+        return control;
+    }
     let (action, protocol) = classify(req);
     let body_text = String::from_utf8_lossy(&req.body).into_owned();
     let body_json: Option<Value> = if protocol == Protocol::Json {
@@ -664,7 +478,16 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 *how
             });
         s.mangles.retain(|(_, n, _)| *n > 0);
-        let decision = if let Some(f) = failure {
+        let bucket = if protocol == Protocol::Query {
+            "STS"
+        } else {
+            action.as_str()
+        };
+        let throttled = s.buckets.get_mut(bucket).is_some_and(|b| !b.take());
+        s.traffic.record(&action, throttled);
+        let decision = if throttled {
+            Decision::Throttle
+        } else if let Some(f) = failure {
             f
         } else if let Some(how) = mangle {
             Decision::Mangle(how)
@@ -739,7 +562,15 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 ),
             }
         }
-        Decision::Mangle(how) => match forward(&shared.upstream, req) {
+        Decision::Throttle => {
+            let code = if protocol == Protocol::Query {
+                "Throttling"
+            } else {
+                "ThrottlingException"
+            };
+            error_response(protocol, 400, code, "Rate exceeded", request_id)
+        }
+        Decision::Mangle(how) => match forward_in_slot(shared, req) {
             Ok(mut resp) => {
                 if how == Mangle::Garbage {
                     resp.status = 200;
@@ -754,7 +585,7 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 ..Response::new(502, "text/plain", Vec::new(), Vec::new(), request_id)
             },
         },
-        Decision::Forward { rewrite_batch } => match forward(&shared.upstream, req) {
+        Decision::Forward { rewrite_batch } => match forward_in_slot(shared, req) {
             Ok(mut resp) => {
                 if !rewrite_batch.is_empty() && resp.status == 200 {
                     let requested = body_json.as_ref().map(secret_id_list).unwrap_or_default();
@@ -781,6 +612,38 @@ fn process(shared: &Shared, req: &Request) -> Response {
     }
 }
 
+fn forward_in_slot(shared: &Shared, req: &Request) -> std::io::Result<Response> {
+    let _slot = shared.slots.take();
+    forward(&shared.upstream, req)
+}
+
+/// `GET /credfile-proxy/stats` ([`Proxy::stats`]) and `POST /credfile-proxy/reset` (refill every
+/// bucket, forget every request): how a benchmark script reads and resets a proxy it started.
+fn control(shared: &Shared, req: &Request) -> Option<Response> {
+    let what = req.target.strip_prefix("/credfile-proxy/")?;
+    let mut s = shared.state();
+    let body = match what {
+        "stats" => s.traffic.stats(&s.buckets),
+        "reset" => {
+            for b in s.buckets.values_mut() {
+                *b = Bucket::new(b.rate());
+            }
+            s.traffic = Traffic::default();
+            s.log.clear();
+            s.user_agents.clear();
+            serde_json::json!({})
+        }
+        _ => return None,
+    };
+    Some(Response::new(
+        200,
+        "application/json",
+        body.to_string().into_bytes(),
+        Vec::new(),
+        shared.request_id(),
+    ))
+}
+
 fn classify(req: &Request) -> (String, Protocol) {
     if let Some(target) = header(&req.headers, "x-amz-target") {
         let action = target.rsplit('.').next().unwrap_or(target);
@@ -799,224 +662,4 @@ fn classify(req: &Request) -> (String, Protocol) {
         return ("moto-api".to_string(), Protocol::Other);
     }
     ("unknown".to_string(), Protocol::Other)
-}
-
-fn error_response(
-    protocol: Protocol,
-    status: u16,
-    code: &str,
-    message: &str,
-    request_id: String,
-) -> Response {
-    match protocol {
-        Protocol::Query => {
-            let kind = if status >= 500 { "Receiver" } else { "Sender" };
-            let body = format!(
-                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
-                xml_escape(code),
-                xml_escape(message),
-                xml_escape(&request_id)
-            );
-            Response::new(
-                status,
-                "text/xml",
-                body.into_bytes(),
-                Vec::new(),
-                request_id,
-            )
-        }
-        _ => {
-            let body = json!({ "__type": code, "Message": message }).to_string();
-            Response::new(
-                status,
-                "application/x-amz-json-1.1",
-                body.into_bytes(),
-                vec![("X-Amzn-ErrorType".to_string(), code.to_string())],
-                request_id,
-            )
-        }
-    }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn forward(upstream: &str, req: &Request) -> io::Result<Response> {
-    let stream = TcpStream::connect(upstream)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
-    stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-    let mut out = format!("{} {} HTTP/1.1\r\n", req.method, req.target).into_bytes();
-    for (k, v) in &req.headers {
-        if [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "expect",
-            "transfer-encoding",
-            "content-length",
-        ]
-        .iter()
-        .any(|h| k.eq_ignore_ascii_case(h))
-        {
-            continue;
-        }
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
-    if !req.body.is_empty() || !["GET", "HEAD"].contains(&req.method.as_str()) {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", req.body.len()).as_bytes());
-    }
-    out.extend_from_slice(b"Connection: close\r\n\r\n");
-    out.extend_from_slice(&req.body);
-    let mut writer = stream.try_clone()?;
-    writer.write_all(&out)?;
-    writer.flush()?;
-
-    let mut reader = BufReader::new(stream);
-    loop {
-        let line = read_line(&mut reader)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed"))?;
-        let mut parts = line.splitn(3, ' ');
-        let _version = parts.next();
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {line:?}"),
-            )
-        })?;
-        let reason = parts.next().unwrap_or("").to_string();
-        let headers = read_headers(&mut reader)?;
-        if (100..200).contains(&status) {
-            continue; // interim response
-        }
-        let body = if req.method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
-            Vec::new()
-        } else {
-            read_body(&mut reader, &headers, true)?
-        };
-        return Ok(Response {
-            status,
-            reason,
-            headers,
-            body,
-            mangle: None,
-        });
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Secret ids, forms, batch rewriting
-
-/// Secret name from a name or an ARN (`arn:...:secret:NAME-AbCdEf` -> `NAME`).
-fn secret_name(id: &str) -> &str {
-    if id.starts_with("arn:")
-        && let Some((_, rest)) = id.split_once(":secret:")
-    {
-        if let Some((name, suffix)) = rest.rsplit_once('-')
-            && suffix.len() == 6
-            && suffix.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            return name;
-        }
-        return rest;
-    }
-    id
-}
-
-fn same_secret(a: &str, b: &str) -> bool {
-    a == b || secret_name(a) == secret_name(b)
-}
-
-fn secret_id_list(body: &Value) -> Vec<String> {
-    body.get("SecretIdList")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Move denied entries from SecretValues to Errors. None if the body is not
-/// the expected JSON object or nothing matched.
-fn rewrite_batch_response(
-    body: &[u8],
-    requested: &[String],
-    denied: &[(String, String)],
-) -> Option<Vec<u8>> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    let obj = v.as_object_mut()?;
-    let values = obj.get_mut("SecretValues")?.as_array_mut()?;
-    let mut new_errors = Vec::new();
-    values.retain(|entry| {
-        let name = entry.get("Name").and_then(Value::as_str).unwrap_or("");
-        let arn = entry.get("ARN").and_then(Value::as_str).unwrap_or("");
-        let hit = |id: &str| same_secret(id, name) || (!arn.is_empty() && same_secret(id, arn));
-        let Some((deny, code)) = denied.iter().find(|(d, _)| hit(d)) else {
-            return true;
-        };
-        let as_requested = requested.iter().find(|r| hit(r)).unwrap_or(deny).clone();
-        let message = if code == "AccessDeniedException" {
-            format!(
-                "User: {DENY_PRINCIPAL} is not authorized to perform: secretsmanager:GetSecretValue on resource: {as_requested}"
-            )
-        } else {
-            format!("{code} injected by the credfile test proxy for this secret")
-        };
-        new_errors.push(json!({
-            "SecretId": as_requested,
-            "ErrorCode": code,
-            "Message": message,
-        }));
-        false
-    });
-    if new_errors.is_empty() {
-        return None;
-    }
-    let errors = obj
-        .entry("Errors")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !errors.is_array() {
-        *errors = Value::Array(Vec::new());
-    }
-    errors.as_array_mut()?.extend(new_errors);
-    serde_json::to_vec(&v).ok()
-}
-
-/// Value of `key` in an application/x-www-form-urlencoded string.
-fn form_value(form: &str, key: &str) -> Option<String> {
-    form.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (url_decode(k) == key).then(|| url_decode(v))
-    })
-}
-
-fn url_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
