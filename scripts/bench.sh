@@ -20,6 +20,7 @@
 #
 # Knobs (environment): BENCH_NS="1 20 100 500"  BENCH_RUNS=5  BENCH_CLI_MAX=20
 #                      BENCH_MODEL_NS="10 100 1000 5000" (empty: skip the cost model)
+#                      CREDFILE_BIN (default: a release build; another binary only to try the script)
 #
 # Installs what it needs: the moto venv (scripts/lib.sh), a separate venv with boto3 and the
 # AWS CLI (target/bench/venv, so the test venv stays as it is), and Debian's `time` package.
@@ -77,9 +78,13 @@ if [ "$(cat "$BENCH_VENV/.credfile-bench" 2>/dev/null)" != "$bench_want" ] ||
     printf '%s\n' "$bench_want" >"$BENCH_VENV/.credfile-bench"
 fi
 
-credfile_log "cargo build --release"
-cargo build --release --locked --quiet
-BIN="$CREDFILE_ROOT/target/release/credfile"
+if [ -n "${CREDFILE_BIN:-}" ]; then
+    BIN="$CREDFILE_BIN" # a smoke run of the script itself: its numbers are not the product's
+else
+    credfile_log "cargo build --release"
+    cargo build --release --locked --quiet
+    BIN="$CREDFILE_ROOT/target/release/credfile"
+fi
 
 # --- where files go ----------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/credfile-bench.XXXXXX")"
@@ -508,10 +513,9 @@ PY
 credfile_start_moto
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
 credfile_start_proxy "$MOTO_ENDPOINT" "$work"
-proxy_endpoint="$PROXY_ENDPOINT"
 
 config="$("$BENCH_VENV/bin/python" - "$work" "$BIN" "$BENCH_VENV/bin/python" "$MOTO_ENDPOINT" \
-    "$proxy_endpoint" "$BENCH_NS" "$BENCH_RUNS" "$BENCH_CLI_MAX" "$BENCH_MODEL_NS" \
+    "$PROXY_ENDPOINT" "$BENCH_NS" "$BENCH_RUNS" "$BENCH_CLI_MAX" "$BENCH_MODEL_NS" \
     "$tmpfs_base" "$disk_base" "$BENCH_VENV/bin:/usr/local/bin:/usr/bin:/bin" <<'PY'
 import json, sys
 a = sys.argv[1:]
@@ -557,4 +561,14 @@ print("Bench time: %.0f s." % data["seconds"])
 ' "$BENCH_DIR/results-$stamp.json"
 } | tee "$BENCH_DIR/results-$stamp.md"
 cp "$BENCH_DIR/results-$stamp.md" "$BENCH_DIR/results.md"
-credfile_log "report: target/bench/results-$stamp.md (raw samples: results-$stamp.json); $((SECONDS - started)) s in all"
+# The scaling tables as charts (BENCHMARKS.md shows the ones drawn from its tables).
+"$BENCH_VENV/bin/python" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/start-to-exit.svg" \
+    --x N --y "median ms" --series tool --only '^(credfile|boto3|AWS CLI|floor)' \
+    --group '^(floor|[^:]+)' --title "Process start to exit against moto, by number of secrets" \
+    --log-x --log-y
+if [ -n "$BENCH_MODEL_NS" ]; then
+    "$BENCH_VENV/bin/python" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/cost-model.svg" \
+        --x N --y "median ms" --y "floor ms" --y "CPU ms" --ylabel ms --table-with region \
+        --title "credfile alone (tmpfs), by number of secrets" --log-x --log-y
+fi
+credfile_log "report: target/bench/results-$stamp.md (raw samples: results-$stamp.json, charts: *.svg); $((SECONDS - started)) s in all"
