@@ -99,9 +99,8 @@ elif [ "$(id -u)" = 0 ]; then
     fi
 fi
 [ -n "$tmpfs_base" ] || credfile_die "no tmpfs: /dev/shm is not tmpfs and mounting one failed"
-disk_base="$BENCH_DIR/disk-roots"
-rm -rf "$disk_base"
-mkdir -p "$disk_base" && chmod 0700 "$disk_base"
+# On the disk, outside the work tree (credfile refuses a root `git add` could reach).
+disk_base="$(mktemp -d /var/tmp/credfile-bench.XXXXXX)"
 cleanup_roots() {
     rm -rf "$tmpfs_base" "$disk_base" 2>/dev/null || true
     if mountpoint -q "$work/tmpfs" 2>/dev/null; then umount "$work/tmpfs" || true; fi
@@ -261,7 +260,10 @@ def proxy_counts(reset=False):
     return {a: c["forwarded"] + c["throttled"] for a, c in stats.get("actions", {}).items()}
 
 def check_written(name, root, n):
-    written = sum(len(files) for _, _, files in os.walk(root))
+    # Regular files, once each: the generation layout's stable names are links into `current`,
+    # and credfile's state file (.credfile-state.json) is not a written secret.
+    written = sum(1 for d, _, files in os.walk(root) for f in files
+                  if not f.startswith(".credfile-") and not os.path.islink(os.path.join(d, f)))
     if written != n:
         raise SystemExit(f"{name} wrote {written} files, not {n}")
 
