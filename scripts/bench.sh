@@ -20,6 +20,7 @@
 #
 # Knobs (environment): BENCH_NS="1 20 100 500"  BENCH_RUNS=5  BENCH_CLI_MAX=20
 #                      BENCH_MODEL_NS="10 100 1000 5000" (empty: skip the cost model)
+#                      CREDFILE_BIN (default: a release build; another binary only to try the script)
 #
 # Installs what it needs: the moto venv (scripts/lib.sh), a separate venv with boto3 and the
 # AWS CLI (target/bench/venv, so the test venv stays as it is), and Debian's `time` package.
@@ -39,12 +40,8 @@ BENCH_DIR="$CREDFILE_ROOT/target/bench"
 BENCH_VENV="$BENCH_DIR/venv"
 
 work=""
-proxy_pid=""
 cleanup() {
-    if [ -n "$proxy_pid" ]; then
-        kill -TERM "$proxy_pid" 2>/dev/null || true
-        wait "$proxy_pid" 2>/dev/null || true
-    fi
+    credfile_stop_proxy
     credfile_stop_moto
     if [ -n "$work" ]; then
         rm -rf "$work"
@@ -81,9 +78,13 @@ if [ "$(cat "$BENCH_VENV/.credfile-bench" 2>/dev/null)" != "$bench_want" ] ||
     printf '%s\n' "$bench_want" >"$BENCH_VENV/.credfile-bench"
 fi
 
-credfile_log "cargo build --release"
-cargo build --release --locked --quiet
-BIN="$CREDFILE_ROOT/target/release/credfile"
+if [ -n "${CREDFILE_BIN:-}" ]; then
+    BIN="$CREDFILE_BIN" # a smoke run of the script itself: its numbers are not the product's
+else
+    credfile_log "cargo build --release"
+    cargo build --release --locked --quiet
+    BIN="$CREDFILE_ROOT/target/release/credfile"
+fi
 
 # --- where files go ----------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/credfile-bench.XXXXXX")"
@@ -98,9 +99,8 @@ elif [ "$(id -u)" = 0 ]; then
     fi
 fi
 [ -n "$tmpfs_base" ] || credfile_die "no tmpfs: /dev/shm is not tmpfs and mounting one failed"
-disk_base="$BENCH_DIR/disk-roots"
-rm -rf "$disk_base"
-mkdir -p "$disk_base" && chmod 0700 "$disk_base"
+# On the disk, outside the work tree (credfile refuses a root `git add` could reach).
+disk_base="$(mktemp -d /var/tmp/credfile-bench.XXXXXX)"
 cleanup_roots() {
     rm -rf "$tmpfs_base" "$disk_base" 2>/dev/null || true
     if mountpoint -q "$work/tmpfs" 2>/dev/null; then umount "$work/tmpfs" || true; fi
@@ -108,74 +108,6 @@ cleanup_roots() {
 trap 'cleanup_roots; cleanup' EXIT
 
 # --- helper programs (Python, written here so the script is the whole benchmark) --------
-cat >"$work/proxy.py" <<'PY'
-# A request-counting HTTP/1.1 proxy: 127.0.0.1:<free port> -> moto. It names each request by
-# its action (X-Amz-Target for Secrets Manager, Action= for STS) and counts it.
-# GET /__bench/counts answers the counts as JSON; POST /__bench/reset clears them.
-import http.client, http.server, json, socket, sys, threading, urllib.parse
-
-upstream_host, upstream_port = sys.argv[1].removeprefix("http://").rsplit(":", 1)
-assert upstream_host == "127.0.0.1", "the proxy only forwards to loopback"
-counts, lock = {}, threading.Lock()
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args): pass
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    def body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0], 16)
-                chunk = self.rfile.read(size + 2)[:size]
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""): pass
-                    return data
-                data += chunk
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-    def reply(self, status, data, headers=()):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def handle_any(self):
-        data = self.body()
-        if self.path == "/__bench/counts":
-            with lock:
-                return self.reply(200, json.dumps(counts).encode())
-        if self.path == "/__bench/reset":
-            with lock:
-                counts.clear()
-            return self.reply(200, b"{}")
-        target = self.headers.get("X-Amz-Target")
-        if target:
-            action = target.rsplit(".", 1)[-1]
-        else:
-            form = urllib.parse.parse_qs(data.decode("latin-1")) if data else {}
-            action = form.get("Action", ["other"])[0]
-        with lock:
-            counts[action] = counts.get(action, 0) + 1
-        up = http.client.HTTPConnection(upstream_host, int(upstream_port), timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        up.request(self.command, self.path, body=data, headers=headers)
-        resp = up.getresponse()
-        payload = resp.read()
-        up.close()
-        self.reply(resp.status, payload,
-                   [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP])
-    do_GET = do_POST = do_PUT = do_DELETE = handle_any
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-print(server.server_address[1], flush=True)
-server.serve_forever()
-PY
-
 cat >"$work/boto3_fetch.py" <<'PY'
 # What a team writes today: one boto3 client, GetSecretValue per secret, one file each.
 import os, sys
@@ -321,13 +253,17 @@ def time_v(argv, env):
     raise SystemExit("no RSS in /usr/bin/time -v output")
 
 def proxy_counts(reset=False):
-    req = urllib.request.Request(PROXY + ("/__bench/reset" if reset else "/__bench/counts"),
+    req = urllib.request.Request(PROXY + ("/credfile-proxy/reset" if reset else "/credfile-proxy/stats"),
                                  method="POST" if reset else "GET", data=b"" if reset else None)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return json.loads(opener.open(req, timeout=10).read())
+    stats = json.loads(opener.open(req, timeout=10).read())
+    return {a: c["forwarded"] + c["throttled"] for a, c in stats.get("actions", {}).items()}
 
 def check_written(name, root, n):
-    written = sum(len(files) for _, _, files in os.walk(root))
+    # Regular files, once each: the generation layout's stable names are links into `current`,
+    # and credfile's state file (.credfile-state.json) is not a written secret.
+    written = sum(1 for d, _, files in os.walk(root) for f in files
+                  if not f.startswith(".credfile-") and not os.path.islink(os.path.join(d, f)))
     if written != n:
         raise SystemExit(f"{name} wrote {written} files, not {n}")
 
@@ -578,17 +514,10 @@ PY
 # --- moto and the counting proxy ---------------------------------------------------------
 credfile_start_moto
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
-"$BENCH_VENV/bin/python" "$work/proxy.py" "$MOTO_ENDPOINT" >"$work/proxy.port" 2>"$work/proxy.log" &
-proxy_pid=$!
-for _ in $(seq 1 100); do
-    [ -s "$work/proxy.port" ] && break
-    sleep 0.1
-done
-[ -s "$work/proxy.port" ] || credfile_die "the counting proxy did not start: $(cat "$work/proxy.log")"
-proxy_endpoint="http://127.0.0.1:$(head -n 1 "$work/proxy.port")"
+credfile_start_proxy "$MOTO_ENDPOINT" "$work"
 
 config="$("$BENCH_VENV/bin/python" - "$work" "$BIN" "$BENCH_VENV/bin/python" "$MOTO_ENDPOINT" \
-    "$proxy_endpoint" "$BENCH_NS" "$BENCH_RUNS" "$BENCH_CLI_MAX" "$BENCH_MODEL_NS" \
+    "$PROXY_ENDPOINT" "$BENCH_NS" "$BENCH_RUNS" "$BENCH_CLI_MAX" "$BENCH_MODEL_NS" \
     "$tmpfs_base" "$disk_base" "$BENCH_VENV/bin:/usr/local/bin:/usr/bin:/bin" <<'PY'
 import json, sys
 a = sys.argv[1:]
@@ -634,4 +563,14 @@ print("Bench time: %.0f s." % data["seconds"])
 ' "$BENCH_DIR/results-$stamp.json"
 } | tee "$BENCH_DIR/results-$stamp.md"
 cp "$BENCH_DIR/results-$stamp.md" "$BENCH_DIR/results.md"
-credfile_log "report: target/bench/results-$stamp.md (raw samples: results-$stamp.json); $((SECONDS - started)) s in all"
+# The scaling tables as charts (BENCHMARKS.md shows the ones drawn from its tables).
+"$BENCH_VENV/bin/python" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/start-to-exit.svg" \
+    --x N --y "median ms" --series tool --only '^(credfile|boto3|AWS CLI|floor)' \
+    --group '^(floor|[^:]+)' --title "Process start to exit against moto, by number of secrets" \
+    --log-x --log-y
+if [ -n "$BENCH_MODEL_NS" ]; then
+    "$BENCH_VENV/bin/python" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/cost-model.svg" \
+        --x N --y "median ms" --y "floor ms" --y "CPU ms" --ylabel ms --table-with region \
+        --title "credfile alone (tmpfs), by number of secrets" --log-x --log-y
+fi
+credfile_log "report: target/bench/results-$stamp.md (raw samples: results-$stamp.json, charts: *.svg); $((SECONDS - started)) s in all"

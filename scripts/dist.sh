@@ -15,7 +15,7 @@
 #
 # Reproducible: SOURCE_DATE_EPOCH is the commit time, paths are remapped, archive members are
 # sorted with fixed owner and mtime, gzip -n. Two runs from the same commit, in any checkout
-# directory and target directory, give the same SHA256SUMS (tests/release.rs checks it).
+# directory and target directory, give the same SHA256SUMS (tests/it/release.rs checks it).
 #
 # Env: CREDFILE_DIST_DIR (default dist), CARGO_TARGET_DIR (default target/dist),
 #      CREDFILE_TOOLS_CACHE (default $HOME/.cache/credfile-tools).

@@ -2,7 +2,7 @@
 # Fleet benchmark (issue 12): FLEET_HOSTS hosts start `credfile apply` at once, each a process with
 # its own root and its own identity (IRSA-style web identity: its own role ARN, session name and
 # token file -> one AssumeRoleWithWebIdentity each), against moto behind the project's
-# quota-enforcing proxy (scripts/quota_proxy.py: token buckets for BatchGetSecretValue,
+# proxy with quotas (examples/proxy.rs --scale, the tests' proxy: token buckets for BatchGetSecretValue,
 # GetSecretValue and STS at the real quotas divided by FLEET_SCALE, AWS-shaped Throttling answers).
 #
 # For each --fetch mode (batch, single, auto) and each jitter (0 and FLEET_JITTER seconds) it
@@ -43,12 +43,8 @@ mkdir -p "$out_dir"
 base=/dev/shm
 [ -d "$base" ] && [ -w "$base" ] || base="${TMPDIR:-/tmp}"
 work="$(mktemp -d "$base/credfile-fleet.XXXXXX")"
-PROXY_PID=""
 cleanup() {
-    if [ -n "$PROXY_PID" ]; then
-        kill -TERM "$PROXY_PID" 2>/dev/null || true
-        wait "$PROXY_PID" 2>/dev/null || true
-    fi
+    credfile_stop_proxy
     credfile_stop_moto
     rm -rf "$work"
 }
@@ -57,11 +53,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 credfile_start_moto
-"$PY" scripts/quota_proxy.py "$MOTO_ENDPOINT" "$SCALE" "$work/proxy-port" &
-PROXY_PID=$!
-for _ in $(seq 1 100); do [ -s "$work/proxy-port" ] && break; sleep 0.1; done
-[ -s "$work/proxy-port" ] || credfile_die "the quota proxy did not start"
-PROXY="http://127.0.0.1:$(cat "$work/proxy-port")"
+# moto answers one request per thread: 16 in flight serve a fleet faster than hundreds.
+credfile_start_proxy "$MOTO_ENDPOINT" "$work" --scale "$SCALE" --upstream-slots 16
+PROXY="$PROXY_ENDPOINT"
 credfile_log "moto $MOTO_ENDPOINT, quota proxy $PROXY (scale 1/$SCALE), $HOSTS hosts x $SECRETS secrets"
 
 # Seed straight into moto (no quota): SECRETS secrets, their values kept to check every file.
@@ -89,7 +83,7 @@ run_fleet() {
     rm -rf "$runs"
     mkdir -p "$runs"
     curl_reset() {
-        "$PY" -c 'import sys, urllib.request; urllib.request.build_opener(urllib.request.ProxyHandler({})).open(urllib.request.Request(sys.argv[1] + "/quota-proxy/reset", data=b""), timeout=5).read()' "$PROXY"
+        "$PY" -c 'import sys, urllib.request; urllib.request.build_opener(urllib.request.ProxyHandler({})).open(urllib.request.Request(sys.argv[1] + "/credfile-proxy/reset", data=b""), timeout=5).read()' "$PROXY"
     }
     curl_reset
     for i in $(seq 1 "$HOSTS"); do
@@ -125,7 +119,7 @@ run_fleet() {
 import json, math, os, sys, urllib.request
 proxy, runs, expected, hosts, secrets, scale, mode, jitter, start = sys.argv[1:]
 hosts, secrets, scale, jitter, start = int(hosts), int(secrets), float(scale), float(jitter), float(start)
-stats = json.load(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(proxy + "/quota-proxy/stats", timeout=5))
+stats = json.load(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(proxy + "/credfile-proxy/stats", timeout=5))
 want = {f: open(os.path.join(expected, f), "rb").read() for f in os.listdir(expected)}
 failed = incomplete = 0
 last = start

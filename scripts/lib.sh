@@ -104,19 +104,19 @@ credfile_ensure_node_dotenv() {
     printf '%s\n' "$CREDFILE_NODE_DOTENV" >"$stamp"
 }
 
-# Debian's sudo (and visudo) for tests/sudo.rs, which runs credfile through the shipped
+# Debian's sudo (and visudo) for tests/it/sudo.rs, which runs credfile through the shipped
 # sudoers rule; the tests skip without root, so without root there is nothing to install.
 credfile_ensure_sudo() {
     if [ "$(id -u)" != 0 ] || { [ -x /usr/bin/sudo ] && [ -x /usr/sbin/visudo ]; }; then
         return 0
     fi
     command -v apt-get >/dev/null 2>&1 || credfile_die "sudo is missing and apt-get is not available; install sudo"
-    credfile_log "installing sudo (tests/sudo.rs)"
+    credfile_log "installing sudo (tests/it/sudo.rs)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
 }
 
-# The fleet engines' tests (tests/engines.rs): Ansible over a real sshd, the Kubernetes schemas,
+# The fleet engines' tests (tests/it/engines.rs): Ansible over a real sshd, the Kubernetes schemas,
 # the SSM script's shell lint and systemd-analyze for the units. ansible-core 2.19 is the last
 # series for Python 3.11 (2.20 needs 3.12); ansible-lint 26.10 supports it. Debian's packages come
 # from the release (bookworm), so their versions only move with its point releases.
@@ -175,7 +175,7 @@ credfile_lint_pipelines() {
     for f in "$ex"/iam/*.json "$ex"/ssm/*.json; do
         "$bin/python" -m json.tool "$f" >/dev/null || credfile_die "$f is not valid JSON"
     done
-    # The Ansible collection, role and playbook (tests/engines.rs lints the SSM script, the
+    # The Ansible collection, role and playbook (tests/it/engines.rs lints the SSM script, the
     # Kubernetes manifests and the systemd units, where it can show that each check can fail).
     (cd "$ex/ansible" && PATH="$(cd "$bin" && pwd -P):$PATH" "$bin/ansible-lint" --offline --profile production --nocolor -q)
     shellcheck "$CREDFILE_ROOT"/scripts/*.sh
@@ -326,4 +326,34 @@ credfile_ensure_mdbook() {
     cargo install mdbook --version "$CREDFILE_MDBOOK_VERSION" --locked --no-default-features \
         --features search --root "$root" --quiet
     credfile_log "mdbook installed in $((SECONDS - t))s"
+}
+
+# The tests' counting, fault-injecting proxy (examples/proxy.rs, built from tests/it/support/proxy)
+# in front of UPSTREAM, for the benchmark scripts: credfile_start_proxy UPSTREAM WORKDIR [ARGS...]
+# (ARGS: --scale S, --upstream-slots N). Sets PROXY_PID and PROXY_ENDPOINT; stop it with
+# credfile_stop_proxy. Counts: GET $PROXY_ENDPOINT/credfile-proxy/stats.
+PROXY_PID=""
+PROXY_ENDPOINT=""
+credfile_start_proxy() {
+    local upstream=$1 work=$2 bin
+    shift 2
+    (cd "$CREDFILE_ROOT" && cargo build --locked --quiet --example proxy)
+    bin="${CARGO_TARGET_DIR:-$CREDFILE_ROOT/target}/debug/examples/proxy"
+    "$bin" "$upstream" "$@" >"$work/proxy.port" 2>"$work/proxy.log" &
+    PROXY_PID=$!
+    for _ in $(seq 1 100); do
+        [ -s "$work/proxy.port" ] && break
+        sleep 0.1
+    done
+    [ -s "$work/proxy.port" ] || credfile_die "the proxy did not start: $(cat "$work/proxy.log")"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    PROXY_ENDPOINT="http://127.0.0.1:$(head -n 1 "$work/proxy.port")"
+}
+
+credfile_stop_proxy() {
+    if [ -n "$PROXY_PID" ]; then
+        kill -TERM "$PROXY_PID" 2>/dev/null || true
+        wait "$PROXY_PID" 2>/dev/null || true
+        PROXY_PID=""
+    fi
 }

@@ -114,7 +114,10 @@ pub(super) fn hint_for_parse(message: &str) -> Option<String> {
             .unwrap_or_default();
         return Some(match did_you_mean(word, expected) {
             Some(d) => format!("{d} (docs/src/manifest.md lists every key)"),
-            None => "check the key's spelling against the manifest reference (docs/src/manifest.md)".into(),
+            None => {
+                "check the key's spelling against the manifest reference (docs/src/manifest.md)"
+                    .into()
+            }
         });
     }
     None

@@ -137,7 +137,10 @@ fn the_repository_s_own_manifests_and_examples_trip_nothing() {
     assert!(texts.len() > 40, "the examples are there: {}", texts.len());
     let mut docs = vec![root.join("README.md")];
     walk(&root.join("docs/src"), &mut docs);
-    for doc in docs.iter().filter(|d| d.extension().is_some_and(|e| e == "md")) {
+    for doc in docs
+        .iter()
+        .filter(|d| d.extension().is_some_and(|e| e == "md"))
+    {
         let mut fenced = String::new();
         let mut inside = false;
         for line in std::fs::read_to_string(doc).unwrap().lines() {
@@ -148,7 +151,10 @@ fn the_repository_s_own_manifests_and_examples_trip_nothing() {
             }
             fenced.push('\n');
         }
-        texts.push((doc.strip_prefix(root).unwrap().display().to_string(), fenced));
+        texts.push((
+            doc.strip_prefix(root).unwrap().display().to_string(),
+            fenced,
+        ));
     }
     let mut hits = Vec::new();
     for (name, text) in &texts {

@@ -1,0 +1,30 @@
+//! The integration tests: one binary (linking the SDK and the shared support once), a module per
+//! area. Each drives the real `credfile` binary against real local servers (moto, sudo, sshd,
+//! ansible-playbook, an HTTP mirror); `support` holds what they share.
+
+mod support;
+
+mod attack;
+mod book;
+mod crash;
+mod engines;
+mod expand;
+mod faults;
+mod fleet;
+mod governance;
+mod harness;
+mod identity;
+mod install;
+mod integration;
+mod lifecycle;
+mod manifests;
+mod rails;
+mod release;
+mod requests;
+mod sources;
+mod sources_governance;
+mod sudo;
+mod sudo_paths;
+mod sudo_reads;
+mod sudo_support;
+mod trust;
