@@ -563,7 +563,8 @@ print("Bench time: %.0f s." % data["seconds"])
 ' "$BENCH_DIR/results-$stamp.json"
 } | tee "$BENCH_DIR/results-$stamp.md"
 cp "$BENCH_DIR/results-$stamp.md" "$BENCH_DIR/results.md"
-# The scaling tables as charts (BENCHMARKS.md shows the ones drawn from its tables).
+# The scaling tables as charts (BENCHMARKS.md shows the ones drawn from its tables, kept in
+# docs/src/charts/).
 "$BENCH_VENV/bin/python" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/start-to-exit.svg" \
     --x N --y "median ms" --series tool --only '^(credfile|boto3|AWS CLI|floor)' \
     --group '^(floor|[^:]+)' --title "Process start to exit against moto, by number of secrets" \
