@@ -811,6 +811,38 @@ fn gitlab_component_job_installs_from_the_release_and_applies() {
     }
 }
 
+/// Every script in scripts/ that is run by its path (a shebang) is committed with its run bit:
+/// the README and the release workflow run `scripts/dist.sh`, not `bash scripts/dist.sh`.
+/// lib.sh is sourced, never run.
+#[test]
+fn scripts_are_committed_with_their_run_bit() {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["ls-files", "-s", "--", "scripts", ".ci"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("skipped: not a git checkout");
+        return;
+    }
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let mut checked = 0;
+    for line in listing.lines() {
+        let (meta, path) = line.split_once('\t').unwrap();
+        let text = fs::read(repo().join(path)).unwrap();
+        if !text.starts_with(b"#!") || path == "scripts/lib.sh" {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            meta.starts_with("100755 "),
+            "{path} is committed without its run bit ({meta}): git update-index --chmod=+x {path}"
+        );
+    }
+    assert!(checked >= 5, "{listing}");
+}
+
 /// The version every install path defaults to is the crate's.
 #[test]
 fn install_paths_default_to_this_version() {
