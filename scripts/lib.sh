@@ -225,9 +225,18 @@ credfile_ensure_release_tools() {
 
 # scripts/dist.sh into dist/, then (unless CREDFILE_SKIP_REBUILD=1) once more from a fresh
 # clone of HEAD in another directory with another target dir and zig cache, for the
-# reproducibility test. Sets CREDFILE_DIST_DIR and CREDFILE_DIST_REBUILD_DIR.
+# reproducibility test. Sets CREDFILE_DIST_DIR and CREDFILE_DIST_REBUILD_DIR. The second build
+# lives in a directory of this run only (mktemp -d: two runs on one host never share it); the
+# caller removes it with credfile_dist_cleanup once the tests have read it (an EXIT trap).
 export CREDFILE_DIST_DIR=""
 export CREDFILE_DIST_REBUILD_DIR=""
+CREDFILE_DIST_REBUILD_WORK=""
+credfile_dist_cleanup() {
+    if [ -n "$CREDFILE_DIST_REBUILD_WORK" ]; then
+        rm -rf "$CREDFILE_DIST_REBUILD_WORK"
+        CREDFILE_DIST_REBUILD_WORK=""
+    fi
+}
 credfile_dist() {
     local t=$SECONDS
     bash "$CREDFILE_ROOT/scripts/dist.sh"
@@ -237,9 +246,9 @@ credfile_dist() {
     if [ -n "$(git -C "$CREDFILE_ROOT" status --porcelain --untracked-files=no)" ]; then
         credfile_log "warning: uncommitted changes: the rebuild from a clone of HEAD will differ"
     fi
-    local again="${TMPDIR:-/tmp}/credfile-rebuild"
-    rm -rf "$again"
-    mkdir -p "$again"
+    local again
+    again="$(mktemp -d "${TMPDIR:-/tmp}/credfile-rebuild.XXXXXX")"
+    CREDFILE_DIST_REBUILD_WORK="$again"
     git clone -q --no-local "$CREDFILE_ROOT" "$again/src"
     t=$SECONDS
     CREDFILE_DIST_DIR="$again/dist" CARGO_TARGET_DIR="$again/target" \
