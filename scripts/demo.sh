@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# End-to-end demo against a local moto (no AWS account needed):
-# seeds fake staging secrets, applies pipeline-examples/credfile.yaml into
-# /dev/shm/credfile-demo/staging (memory, outside any git work tree, as
-# credfile wants; CREDFILE_DEMO_ROOT overrides), lists the result, and applies
-# again (all unchanged).
-# Prints no secret value: the files are listed, never shown.
+# End-to-end demo against a local moto (no AWS account needed): installs moto
+# into .venv (nothing else), builds credfile with the `demo` profile (no LTO, no
+# optimisation: minutes, not the release build's quarter hour on 2 cores),
+# seeds fake staging secrets, applies pipeline-examples/credfile.yaml into a
+# fresh directory of this run under /dev/shm (memory, outside any git work tree,
+# as credfile wants; removed at the end; CREDFILE_DEMO_ROOT=DIR uses DIR and
+# keeps it), lists the result, and applies again (all unchanged).
+# Each phase prints a line with the time since the start; cargo prints its own
+# progress. Prints no secret value: the files are listed, never shown.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,18 +15,40 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 demo_home=""
+demo_dir=""
 cleanup() {
     credfile_stop_moto
-    [ -n "$demo_home" ] && rm -rf "$demo_home"
+    if [ -n "$demo_home" ]; then rm -rf "$demo_home"; fi
+    if [ -n "$demo_dir" ]; then rm -rf "$demo_dir"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-manifest=pipeline-examples/credfile.yaml
-out="${CREDFILE_DEMO_ROOT:-/dev/shm/credfile-demo/staging}"
+started=$SECONDS
+phase() { credfile_log "[$(printf '%d:%02d' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)))] $*"; }
 
-credfile_ensure_venv
+manifest=pipeline-examples/credfile.yaml
+if [ -n "${CREDFILE_DEMO_ROOT:-}" ]; then
+    out="$CREDFILE_DEMO_ROOT"
+else
+    # A directory of this run only: two demos on one host never share it.
+    base=/dev/shm
+    [ -d "$base" ] && [ -w "$base" ] || base="${TMPDIR:-/tmp}"
+    demo_dir="$(mktemp -d "$base/credfile-demo.XXXXXX")"
+    out="$demo_dir/staging"
+fi
+
+phase "moto (the local Secrets Manager) into .venv: ${CREDFILE_DEMO_PY_REQUIREMENTS[*]}"
+credfile_ensure_demo_venv
+
+# The one long phase on a fresh clone: cargo prints each crate as it compiles (a progress bar
+# on a terminal).
+phase "cargo build --locked --profile demo  (no LTO, no optimisation; a few minutes the first time, seconds after)"
+cargo build --locked --profile demo
+credfile="${CARGO_TARGET_DIR:-target}/demo/credfile"
+
+phase "starting moto"
 credfile_start_moto
 credfile_log "moto on $MOTO_ENDPOINT"
 
@@ -32,7 +57,7 @@ mapfile -t aws_env < <(credfile_aws_env)
 # Every process that talks to moto gets only this environment.
 hermetic=(env -i "PATH=$PATH" "HOME=$demo_home" "${aws_env[@]}")
 
-credfile_log "seeding demo/staging/{db,api-key,tls} (fake values)"
+phase "seeding demo/staging/{db,api-key,tls} (fake values)"
 "${hermetic[@]}" "$CREDFILE_VENV/bin/python" - <<'PY'
 import base64, json, os, secrets
 import boto3
@@ -61,20 +86,22 @@ for name, value in seed.items():
     print(f"    {name}  ->  {arn}")
 PY
 
-credfile_log "cargo build --release --locked"
-cargo build --release --locked --quiet
-credfile=target/release/credfile
+if [ -z "$demo_dir" ]; then
+    rm -rf "$out"
+    mkdir -p "$(dirname "$out")"
+fi
 
-rm -rf "$out"
-mkdir -p "$(dirname "$out")"
-
-credfile_log "credfile apply --env staging  (first run: files are created)"
+phase "credfile apply --env staging  (first run: files are created)"
 "${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"
 
-credfile_log "ls -lR $out $out/current/  (stable links, then the live generation they point into)"
+phase "ls -lR $out $out/current/  (stable links, then the live generation they point into)"
 ls -lR "$out" "$out/current/"
 
-credfile_log "credfile apply --env staging  (second run: nothing changes)"
+phase "credfile apply --env staging  (second run: nothing changes)"
 "${hermetic[@]}" "$credfile" apply --env staging --manifest "$manifest" --root "$out"
 
-credfile_log "demo done; files are in $out (moto is stopped, so the demo secrets are gone)"
+if [ -n "$demo_dir" ]; then
+    phase "demo done; $out is removed with moto (CREDFILE_DEMO_ROOT=DIR keeps the files)"
+else
+    phase "demo done; files are in $out (moto is stopped, so the demo secrets are gone)"
+fi

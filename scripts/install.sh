@@ -8,7 +8,8 @@
 # line in SHA256SUMS (and against --sha256 when given), verifies SHA256SUMS' signature bundle
 # when cosign is on PATH, then installs the binary atomically (one rename). It fails closed:
 # no SHA-256 tool, no SHA256SUMS, no line for the archive or a wrong hash, and nothing is
-# installed; the target directory is left exactly as it was.
+# installed; the target directory is left exactly as it was. It refuses a target directory
+# that anyone but the installing user (and root) could change, along the whole path.
 #
 # Environment: CREDFILE_REPO (OWNER/NAME of the GitHub repository holding the releases),
 # CREDFILE_VERSION, CREDFILE_INSTALL_DIR, CREDFILE_BASE_URL, CREDFILE_SHA256, CREDFILE_TARGET
@@ -33,7 +34,7 @@ die() {
     exit 1
 }
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -144,6 +145,10 @@ if [ "$proto" != file ]; then
     fi
 fi
 command -v tar >/dev/null 2>&1 || die "tar is not installed"
+# The staging file's name must be unpredictable and created exclusively: without mktemp there is
+# no portable way to do that in sh, so no install.
+command -v mktemp >/dev/null 2>&1 ||
+    die "mktemp is not installed: refusing to install without an unpredictable staging file; install coreutils (or busybox) and run again"
 case "$want_sha" in
     '') ;;
     *[!0-9a-f]*) die "--sha256 must be 64 lowercase hex digits" ;;
@@ -161,6 +166,102 @@ sha256_of() {
     set -- $out
     printf '%s\n' "$1"
 }
+
+# --- the target directory (checked before anything is downloaded) ----------------------------
+# Whoever can write the target directory, or any directory above it, can swap the staging file
+# (or the directory) for a link between two of our steps and make this install write through it:
+# as root, that overwrites any file. So every directory on the way is owned by root or by the
+# installing user and writable by nobody else (a sticky directory such as /tmp may be, above the
+# target); a link on the way must be ours or root's too. The target itself may be writable by
+# others only when it is sticky and ours. Directories are read with `ls -ldn` (POSIX).
+umask 022
+me="$(id -u)"
+case "$dir" in
+    /*) ;;
+    *) dir="$PWD/$dir" ;;
+esac
+
+entry() { # entry PATH: sets entry_mode and entry_uid (of PATH itself, links not followed)
+    set -f
+    # shellcheck disable=SC2046 # fields of ls -ldn on purpose; globbing is off
+    set -- $(ls -ldn "$1" 2>/dev/null)
+    set +f
+    [ $# -ge 3 ] || die "cannot read the owner and mode of $1"
+    entry_mode="$1"
+    entry_uid="$3"
+}
+
+owned_by_us() { # owned_by_us PATH WHAT: PATH (as read by entry) belongs to root or the installer
+    case "$entry_uid" in
+        0 | "$me") ;;
+        *) die "refusing to install into $dir: $2 $1 is owned by uid $entry_uid, not by root or you (uid $me), and its owner could redirect the install; pass --dir with a directory only you or root can write" ;;
+    esac
+}
+
+# trusted_chain DIR: DIR (a physical path) and every directory above it.
+trusted_chain() {
+    d="$1"
+    while :; do
+        entry "$d"
+        owned_by_us "$d" "directory"
+        case "$entry_mode" in
+            ?????w* | ????????w*)
+                case "$entry_mode" in
+                    ?????????[tT]*) ;;
+                    *) die "refusing to install into $dir: $d is writable by group or others ($entry_mode) and not sticky, so another user could plant links there; remove their write access (chmod go-w $d) or pass --dir with a directory only you or root can write" ;;
+                esac
+                ;;
+        esac
+        [ "$d" = / ] && break
+        d="${d%/*}"
+        [ -n "$d" ] || d=/
+    done
+}
+
+# safe_dir PATH: walks PATH from /, one component at a time, checking every directory and link
+# it passes. Sets safe_dir to the physical path of the deepest existing directory and
+# safe_rest to the components still to be created ("" when PATH exists).
+safe_dir() {
+    safe_dir=/
+    safe_rest=""
+    trusted_chain /
+    rest="${1#/}"
+    while [ -n "$rest" ]; do
+        case "$rest" in
+            */*) comp="${rest%%/*}"; rest="${rest#*/}" ;;
+            *) comp="$rest"; rest="" ;;
+        esac
+        case "$comp" in '' | .) continue ;; esac
+        next="${safe_dir%/}/$comp"
+        if [ -L "$next" ]; then
+            entry "$next"
+            owned_by_us "$next" "the link"
+            [ -e "$next" ] || die "refusing to install into $dir: $next is a link to nothing"
+        elif [ ! -e "$next" ]; then
+            safe_rest="$comp${rest:+/$rest}"
+            return 0
+        fi
+        [ -d "$next" ] || die "cannot install into $dir: $next is not a directory"
+        safe_dir="$(cd -P "$next" && pwd -P)" || die "cannot enter $next"
+        trusted_chain "$safe_dir"
+    done
+}
+
+# The target itself: writable by group or others only when sticky and the installer's.
+check_target() {
+    entry "$1"
+    case "$entry_mode" in
+        ?????w* | ????????w*)
+            case "$entry_mode:$entry_uid" in
+                ?????????[tT]*:"$me") ;;
+                *) die "refusing to install into $1: it is writable by group or others ($entry_mode, owner uid $entry_uid) and not a sticky directory of yours, so another user could plant links there; remove their write access (chmod go-w $1) or pass --dir with a directory only you or root can write" ;;
+            esac
+            ;;
+    esac
+}
+
+safe_dir "$dir"
+if [ -z "$safe_rest" ]; then check_target "$safe_dir"; fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/credfile-install.XXXXXX")"
 staged=""
@@ -254,12 +355,20 @@ case "$reported" in
     *) die "the archive's binary reports '$reported', not credfile $version: not installing" ;;
 esac
 
-# Atomic install: stage next to the target (same filesystem), then one rename.
-mkdir -p "$dir" || die "cannot create $dir"
-staged="$dir/.credfile.install.$$"
+# Atomic install: stage next to the target (same filesystem) under a name nobody can guess,
+# created exclusively (mktemp: O_EXCL, mode 0600), then one rename. The directory is checked
+# again now that it exists; from here on only its physical path is used.
+safe_dir "$dir"
+if [ -n "$safe_rest" ]; then
+    mkdir -p "${safe_dir%/}/$safe_rest" || die "cannot create $dir"
+    safe_dir "$dir"
+    [ -z "$safe_rest" ] || die "cannot create $dir"
+fi
+check_target "$safe_dir"
+staged="$(mktemp "${safe_dir%/}/.credfile.install.XXXXXXXXXX")" || die "cannot create a staging file in $dir"
 cp "$bin" "$staged" || die "cannot write to $dir"
 chmod 0755 "$staged"
-mv -f "$staged" "$dir/credfile" || die "cannot install into $dir"
+mv -f "$staged" "${safe_dir%/}/credfile" || die "cannot install into $dir"
 staged=""
 say "installed $dir/credfile"
 case ":${PATH:-}:" in

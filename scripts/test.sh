@@ -9,9 +9,26 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 started=$SECONDS
-trap credfile_stop_moto EXIT
+test_log=""
+cleanup() {
+    credfile_stop_moto
+    if [ -n "$test_log" ]; then rm -f "$test_log"; fi
+    # The second dist build, read by the tests through CREDFILE_TEST_DIST_REBUILD_DIR.
+    credfile_dist_cleanup
+}
+trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# One run per checkout at a time: a run rewrites dist/ and target/dist/ of its checkout (other
+# checkouts have their own, and every temporary path is made per run with mktemp). A second run
+# in the same checkout waits here instead of clobbering the first.
+mkdir -p target
+exec 9>target/.credfile-test.lock
+if ! flock -n 9; then
+    credfile_log "another scripts/test.sh runs in this checkout; waiting for it to finish"
+    flock 9
+fi
 
 credfile_ensure_venv
 credfile_ensure_tools
@@ -56,7 +73,6 @@ export CREDFILE_TEST_FAULT_BIN="$CREDFILE_ROOT/target/fault-points/debug/credfil
 credfile_log "cargo test (manifest fuzzing for ${CREDFILE_FUZZ_SECONDS:=60}s inside it)"
 export CREDFILE_FUZZ_SECONDS
 test_log="$(mktemp "${TMPDIR:-/tmp}/credfile-test.XXXXXX")"
-trap 'credfile_stop_moto; rm -f "$test_log"' EXIT
 cargo test --locked 2>&1 | tee "$test_log"
 
 credfile_log "fleet benchmark, small configuration (a count, not a time: every host must succeed)"

@@ -197,6 +197,269 @@ fn installer_without_a_checksum_tool_fails_closed() {
     );
 }
 
+/// No mktemp on PATH: refused before anything is downloaded (no way to stage safely).
+#[test]
+fn installer_without_mktemp_fails_closed() {
+    let Some(dist) = dist() else { return };
+    let server = FileServer::start(&dist);
+    let tools = tempdir("credfile-path-");
+    for tool in [
+        "curl",
+        "tar",
+        "gzip",
+        "uname",
+        "id",
+        "mkdir",
+        "chmod",
+        "cp",
+        "mv",
+        "rm",
+        "cat",
+        "sed",
+        "getconf",
+        "dirname",
+        "sha256sum",
+        "ls",
+    ] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(found, tools.path().join(tool)).unwrap();
+    }
+    let path = tools.path().to_str().unwrap().to_string();
+    for shell in shells() {
+        let target = tempdir("credfile-target-");
+        let dir = target.path().join("bin");
+        let before = snapshot(target.path());
+        let out = install(
+            &shell,
+            &["--dir", dir.to_str().unwrap(), "--base-url", &server.url()],
+            Some(&path),
+        );
+        assert_ne!(out.code, 0, "{shell:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("mktemp is not installed"),
+            "{shell:?}: {}",
+            out.stderr
+        );
+        assert_eq!(snapshot(target.path()), before, "{shell:?}");
+    }
+    assert_eq!(server.hits(), 0, "nothing downloaded without mktemp");
+}
+
+// --- install.sh as root, against a hostile local user ---------------------------------------
+
+/// A throwaway local user (useradd), removed when dropped.
+struct HostileUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl HostileUser {
+    fn create() -> HostileUser {
+        let name = format!("cfhostile{}", support::random_hex(4));
+        run(Command::new("useradd").args(["-M", "-U", "-s", "/usr/sbin/nologin", &name]));
+        let id = |flag: &str| -> u32 {
+            stdout_of(Command::new("id").args([flag, &name]))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        HostileUser { name, uid, gid }
+    }
+
+    /// `ln -s target link` run as this user: the link is theirs, made with their rights.
+    fn plant_link(&self, target: &Path, link: &Path) -> bool {
+        use std::os::unix::process::CommandExt;
+        Command::new("ln")
+            .arg("-s")
+            .arg(target)
+            .arg(link)
+            .uid(self.uid)
+            .gid(self.gid)
+            .env_clear()
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// Links at the names an installer would likely stage under, from its PID.
+    fn plant_staging_links(&self, dir: &Path, pid: u32, victim: &Path) -> bool {
+        let mut all = true;
+        for name in [
+            format!(".credfile.install.{pid}"),
+            format!(".credfile.install.{}", pid + 1),
+            format!(".credfile.{pid}"),
+            format!("credfile.{pid}"),
+            ".credfile.install".to_string(),
+            "credfile.new".to_string(),
+            ".credfile.tmp".to_string(),
+        ] {
+            all &= self.plant_link(victim, &dir.join(name));
+        }
+        all
+    }
+}
+
+impl Drop for HostileUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// Root-owned scratch the hostile user can traverse, with a root-owned victim file in
+/// `victims/` that the user cannot write.
+fn hostile_setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let base = tempdir("credfile-hostile-");
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let victims = base.path().join("victims");
+    fs::create_dir(&victims).unwrap();
+    fs::set_permissions(&victims, fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = victims.join("victim");
+    fs::write(&victim, VICTIM).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+    (base, victims, victim)
+}
+
+const VICTIM: &[u8] = b"root's file: only root writes it\n";
+
+fn intact(victim: &Path) -> bool {
+    fs::read(victim).unwrap() == VICTIM
+}
+
+fn mkdir_mode(dir: &Path, mode: u32, uid: u32, gid: u32) {
+    fs::create_dir(dir).unwrap();
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The case: root installs into a directory another user can write, and that user has
+/// planted links at the staging names pointing at a root-owned file. Every such directory is
+/// refused before anything is written (the victim and the directory stay exactly as they were);
+/// a 0755 root directory installs; a sticky directory of root's (others may write, nobody may
+/// replace root's entries) installs too, through a staging name nobody could plant.
+#[test]
+fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
+    let Some(dist) = dist() else { return };
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root (creates a local user, installs as root)");
+        return;
+    }
+    let server = FileServer::start(&dist);
+    let hostile = HostileUser::create();
+    let url = server.url();
+    for shell in shells() {
+        // (what, mode, owner, group, the message)
+        let (h, g) = (hostile.uid, hostile.gid);
+        let refused = [
+            ("world-writable", 0o777, 0, 0, "writable by group or others"),
+            ("group-writable", 0o775, 0, g, "writable by group or others"),
+            ("sticky, another user's", 0o1777, h, g, "is owned by uid"),
+        ];
+        for (what, mode, uid, gid, message) in refused {
+            let (base, _, victim) = hostile_setup();
+            let dir = base.path().join("bin");
+            mkdir_mode(&dir, mode, uid, gid);
+            let mut before = BTreeMap::new();
+            let out = install_stopped(
+                &shell,
+                &["--dir", dir.to_str().unwrap(), "--base-url", &url],
+                None,
+                |pid| {
+                    assert!(hostile.plant_staging_links(&dir, pid, &victim), "{what}");
+                    before = snapshot(base.path());
+                },
+            );
+            assert!(
+                intact(&victim),
+                "{shell:?} {what}: the victim was overwritten"
+            );
+            assert_ne!(out.code, 0, "{shell:?} {what}: installed\n{}", out.stderr);
+            assert!(
+                out.stderr.contains(message) && out.stderr.contains(dir.to_str().unwrap()),
+                "{shell:?} {what}: expected '{message}' naming the directory in\n{}",
+                out.stderr
+            );
+            assert_eq!(
+                snapshot(base.path()),
+                before,
+                "{shell:?} {what}: something changed"
+            );
+        }
+
+        // A missing target under a directory the user can write, where they put a link to a
+        // root-only directory at the target's name: refused, nothing lands there.
+        let (base, victims, _) = hostile_setup();
+        let parent = base.path().join("shared");
+        mkdir_mode(&parent, 0o777, 0, 0);
+        let dir = parent.join("bin");
+        assert!(hostile.plant_link(&victims, &dir));
+        let before = snapshot(base.path());
+        let out = install(
+            &shell,
+            &["--dir", dir.to_str().unwrap(), "--base-url", &url],
+            None,
+        );
+        assert_ne!(
+            out.code, 0,
+            "{shell:?} redirected: installed\n{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("refusing to install"), "{}", out.stderr);
+        assert_eq!(snapshot(base.path()), before, "{shell:?} redirected");
+
+        // 0755 root's: the user cannot plant anything, and the install goes through.
+        let (base, _, victim) = hostile_setup();
+        let dir = base.path().join("bin");
+        mkdir_mode(&dir, 0o755, 0, 0);
+        let out = install_stopped(
+            &shell,
+            &["--dir", dir.to_str().unwrap(), "--base-url", &url],
+            None,
+            |pid| assert!(!hostile.plant_staging_links(&dir, pid, &victim)),
+        );
+        assert_eq!(out.code, 0, "{shell:?} 0755: {}", out.stderr);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["credfile"], "{shell:?}");
+        let v = stdout_of(Command::new(dir.join("credfile")).arg("--version"));
+        assert!(v.starts_with(&format!("credfile {VERSION}\n")), "{v}");
+
+        // Sticky and root's (the installer's): others may write, so the user plants links at
+        // every name they can guess; the install stages under one they could not.
+        let (base, _, victim) = hostile_setup();
+        let dir = base.path().join("bin");
+        mkdir_mode(&dir, 0o1777, 0, 0);
+        let out = install_stopped(
+            &shell,
+            &["--dir", dir.to_str().unwrap(), "--base-url", &url],
+            None,
+            |pid| assert!(hostile.plant_staging_links(&dir, pid, &victim)),
+        );
+        assert_eq!(out.code, 0, "{shell:?} sticky root's: {}", out.stderr);
+        assert!(
+            intact(&victim),
+            "{shell:?} sticky root's: the victim was overwritten"
+        );
+        let bin = dir.join("credfile");
+        let m = fs::symlink_metadata(&bin).unwrap();
+        assert!(m.file_type().is_file() && m.uid() == 0 && m.mode() & 0o7777 == 0o755);
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !fs::symlink_metadata(p).unwrap().file_type().is_symlink())
+            .collect();
+        assert_eq!(left, [bin], "{shell:?}: no staging file left");
+    }
+}
+
 // --- the GitHub Action ------------------------------------------------------------------------
 
 /// A checkout of the action as GitHub would lay it out, with its table filled from dist's
@@ -546,6 +809,38 @@ fn gitlab_component_job_installs_from_the_release_and_applies() {
             "{want} not requested: {log:?}"
         );
     }
+}
+
+/// Every script in scripts/ that is run by its path (a shebang) is committed with its run bit:
+/// the README and the release workflow run `scripts/dist.sh`, not `bash scripts/dist.sh`.
+/// lib.sh is sourced, never run.
+#[test]
+fn scripts_are_committed_with_their_run_bit() {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args(["ls-files", "-s", "--", "scripts", ".ci"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("skipped: not a git checkout");
+        return;
+    }
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let mut checked = 0;
+    for line in listing.lines() {
+        let (meta, path) = line.split_once('\t').unwrap();
+        let text = fs::read(repo().join(path)).unwrap();
+        if !text.starts_with(b"#!") || path == "scripts/lib.sh" {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            meta.starts_with("100755 "),
+            "{path} is committed without its run bit ({meta}): git update-index --chmod=+x {path}"
+        );
+    }
+    assert!(checked >= 5, "{listing}");
 }
 
 /// The version every install path defaults to is the crate's.

@@ -238,9 +238,22 @@ pub struct Install {
 }
 
 pub fn install(shell: &[String], args: &[&str], path: Option<&str>) -> Install {
+    install_stopped(shell, args, path, |_| {})
+}
+
+/// [`install`], with install.sh stopped before its first line: `before(pid)` runs while it is
+/// stopped, knowing the PID the script's `$$` will be (a SIGSTOP before `exec` keeps it). An
+/// attacker watching /proc knows it too; here it is known without a race.
+pub fn install_stopped(
+    shell: &[String],
+    args: &[&str],
+    path: Option<&str>,
+    before: impl FnOnce(u32),
+) -> Install {
     let home = tempdir("credfile-install-home-");
-    let mut cmd = Command::new(&shell[0]);
-    cmd.args(&shell[1..])
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "kill -STOP $$; exec \"$@\"", "sh"])
+        .args(shell)
         .arg(repo().join("scripts/install.sh"))
         .args(args)
         .env_clear()
@@ -251,7 +264,29 @@ pub fn install(shell: &[String], args: &[&str], path: Option<&str>) -> Install {
             path.map(str::to_string)
                 .unwrap_or_else(|| std::env::var("PATH").unwrap()),
         );
-    let out = cmd.output().unwrap();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Stopped is state T in /proc/PID/stat (after the command name in parentheses).
+    loop {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        // Z: it exited before stopping (the wait below reports how).
+        if matches!(state, Some("T") | Some("Z")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    before(pid);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
     Install {
         code: out.status.code().unwrap_or(128),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
