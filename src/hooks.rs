@@ -105,7 +105,7 @@ fn describe(s: &HookStatus) -> String {
 /// The hooks a run's changes call for, in order, de-duplicated.
 pub fn select(plan: &Plan, applied: &Applied) -> Vec<Hook> {
     // Each hook with the set of its paths: lookups stay linear for an expanded set of 20,000
-    // files (issue 17).
+    // files.
     let mut hooks: Vec<(Hook, HashSet<PathBuf>)> = Vec::new();
     let mut add = |argv: &[String], paths: Vec<PathBuf>| {
         if argv.is_empty() || paths.is_empty() {

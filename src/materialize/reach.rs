@@ -1,6 +1,6 @@
 //! Every file's owner (and group, when its mode gives the group read access) must be able to
 //! reach it: search permission on every directory from `/` down to it. A run that wrote a file
-//! its owner cannot open would "succeed" and leave the app failing later (issue 17: `owner:
+//! its owner cannot open would "succeed" and leave the app failing later (`owner:
 //! app` under the default `dir_mode` 0700, in directories owned by root).
 //!
 //! Checked in preflight, before any secret is fetched (and again for expanded sets), from the

@@ -233,7 +233,7 @@ fn lookup<'a>(fetched: &'a FetchSet, r: &SecretRef) -> Result<&'a crate::fetch::
 }
 
 /// The secret parsed last, so the files of one `keys: all` set (consecutive in the plan) parse
-/// it once, not once per key: that made a 10,000-key set quadratic (issue 17). One document at a
+/// it once, not once per key: that made a 10,000-key set quadratic. One document at a
 /// time, dropped with the render.
 #[derive(Default)]
 struct Parsed {
