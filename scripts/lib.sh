@@ -11,7 +11,7 @@
 #   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
 #   credfile_aws_env       print the hermetic AWS environment for MOTO_ENDPOINT
 #                          as NAME=VALUE lines (for `env -i`)
-#   credfile_ensure_mdbook mdbook (crates.io, pinned) into .tools/mdbook; sets CREDFILE_MDBOOK
+#   credfile_ensure_mdbook mdbook (crates.io, pinned) into ~/.cache/credfile-tools; sets CREDFILE_MDBOOK
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
@@ -353,13 +353,15 @@ credfile_aws_env() {
 CREDFILE_MDBOOK_VERSION='0.5.4'
 CREDFILE_MDBOOK=""
 credfile_ensure_mdbook() {
-    local root="$CREDFILE_TOOLS/mdbook"
+    # Outside the checkout, like dist.sh's tools: a fresh clone (CI's) reuses the build, which
+    # takes minutes on 2 cores; cargo install locks its root, so two runs do not collide.
+    local root="${CREDFILE_TOOLS_CACHE:-$HOME/.cache/credfile-tools}/mdbook-$CREDFILE_MDBOOK_VERSION"
     CREDFILE_MDBOOK="$root/bin/mdbook"
     if [ -x "$CREDFILE_MDBOOK" ] &&
         [ "$("$CREDFILE_MDBOOK" --version 2>/dev/null)" = "mdbook v$CREDFILE_MDBOOK_VERSION" ]; then
         return 0
     fi
-    credfile_log "cargo install mdbook $CREDFILE_MDBOOK_VERSION into .tools/mdbook (a few minutes, once)"
+    credfile_log "cargo install mdbook $CREDFILE_MDBOOK_VERSION into $root (a few minutes, once)"
     local t=$SECONDS
     cargo install mdbook --version "$CREDFILE_MDBOOK_VERSION" --locked --no-default-features \
         --features search --root "$root" --quiet

@@ -433,7 +433,7 @@ fn fleet_manifest(
     let api_key = support::canary_value();
     seeder.create_json(
         &format!("{prefix}/db"),
-        &json!({ "username": "payments", "password": password }),
+        &json!({ "username": "fleet-db-user", "password": password }),
     );
     seeder.create_string(&format!("{prefix}/api-key"), &api_key);
     let manifest = dir.join("credfile.yaml");
@@ -959,7 +959,7 @@ fn ansible_playbook_applies_over_ssh_idempotently_and_plans_a_rotation_without_w
     //    the new version (metadata) and never the value.
     let new_version = seeder.put_string(
         &format!("{prefix}/db"),
-        &json!({ "username": "payments", "password": support::canary_value() }).to_string(),
+        &json!({ "username": "fleet-db-user", "password": support::canary_value() }).to_string(),
     );
     let check = playbook(&["--check", "--diff", all[0], all[1]]);
     assert_eq!(check.status_code, 0, "check run failed:\n{}", check.stdout);

@@ -162,7 +162,7 @@ fn install_ci_manifest(host: &Host) {
     root_file(
         &host.manifest,
         &format!(
-            "version: 1\napp: payments\ndefaults:\n  region: us-east-1\n  root: {root}\n  owner: {app}\n  group: {app}\n  mode: \"0440\"\nenvironments:\n  production:\n    protected: true\n    account: \"{ACCOUNT}\"\nfiles:\n  - path: db/password\n    ci_variable_file: CF_DB_FILE\n",
+            "version: 1\napp: payments\ndefaults:\n  region: us-east-1\n  root: {root}\n  owner: {app}\n  group: {app}\n  mode: \"0440\"\n  dir_mode: \"0710\"\nenvironments:\n  production:\n    protected: true\n    account: \"{ACCOUNT}\"\nfiles:\n  - path: db/password\n    ci_variable_file: CF_DB_FILE\n",
             root = host.root().display(),
             app = host.app,
         ),
