@@ -23,8 +23,8 @@ use crate::manifest::{Pin, SecretRef, SourceKind};
 pub const BATCH_SIZE: usize = 10;
 /// The API's maximum page size for GetParametersByPath.
 const PAGE_SIZE: i32 = 10;
-/// A path with more parameters than this is a mistake (and a file-count bomb).
-pub const MAX_PATH_PARAMETERS: usize = 1000;
+/// A path with more parameters than a set may hold is refused while it is listed.
+pub const MAX_PATH_PARAMETERS: usize = crate::manifest::MAX_SET_FILES;
 
 /// Starts the GetParameters calls for `refs` on `tasks`, each under `limit`.
 pub fn spawn(

@@ -273,9 +273,9 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
 
 /// ListSecrets' maximum page size.
 const LIST_PAGE_SIZE: i32 = 100;
-/// A prefix with more secrets than this is a mistake (and a file-count bomb), as for a
-/// `parameters_path`.
-pub const MAX_PREFIX_SECRETS: usize = 1000;
+/// A prefix with more secrets than a set may hold is refused while it is listed, as a
+/// `parameters_path` is.
+pub const MAX_PREFIX_SECRETS: usize = crate::manifest::MAX_SET_FILES;
 
 /// The names under one prefix, each as a `secret:` reference (AWSCURRENT).
 pub type PrefixOutcome = (SecretRef, Result<Vec<SecretRef>, Failure>);

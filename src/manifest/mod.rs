@@ -396,6 +396,13 @@ struct EntrySource {
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// How deep a file may sit below the root; deeper trees are a mistake (and would make cleaning
 /// up old generations recursive without bound).
+/// The most files one `keys: all`, `parameters_path:` or secret-prefix entry may expand to; the
+/// listings stop there too. A secret holds at most 64 KiB (under 11,000 keys even with one-byte
+/// names and values), and a standard-tier Parameter Store account at most 10,000 parameters:
+/// 20,000 covers both with room, while keeping a run's memory, its state file (about 300 bytes a
+/// file) and its time bounded.
+pub const MAX_SET_FILES: usize = 20_000;
+
 const MAX_PATH_DEPTH: usize = 32;
 /// Validation stops reporting after this many problems.
 const MAX_DIAGNOSTICS: usize = 50;

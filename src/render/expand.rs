@@ -39,11 +39,8 @@ fn bad_name(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The most files one `keys: all` or `parameters_path:` entry may expand to. A secret holds at
-/// most 64 KiB (under 11,000 keys even with one-byte names and values), and a standard-tier
-/// Parameter Store account at most 10,000 parameters: 20,000 covers both with room, while
-/// keeping a run's memory, its state file (about 300 bytes a file) and its time bounded.
-pub const MAX_PER_SET: usize = 20_000;
+/// The most files one expanded entry may write ([`crate::manifest::MAX_SET_FILES`]).
+pub const MAX_PER_SET: usize = crate::manifest::MAX_SET_FILES;
 
 /// The most files one plan may hold after expansion (several sets in one root).
 pub const MAX_FILES: usize = 50_000;
