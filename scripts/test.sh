@@ -60,6 +60,9 @@ export CREDFILE_TEST_GITLAB_CI_LOCAL="$CREDFILE_TOOLS/node_modules/.bin/gitlab-c
 export CREDFILE_TEST_NODE_DOTENV="$CREDFILE_TOOLS/node-dotenv/node_modules/dotenv"
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"
 
+credfile_log "layers: src/ imports only downward, no cycles (docs/layers.toml)"
+"$CREDFILE_VENV/bin/python" scripts/layers.py
+
 credfile_log "cargo fmt --check"
 cargo fmt --all -- --check
 

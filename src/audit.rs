@@ -15,8 +15,8 @@ use serde_json::json;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::cli::Output;
 use crate::fetch::FetchSet;
+use crate::format::Output;
 use crate::manifest::Plan;
 use crate::render::{self, Problem, RenderError};
 use crate::terminal::{Escaped, escape_json, sanitize_lines};

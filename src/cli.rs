@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::format::{LintFormat, LogFormat, Output};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -164,13 +165,6 @@ impl LintArgs {
     pub fn output(&self) -> LintFormat {
         self.output.or(self.format).unwrap_or(LintFormat::Human)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LintFormat {
-    Human,
-    Json,
-    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -388,16 +382,81 @@ pub struct WhoamiArgs {
     pub output: Output,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+impl Cli {
+    /// What a failure report says of this command line.
+    pub fn failure_context(&self) -> crate::failure::Context {
+        let (command, env, manifest, output, summary) = match &self.command {
+            Command::Apply(a) => (
+                "apply",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                Some(a.output),
+                true,
+            ),
+            Command::Plan(p) => (
+                "plan",
+                Some(&p.run.env),
+                Some(&p.run.manifest.manifest),
+                Some(p.run.output),
+                true,
+            ),
+            Command::Verify(a) => (
+                "verify",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                Some(a.output),
+                true,
+            ),
+            Command::Clean(a) => (
+                "clean",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                None,
+                true,
+            ),
+            Command::Whoami(a) => (
+                "whoami",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                Some(a.output),
+                true,
+            ),
+            // Validate prints its own result with `--output json`, failed or not.
+            Command::Validate(a) => (
+                "validate",
+                a.env.as_ref(),
+                Some(&a.manifest.manifest),
+                None,
+                true,
+            ),
+            Command::Lint(a) => ("lint", None, a.manifests.manifests.first(), None, false),
+            Command::Completions(_) => ("completions", None, None, None, false),
+            Command::Man => ("man", None, None, None, false),
+            Command::Policy(a) => (
+                "policy",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                None,
+                false,
+            ),
+            Command::Audit(a) => match &a.command {
+                AuditCommand::Reuse(r) => (
+                    "audit reuse",
+                    r.envs.first(),
+                    r.manifests.manifests.first(),
+                    Some(r.output),
+                    true,
+                ),
+            },
+        };
+        crate::failure::Context {
+            command,
+            env: env.cloned(),
+            manifest: manifest.cloned(),
+            output,
+            summary,
+        }
+    }
 }
 
 #[cfg(test)]

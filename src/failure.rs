@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::{AuditCommand, Cli, Command, LogFormat, Output};
 use crate::error::Error;
+use crate::format::{LogFormat, Output};
 use crate::terminal::{LogStderr, sanitize, sanitize_lines};
 
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
@@ -32,7 +32,7 @@ pub fn json_record(level: &str, message: &str, fields: Map<String, Value>) -> St
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let stamp = crate::report::rfc3339(now.as_secs());
+    let stamp = crate::format::rfc3339(now.as_secs());
     let stamp = format!(
         "{}.{:06}Z",
         stamp.trim_end_matches('Z'),
@@ -44,7 +44,7 @@ pub fn json_record(level: &str, message: &str, fields: Map<String, Value>) -> St
     json!({"timestamp": stamp, "level": level, "fields": all}).to_string()
 }
 
-/// What the failure report needs to know about the command line.
+/// What the failure report needs to know about the command line ([`crate::cli::Cli::failure_context`]).
 pub struct Context {
     pub command: &'static str,
     pub env: Option<String>,
@@ -52,82 +52,6 @@ pub struct Context {
     pub output: Option<Output>,
     /// The command writes a GitHub step summary (on success, its report; on failure, this).
     pub summary: bool,
-}
-
-impl Context {
-    pub fn of(cli: &Cli) -> Context {
-        let (command, env, manifest, output, summary) = match &cli.command {
-            Command::Apply(a) => (
-                "apply",
-                Some(&a.env),
-                Some(&a.manifest.manifest),
-                Some(a.output),
-                true,
-            ),
-            Command::Plan(p) => (
-                "plan",
-                Some(&p.run.env),
-                Some(&p.run.manifest.manifest),
-                Some(p.run.output),
-                true,
-            ),
-            Command::Verify(a) => (
-                "verify",
-                Some(&a.env),
-                Some(&a.manifest.manifest),
-                Some(a.output),
-                true,
-            ),
-            Command::Clean(a) => (
-                "clean",
-                Some(&a.env),
-                Some(&a.manifest.manifest),
-                None,
-                true,
-            ),
-            Command::Whoami(a) => (
-                "whoami",
-                Some(&a.env),
-                Some(&a.manifest.manifest),
-                Some(a.output),
-                true,
-            ),
-            // Validate prints its own result with `--output json`, failed or not.
-            Command::Validate(a) => (
-                "validate",
-                a.env.as_ref(),
-                Some(&a.manifest.manifest),
-                None,
-                true,
-            ),
-            Command::Lint(a) => ("lint", None, a.manifests.manifests.first(), None, false),
-            Command::Completions(_) => ("completions", None, None, None, false),
-            Command::Man => ("man", None, None, None, false),
-            Command::Policy(a) => (
-                "policy",
-                Some(&a.env),
-                Some(&a.manifest.manifest),
-                None,
-                false,
-            ),
-            Command::Audit(a) => match &a.command {
-                AuditCommand::Reuse(r) => (
-                    "audit reuse",
-                    r.envs.first(),
-                    r.manifests.manifests.first(),
-                    Some(r.output),
-                    true,
-                ),
-            },
-        };
-        Context {
-            command,
-            env: env.cloned(),
-            manifest: manifest.cloned(),
-            output,
-            summary,
-        }
-    }
 }
 
 /// The culprit as JSON; a manifest line without a file is in the command's manifest.
@@ -146,7 +70,7 @@ fn culprit(ctx: &Context, err: &Error) -> Value {
 /// The JSON object `--output json` prints on failure.
 pub fn to_json(ctx: &Context, err: &Error) -> Value {
     json!({
-        "schema_version": crate::report::SCHEMA_VERSION,
+        "schema_version": crate::format::SCHEMA_VERSION,
         "command": ctx.command,
         "environment": ctx.env,
         "error": {

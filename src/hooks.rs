@@ -25,10 +25,9 @@ use std::time::{Duration, Instant};
 use crate::manifest::Plan;
 use crate::materialize::{Applied, Outcome};
 
-/// Variables a hook inherits from credfile's environment, when set.
-pub const ALLOWED_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
-];
+/// Variables a hook inherits from credfile's environment, when set (the manifest names them:
+/// a `ci_variable:` may not take one of these names).
+pub use crate::manifest::HOOK_ENV as ALLOWED_ENV;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One hook to run and the changed paths (absolute) it covers.

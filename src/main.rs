@@ -14,6 +14,7 @@ mod every;
 mod failure;
 mod fault;
 mod fetch;
+mod format;
 mod guard;
 mod hooks;
 mod identity;
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
     }
     init_logging(cli.log_format);
     failure::set_json_logs(failure::is_json(cli.log_format));
-    let context = failure::Context::of(&cli);
+    let context = cli.failure_context();
     match run::run(cli) {
         Ok(()) => ExitCode::from(error::code::OK),
         Err(err) => {

@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::unistd::{Gid, Group, Uid, User};
 use serde_json::{Value, json};
 
-use crate::cli::Output;
+use crate::format::Output;
+use crate::format::{SCHEMA_VERSION, rfc3339};
 use crate::hooks::HookResult;
 use crate::identity::Session;
 use crate::manifest::{Diagnostic, Plan};
@@ -21,9 +22,6 @@ use crate::materialize::state::layout_name;
 use crate::materialize::{Drift, Outcome, Status};
 use crate::render::SourceInfo;
 use crate::terminal::{Escaped, escape_json, sanitize, sanitize_lines};
-
-/// The version of the JSON report's shape (`schema_version`); bumped on incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
 
 pub struct Report<'a> {
     pub command: &'static str,
@@ -407,28 +405,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// RFC 3339 UTC time with seconds, e.g. `2026-08-07T12:34:56Z`.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// One audit record (docs/src/commands.md, "Audit log").

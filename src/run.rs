@@ -44,7 +44,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             for manifest in &args.manifests.manifests {
                 sudo::check_invocation(manifest, &[])?;
             }
-            lint::command(&args).map_err(|e| match e {
+            if args.format.is_some() && args.output.is_none() {
+                tracing::warn!(
+                    "lint --format (CREDFILE_LINT_FORMAT) is deprecated: use --output, as every command does"
+                );
+            }
+            lint::command(&args.manifests.manifests, args.output()).map_err(|e| match e {
                 lint::LintCommandError::Manifest(e) => e.into(),
                 lint::LintCommandError::Failed(e) => e.into(),
             })

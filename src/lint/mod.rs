@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::cli::{LintArgs, LintFormat};
+use crate::format::LintFormat;
 use crate::manifest::ManifestError;
 use crate::terminal::sanitize;
 
@@ -225,9 +225,9 @@ pub enum LintCommandError {
 ///
 /// # Errors
 /// A manifest that cannot be read (exit 2), or any error-level finding (exit 9).
-pub fn command(args: &LintArgs) -> Result<(), LintCommandError> {
+pub fn command(manifests: &[PathBuf], format: LintFormat) -> Result<(), LintCommandError> {
     let mut paths: Vec<PathBuf> = Vec::new();
-    for p in &args.manifests.manifests {
+    for p in manifests {
         if !paths.contains(p) {
             paths.push(p.clone());
         }
@@ -246,12 +246,7 @@ pub fn command(args: &LintArgs) -> Result<(), LintCommandError> {
         .iter()
         .filter(|f| f.level == Level::Warning && f.suppressed.is_none())
         .count();
-    if args.format.is_some() && args.output.is_none() {
-        tracing::warn!(
-            "lint --format (CREDFILE_LINT_FORMAT) is deprecated: use --output, as every command does"
-        );
-    }
-    let text = match args.output() {
+    let text = match format {
         LintFormat::Human => human(&findings, paths.len()),
         LintFormat::Json => {
             let mut t =

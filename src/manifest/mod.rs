@@ -396,6 +396,12 @@ struct EntrySource {
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// How deep a file may sit below the root; deeper trees are a mistake (and would make cleaning
 /// up old generations recursive without bound).
+/// Variables a change hook inherits from credfile's environment, when set; nothing else
+/// reaches it. Part of what a manifest means: a `ci_variable:` may not take one of these names.
+pub const HOOK_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+];
+
 /// The most files one `keys: all`, `parameters_path:` or secret-prefix entry may expand to; the
 /// listings stop there too. A secret holds at most 64 KiB (under 11,000 keys even with one-byte
 /// names and values), and a standard-tier Parameter Store account at most 10,000 parameters:

@@ -377,7 +377,7 @@ impl Validator<'_> {
                                 Some(
                                     "a CI variable name is letters, digits and `_`, not starting with a digit",
                                 )
-                            } else if crate::hooks::ALLOWED_ENV.contains(&id.as_str())
+                            } else if crate::manifest::HOOK_ENV.contains(&id.as_str())
                                 || id.starts_with("CREDFILE_")
                                 || id.starts_with("AWS_")
                             {
