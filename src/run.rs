@@ -49,9 +49,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     "lint --format (CREDFILE_LINT_FORMAT) is deprecated: use --output, as every command does"
                 );
             }
-            lint::command(&args.manifests.manifests, args.output()).map_err(|e| match e {
-                lint::LintCommandError::Manifest(e) => e.into(),
-                lint::LintCommandError::Failed(e) => e.into(),
+            lint::command(&args.manifests.manifests, args.output(), &sudo::Fence).map_err(|e| {
+                match e {
+                    lint::LintCommandError::Manifest(e) => e.into(),
+                    lint::LintCommandError::Failed(e) => e.into(),
+                }
             })
         }
         Command::Policy(args) => print_policy(&args),
@@ -72,7 +74,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 fn whoami(args: &WhoamiArgs) -> Result<(), Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let plan = manifest.resolve(&args.env, Some(std::path::Path::new("/")))?;
     let session = runtime()?.block_on(identity::establish(&plan, true))?;
     report::print_identity(&plan, &session, args.output);
@@ -261,7 +263,7 @@ fn deploy(args: &RunArgs, dry_run: bool, detailed: bool) -> Result<(), Error> {
             ("--audit-log", args.audit_log.is_some()),
         ],
     )?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     let Some(every) = args.every.filter(|_| !dry_run) else {
         return deploy_round(args, &plan, dry_run, detailed, &mut Rounds::new()?, None);
@@ -404,7 +406,7 @@ fn verify(args: &VerifyArgs) -> Result<(), Error> {
             ("--audit-log", args.audit_log.is_some()),
         ],
     )?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("verify", &plan, args.audit_log.as_deref(), |trail| {
         let (checked, rendered) = if args.offline {
@@ -446,7 +448,7 @@ fn clean(args: &CleanArgs) -> Result<(), Error> {
             ("--audit-log", args.audit_log.is_some()),
         ],
     )?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let plan = manifest.resolve(&args.env, args.root.as_deref())?;
     audited("clean", &plan, args.audit_log.as_deref(), |_| {
         let checked = materialize::resolve(&plan)?;
@@ -582,7 +584,7 @@ fn validate(args: &ValidateArgs) -> Result<(), Error> {
 
 fn validate_manifest(args: &ValidateArgs) -> Result<report::Validated, Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let names = match &args.env {
         Some(env) => vec![env.clone()],
         None => manifest.environment_names(),
@@ -599,7 +601,7 @@ fn validate_manifest(args: &ValidateArgs) -> Result<report::Validated, Error> {
 /// `credfile policy`: offline, from the manifest alone.
 fn print_policy(args: &PolicyArgs) -> Result<(), Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
-    let manifest = manifest::load(&args.manifest.manifest)?;
+    let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let generated = policy::generate(&manifest, &args.env, &args.trust)?;
     if generated.wildcard_account {
         tracing::warn!(
@@ -631,7 +633,7 @@ fn audit_reuse(args: &ReuseArgs) -> Result<(), Error> {
             .iter()
             .any(|m: &manifest::Manifest| m.file == *path)
         {
-            manifests.push(manifest::load(path)?);
+            manifests.push(manifest::load(path, &sudo::Fence)?);
         }
     }
     let mut envs: Vec<String> = Vec::new();

@@ -205,6 +205,26 @@ pub fn untrusted_file(path: &Path) -> Option<String> {
         .err()
 }
 
+/// The manifest's files as sudo allows them: a template file is read only when the invoking
+/// user can read it and root alone can change it (it decides what root writes); outside sudo,
+/// plainly.
+pub struct Fence;
+
+impl crate::manifest::Files for Fence {
+    fn read_text(&self, path: &Path) -> Result<String, crate::manifest::Refused> {
+        if let Some(reason) = untrusted_file(path) {
+            return Err(crate::manifest::Refused {
+                message: format!(
+                    "refusing template file {} under sudo: {reason}",
+                    path.display()
+                ),
+                hint: "install template files root-owned and not writable by others, beside the root-owned manifest",
+            });
+        }
+        crate::manifest::PlainFiles.read_text(path)
+    }
+}
+
 /// Why a file the invoking user named could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum UserFileError {

@@ -225,7 +225,11 @@ pub enum LintCommandError {
 ///
 /// # Errors
 /// A manifest that cannot be read (exit 2), or any error-level finding (exit 9).
-pub fn command(manifests: &[PathBuf], format: LintFormat) -> Result<(), LintCommandError> {
+pub fn command(
+    manifests: &[PathBuf],
+    format: LintFormat,
+    files: &dyn crate::manifest::Files,
+) -> Result<(), LintCommandError> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for p in manifests {
         if !paths.contains(p) {
@@ -240,7 +244,7 @@ pub fn command(manifests: &[PathBuf], format: LintFormat) -> Result<(), LintComm
         })?;
         inputs.push((path.clone(), text));
     }
-    let findings = check_manifests(&inputs);
+    let findings = check_manifests(&inputs, files);
     let errors = findings.iter().filter(|f| f.fails()).count();
     let warnings = findings
         .iter()

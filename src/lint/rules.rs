@@ -14,7 +14,8 @@ use crate::manifest::raw::{self, Seg};
 use crate::manifest::{self, ManifestError};
 
 /// Checks every manifest (path and text), alone and against each other.
-pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
+/// Template files are read through `files` (under sudo, [`crate::sudo::Fence`]).
+pub fn check_manifests(inputs: &[(PathBuf, String)], files: &dyn manifest::Files) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut all_refs: Vec<Ref> = Vec::new();
     let mut allowed: Vec<Allowed> = Vec::new();
@@ -22,6 +23,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
         let mut doc = Doc {
             file: path,
             text,
+            files,
             findings: Vec::new(),
         };
         doc.validation();
@@ -50,6 +52,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)]) -> Vec<Finding> {
 struct Doc<'a> {
     file: &'a Path,
     text: &'a str,
+    files: &'a dyn manifest::Files,
     findings: Vec<Finding>,
 }
 
@@ -82,7 +85,7 @@ impl Doc<'_> {
 
     /// Validation's diagnostics: `manifest-invalid`, or the rule a diagnostic enforces.
     fn validation(&mut self) {
-        let diagnostics = match manifest::from_text(self.file, self.text) {
+        let diagnostics = match manifest::from_text(self.file, self.text, self.files) {
             Ok(_) => return,
             Err(ManifestError::Invalid { diagnostics, .. }) => diagnostics,
             Err(other) => vec![manifest::Diagnostic {

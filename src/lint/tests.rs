@@ -41,7 +41,7 @@ fn lint_texts(texts: &[(&str, &str)]) -> Vec<Finding> {
         .iter()
         .map(|(p, t)| (PathBuf::from(p), t.to_string()))
         .collect();
-    check_manifests(&inputs)
+    check_manifests(&inputs, &crate::manifest::PlainFiles)
 }
 
 fn lint(text: &str) -> Vec<Finding> {
@@ -333,7 +333,7 @@ fn path_in_git_tree() {
         "    root: /run/credfile/payments\n",
         &format!("    root: {}\n", inside.display()),
     );
-    let bad = check_manifests(&[(manifest.clone(), text)]);
+    let bad = check_manifests(&[(manifest.clone(), text)], &crate::manifest::PlainFiles);
     assert_only(&bad, "path-in-git-tree", Level::Error);
     let bad = lint(&with("  - path: app.env\n", "  - path: .git/app.env\n"));
     assert_only(&bad, "path-in-git-tree", Level::Error);
@@ -343,10 +343,10 @@ fn path_in_git_tree() {
         "    root: /run/credfile/payments\n",
         &format!("    root: {}\n", outside.path().join("secrets").display()),
     );
-    assert_clean(&check_manifests(&[(
-        outside.path().join("credfile.yaml"),
-        text,
-    )]));
+    assert_clean(&check_manifests(
+        &[(outside.path().join("credfile.yaml"), text)],
+        &crate::manifest::PlainFiles,
+    ));
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn loader_and_validator_survive_mutated_manifests() {
         let input = mutate(&mut rng, &parent);
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            from_text(Path::new("fuzz.yaml"), &input)
+            from_text(Path::new("fuzz.yaml"), &input, &crate::manifest::PlainFiles)
         }));
         let took = started.elapsed();
         slowest = slowest.max(took);

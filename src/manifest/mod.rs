@@ -413,8 +413,34 @@ const MAX_PATH_DEPTH: usize = 32;
 /// Validation stops reporting after this many problems.
 const MAX_DIAGNOSTICS: usize = 50;
 
-/// Reads and validates the manifest at `path`.
-pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+/// How the manifest layer reads the files a manifest names besides itself (`template_file`).
+/// The layer above decides: plainly ([`PlainFiles`]), or under sudo only what the invoking user
+/// may read and root alone may change.
+pub trait Files {
+    /// The text of `path`, or why it may not be read.
+    fn read_text(&self, path: &Path) -> Result<String, Refused>;
+}
+
+/// Why a file the manifest names was not read: a message and a hint for the manifest's error.
+pub struct Refused {
+    pub message: String,
+    pub hint: &'static str,
+}
+
+/// Reads files as they are, with credfile's rights.
+pub struct PlainFiles;
+
+impl Files for PlainFiles {
+    fn read_text(&self, path: &Path) -> Result<String, Refused> {
+        std::fs::read_to_string(path).map_err(|e| Refused {
+            message: format!("cannot read template file {}: {e}", path.display()),
+            hint: "`template_file` is relative to the manifest's directory",
+        })
+    }
+}
+
+/// Reads and validates the manifest at `path`, reading its template files through `files`.
+pub fn load(path: &Path, files: &dyn Files) -> Result<Manifest, ManifestError> {
     use std::io::Read;
     let read_err = |source| ManifestError::Read {
         path: path.to_path_buf(),
@@ -441,11 +467,11 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             column,
         }
     })?;
-    from_text(path, &text)
+    from_text(path, &text, files)
 }
 
-/// Validates manifest text; `file` is only used in messages.
-pub fn from_text(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
+/// Validates manifest text; `file` is only used in messages and to find template files.
+pub fn from_text(file: &Path, text: &str, files: &dyn Files) -> Result<Manifest, ManifestError> {
     let invalid = |diagnostics| ManifestError::Invalid {
         file: file.to_path_buf(),
         diagnostics,
@@ -460,7 +486,7 @@ pub fn from_text(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
             rule: None,
         }])
     })?;
-    validate::validate(file, text, raw).map_err(invalid)
+    validate::validate(file, text, raw, files).map_err(invalid)
 }
 
 #[cfg(test)]

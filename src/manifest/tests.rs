@@ -37,7 +37,7 @@ files:
 "#;
 
 fn errors(text: &str) -> Vec<String> {
-    match from_text(Path::new("m.yaml"), text) {
+    match from_text(Path::new("m.yaml"), text, &PlainFiles) {
         Ok(_) => panic!("expected errors"),
         Err(ManifestError::Invalid { diagnostics, .. }) => {
             diagnostics.iter().map(ToString::to_string).collect()
@@ -48,7 +48,7 @@ fn errors(text: &str) -> Vec<String> {
 
 #[test]
 fn resolves_an_environment() {
-    let m = from_text(Path::new("m.yaml"), GOOD).unwrap();
+    let m = from_text(Path::new("m.yaml"), GOOD, &PlainFiles).unwrap();
     let plan = m.resolve("staging", None).unwrap();
     assert_eq!(plan.root, PathBuf::from("/run/credfile/payments"));
     assert_eq!(plan.region.as_deref(), Some("us-east-1"));
@@ -81,7 +81,7 @@ fn resolves_an_environment() {
 
 #[test]
 fn unknown_environment_lists_the_known_ones() {
-    let m = from_text(Path::new("m.yaml"), GOOD).unwrap();
+    let m = from_text(Path::new("m.yaml"), GOOD, &PlainFiles).unwrap();
     let err = m.resolve("prod", None).unwrap_err().to_string();
     assert!(
         err.contains("no environment `prod`") && err.contains("staging, production"),
@@ -186,7 +186,7 @@ fn protected_needs_account() {
 #[test]
 fn literal_values_get_a_hint() {
     let text = GOOD.replace("    key: password\n", "    value: hunter2-literal\n");
-    let err = from_text(Path::new("m.yaml"), &text).unwrap_err();
+    let err = from_text(Path::new("m.yaml"), &text, &PlainFiles).unwrap_err();
     assert!(err.to_string().starts_with("m.yaml:22:5: "), "{err}");
     assert!(err.hint().unwrap().contains("references only"));
     assert!(!err.to_string().contains("hunter2"));
@@ -235,7 +235,7 @@ fn kms_keys_must_be_key_arns() {
         "    vars: { prefix: payments/production }\n",
         &format!("    vars: {{ prefix: payments/production }}\n    kms_keys: [{key}]\n"),
     );
-    let m = from_text(Path::new("m.yaml"), &text).unwrap();
+    let m = from_text(Path::new("m.yaml"), &text, &PlainFiles).unwrap();
     let prod = m
         .environments
         .iter()
@@ -266,7 +266,7 @@ fn layout_and_hooks_resolve_per_environment() {
     let text = format!(
         "{LIFECYCLE_BASE}  - path: a\n    secret: ${{p}}/a\n    on_change: [touch, /tmp/x]\n"
     );
-    let m = from_text(Path::new("m.yaml"), &text).unwrap();
+    let m = from_text(Path::new("m.yaml"), &text, &PlainFiles).unwrap();
     let s = m.resolve("s", None).unwrap();
     assert_eq!(s.layout, Layout::Generation, "the default");
     assert_eq!(s.on_change, ["systemctl", "reload", "a"], "from defaults");

@@ -202,21 +202,13 @@ impl Validator<'_> {
             (Some(t), None) => ("template", "inline".to_string(), t.clone()),
             (None, Some(file)) => {
                 let path = self.dir.join(file);
-                if let Some(reason) = crate::sudo::untrusted_file(&path) {
-                    self.problem(
-                        &at(base, &[key("template_file")]),
-                        format!("refusing template file {} under sudo: {reason}", path.display()),
-                        Some("install template files root-owned and not writable by others, beside the root-owned manifest"),
-                    );
-                    return None;
-                }
-                match std::fs::read_to_string(&path) {
+                match self.files.read_text(&path) {
                     Ok(text) => ("template_file", path.display().to_string(), text),
-                    Err(e) => {
+                    Err(refused) => {
                         self.problem(
                             &at(base, &[key("template_file")]),
-                            format!("cannot read template file {}: {e}", path.display()),
-                            Some("`template_file` is relative to the manifest's directory"),
+                            refused.message,
+                            Some(refused.hint),
                         );
                         return None;
                     }

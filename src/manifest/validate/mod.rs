@@ -15,9 +15,11 @@ pub(super) fn validate(
     file: &Path,
     text: &str,
     raw: raw::Manifest,
+    files: &dyn Files,
 ) -> Result<Manifest, Vec<Diagnostic>> {
     let mut v = Validator {
         text,
+        files,
         dir: file
             .parent()
             .map(Path::to_path_buf)
@@ -83,6 +85,8 @@ fn literals(file: &Path, text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
 
 struct Validator<'a> {
     text: &'a str,
+    /// How template files are read (plainly, or under sudo's rules).
+    files: &'a dyn Files,
     /// The manifest's directory: `template_file` is relative to it.
     dir: PathBuf,
     problems: Vec<Diagnostic>,
