@@ -6,11 +6,11 @@ use std::path::{Component, Path, PathBuf};
 
 use super::access::{Scope, others_reach, parse_mode};
 use super::env::{Env, applies, effective_environments, env_path, key};
-use super::literal::literal_candidates;
 use super::refs::{Kind, Ref, cluster, references, shared_between_apps, sources, var_names};
-use super::suppress::{self, Allowed, suppressions};
 use super::{Finding, Level, finish, rule};
+use crate::manifest::literal::{literal_candidates, message as literal_message};
 use crate::manifest::raw::{self, Seg};
+use crate::manifest::suppress::{Allowed, suppressions};
 use crate::manifest::{self, ManifestError};
 
 /// Checks every manifest (path and text), alone and against each other.
@@ -45,7 +45,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)], files: &dyn manifest::Files
         findings.extend(doc.findings);
     }
     findings.extend(shared_between_apps(&all_refs));
-    suppress::apply(&mut findings, &allowed);
+    apply_suppressions(&mut findings, &allowed);
     finish(findings)
 }
 
@@ -124,7 +124,7 @@ impl Doc<'_> {
                     Level::Error,
                     i + 1,
                     c.column,
-                    super::literal_message(&c),
+                    literal_message(&c),
                 );
             }
         }
@@ -497,6 +497,16 @@ fn git_tree_containing(root: &Path, manifest_tree: Option<&Path>) -> Option<Path
     root.ancestors()
         .find(|a| a.join(".git").exists())
         .map(Path::to_path_buf)
+}
+
+/// Marks each finding that a suppression covers with that suppression's reason.
+fn apply_suppressions(findings: &mut [super::Finding], allowed: &[Allowed]) {
+    for f in findings {
+        f.suppressed = allowed
+            .iter()
+            .find(|a| a.covers(&f.file, f.rule, f.line, f.column))
+            .map(|a| a.reason.clone());
+    }
 }
 
 #[cfg(test)]

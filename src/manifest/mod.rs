@@ -28,7 +28,10 @@ pub const RULE_LITERAL_VALUE: &str = "literal-value";
 
 mod checks;
 mod error;
+pub mod literal;
 mod resolve;
+pub mod rules;
+pub mod suppress;
 mod validate;
 
 pub use checks::is_session_char;

@@ -43,7 +43,7 @@ impl Validator<'_> {
         if let Some(lint) = &f.lint {
             for (j, allow) in lint.allow.iter().enumerate() {
                 let aat = at(&base, &[key("lint"), key("allow"), Seg::Index(j)]);
-                if !crate::lint::RULES.iter().any(|r| r.id == allow.rule)
+                if !super::rules::RULES.iter().any(|r| r.id == allow.rule)
                     || allow.rule == "manifest-invalid"
                 {
                     self.problem(

@@ -43,14 +43,14 @@ pub(super) fn validate(
 }
 
 /// `literal-value` (the same check as `credfile lint`): every line, comments included, is an
-/// error unless a suppression accepts it with a reason ([`crate::lint::suppress`]: the
+/// error unless a suppression accepts it with a reason ([`super::suppress`]: the
 /// entry's `lint.allow`, or a `# credfile: allow literal-value reason: ...` line). A manifest
 /// is in version control and read in every pull request: a pasted secret there is leaked
 /// whatever environment it was meant for. A line allowance that allows nothing is an error
 /// too.
 fn literals(file: &Path, text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
-    use crate::lint::suppress;
-    let rule = crate::lint::rule(RULE_LITERAL_VALUE);
+    use super::suppress;
+    let rule = super::rules::rule(RULE_LITERAL_VALUE);
     let allowed = suppress::suppressions(file, text, raw);
     let mut out: Vec<Diagnostic> = suppress::line_allowances(file, text)
         .1
@@ -64,7 +64,7 @@ fn literals(file: &Path, text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
         })
         .collect();
     for (i, line) in text.lines().enumerate() {
-        for c in crate::lint::literal_candidates(line) {
+        for c in super::literal::literal_candidates(line) {
             if allowed
                 .iter()
                 .any(|a| a.covers(file, RULE_LITERAL_VALUE, i + 1, c.column))
@@ -74,7 +74,7 @@ fn literals(file: &Path, text: &str, raw: &raw::Manifest) -> Vec<Diagnostic> {
             out.push(Diagnostic {
                 line: i + 1,
                 column: c.column,
-                message: crate::lint::literal_message(&c),
+                message: super::literal::message(&c),
                 hint: Some(rule.help.to_string()),
                 rule: Some(RULE_LITERAL_VALUE),
             });

@@ -160,7 +160,7 @@ fn the_repository_s_own_manifests_and_examples_trip_nothing() {
     for (name, text) in &texts {
         // The book shows a line allowance: what it accepts is not a finding.
         let (allowed, bad) =
-            crate::lint::suppress::line_allowances(std::path::Path::new(name), text);
+            crate::manifest::suppress::line_allowances(std::path::Path::new(name), text);
         assert!(bad.is_empty(), "{name}: {bad:?}");
         for (i, line) in text.lines().enumerate() {
             for c in literal_candidates(line) {

@@ -143,13 +143,3 @@ fn column_floor(text: &str, line: usize) -> usize {
         usize::MAX
     }
 }
-
-/// Marks each finding that a suppression covers with that suppression's reason.
-pub(super) fn apply(findings: &mut [super::Finding], allowed: &[Allowed]) {
-    for f in findings {
-        f.suppressed = allowed
-            .iter()
-            .find(|a| a.covers(&f.file, f.rule, f.line, f.column))
-            .map(|a| a.reason.clone());
-    }
-}
