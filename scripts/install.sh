@@ -368,7 +368,12 @@ check_target "$safe_dir"
 staged="$(mktemp "${safe_dir%/}/.credfile.install.XXXXXXXXXX")" || die "cannot create a staging file in $dir"
 cp "$bin" "$staged" || die "cannot write to $dir"
 chmod 0755 "$staged"
-mv -f "$staged" "${safe_dir%/}/credfile" || die "cannot install into $dir"
+# mv into a directory (or a link to one) named credfile would put the binary inside it.
+dest="${safe_dir%/}/credfile"
+if [ -L "$dest" ] || [ -d "$dest" ]; then
+    die "$dir/credfile is a link or a directory: remove it, then install again"
+fi
+mv -f "$staged" "$dest" || die "cannot install into $dir"
 staged=""
 say "installed $dir/credfile"
 case ":${PATH:-}:" in

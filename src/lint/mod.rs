@@ -108,10 +108,7 @@ pub fn command(
     }
     let mut inputs = Vec::new();
     for path in &paths {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::manifest::read_text(path)?;
         inputs.push((path.clone(), text));
     }
     let findings = check_manifests(&inputs, files);

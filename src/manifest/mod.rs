@@ -435,15 +435,31 @@ pub struct PlainFiles;
 
 impl Files for PlainFiles {
     fn read_text(&self, path: &Path) -> Result<String, Refused> {
-        std::fs::read_to_string(path).map_err(|e| Refused {
-            message: format!("cannot read template file {}: {e}", path.display()),
-            hint: "`template_file` is relative to the manifest's directory",
+        // As large as a manifest may be, at most: a template is part of it.
+        read_text(path).map_err(|e| {
+            let why = match e {
+                ManifestError::Read { source, .. } => source.to_string(),
+                ManifestError::TooLarge { .. } => {
+                    format!("it is larger than {MAX_MANIFEST_BYTES} bytes")
+                }
+                _ => "it is not UTF-8 text".to_string(),
+            };
+            Refused {
+                message: format!("cannot read template file {}: {why}", path.display()),
+                hint: "`template_file` is relative to the manifest's directory",
+            }
         })
     }
 }
 
 /// Reads and validates the manifest at `path`, reading its template files through `files`.
 pub fn load(path: &Path, files: &dyn Files) -> Result<Manifest, ManifestError> {
+    let text = read_text(path)?;
+    from_text(path, &text, files)
+}
+
+/// A manifest's text: at most [`MAX_MANIFEST_BYTES`], UTF-8, or an error naming the line.
+pub fn read_text(path: &Path) -> Result<String, ManifestError> {
     use std::io::Read;
     let read_err = |source| ManifestError::Read {
         path: path.to_path_buf(),
@@ -460,7 +476,7 @@ pub fn load(path: &Path, files: &dyn Files) -> Result<Manifest, ManifestError> {
             path: path.to_path_buf(),
         });
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = good.iter().filter(|b| **b == b'\n').count() + 1;
         let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
@@ -469,8 +485,7 @@ pub fn load(path: &Path, files: &dyn Files) -> Result<Manifest, ManifestError> {
             line,
             column,
         }
-    })?;
-    from_text(path, &text, files)
+    })
 }
 
 /// Validates manifest text; `file` is only used in messages and to find template files.
