@@ -605,18 +605,23 @@ fn readme_quick_start_is_what_ci_runs_and_the_demo_applies() {
         ci.lines().any(|l| l.trim() == "exec scripts/test.sh"),
         "{ci}"
     );
-    // The demo does what the quick start says: that manifest, that environment, that root.
+    // The demo does what the quick start says: that manifest, that environment, a root of its
+    // own under /dev/shm (mktemp) unless CREDFILE_DEMO_ROOT names one.
     let demo = fs::read_to_string(repo().join("scripts/demo.sh")).unwrap();
     let md = readme();
     let quick = &md[md.find("## Quick start").unwrap()..md.find("## The three ways").unwrap()];
     for said in [
         "pipeline-examples/credfile.yaml",
-        "/dev/shm/credfile-demo/staging",
+        "/dev/shm",
         "CREDFILE_DEMO_ROOT",
     ] {
         assert!(quick.contains(said), "the quick start names {said}");
         assert!(demo.contains(said), "scripts/demo.sh uses {said}");
     }
+    assert!(
+        demo.contains("mktemp -d \"$base/credfile-demo."),
+        "scripts/demo.sh applies into a directory of its own run"
+    );
     let prose = quick.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         prose.contains("applies its `staging` environment"),
