@@ -4,6 +4,7 @@
 
 mod support;
 
+mod action;
 mod attack;
 mod book;
 mod crash;
@@ -19,10 +20,13 @@ mod integration;
 mod lifecycle;
 mod manifests;
 mod rails;
+mod readme;
 mod release;
 mod requests;
+mod scripts;
 mod sources;
 mod sources_governance;
+mod sources_secrets;
 mod sudo;
 mod sudo_paths;
 mod sudo_reads;

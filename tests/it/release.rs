@@ -3,7 +3,7 @@
 //! scripts/test.sh runs scripts/dist.sh first and exports `CREDFILE_TEST_DIST_DIR` (its dist/),
 //! and `CREDFILE_TEST_DIST_REBUILD_DIR` (a second dist.sh run from another clone and target
 //! directory). Without them these tests say so and pass: a plain `cargo test` has no release
-//! build. tests/it/install.rs covers the install paths.
+//! build. tests/it/install.rs and tests/it/action.rs cover the install paths.
 
 use crate::support;
 

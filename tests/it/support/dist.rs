@@ -1,4 +1,4 @@
-//! Shared by tests/it/release.rs and tests/it/install.rs: where scripts/dist.sh put the release, the
+//! Shared by tests/it/release.rs, install.rs and action.rs: where scripts/dist.sh put the release, the
 //! names of its artifacts, small process helpers, and a static file server on 127.0.0.1 that
 //! stands in for the release host.
 
