@@ -450,13 +450,17 @@ const PLACEHOLDERS: &[&str] = &[
 
 /// Whitespace-, quote- and bracket-separated words of a line.
 fn words(line: &str) -> Vec<(usize, &str)> {
-    let sep = |c: char| c.is_whitespace() || "\"'`,[]{}()".contains(c);
+    spans(line, |c| !(c.is_whitespace() || "\"'`,[]{}()".contains(c)))
+}
+
+/// The maximal runs of `line` whose characters are all `inside`, with their byte offsets.
+fn spans(line: &str, inside: impl Fn(char) -> bool) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let mut start = None;
     for (i, c) in line.char_indices() {
-        match (sep(c), start) {
-            (false, None) => start = Some(i),
-            (true, Some(s)) => {
+        match (inside(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
                 out.push((s, &line[s..i]));
                 start = None;
             }
@@ -597,23 +601,7 @@ fn tokens(line: &str) -> Vec<(usize, &str)> {
 }
 
 fn runs(line: &str) -> Vec<(usize, &str)> {
-    let is_tok = |c: char| c.is_ascii_alphanumeric() || "+/=_-".contains(c);
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in line.char_indices() {
-        match (is_tok(c), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s, &line[s..i]));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, &line[s..]));
-    }
-    out
+    spans(line, |c| c.is_ascii_alphanumeric() || "+/=_-".contains(c))
 }
 
 /// An AWS access key id: a four-letter prefix and 16 upper-case letters or digits.
