@@ -5,6 +5,7 @@
 
 use crate::support;
 use crate::support::is_root;
+use crate::support::statuses;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -115,20 +116,6 @@ pub(crate) fn before_live(rel: &str, snap: &Snapshot, c: &Case) -> PathBuf {
     let generation = c.root().join(std::ffi::OsStr::from_bytes(target));
     assert!(snap.contains_key(&generation.join(rel)));
     generation
-}
-
-pub(crate) fn statuses(out: &Output) -> BTreeMap<String, String> {
-    out.json()["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                f["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! canary) appears in stdout or stderr.
 
 use crate::support;
+use crate::support::statuses;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -87,20 +88,6 @@ impl Case {
     pub(crate) fn file(&self, rel: &str) -> Vec<u8> {
         fs::read(self.root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
-}
-
-pub(crate) fn statuses(out: &Output) -> BTreeMap<String, String> {
-    out.json()["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["path"].as_str().unwrap().to_string(),
-                f["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -12,7 +12,8 @@ use support::{canary_value, snapshot, validate_schema};
 
 const RENDER: i32 = 5;
 const DRIFT: i32 = 7;
-use crate::sources::{Case, statuses};
+use crate::sources::Case;
+use crate::support::statuses;
 
 #[test]
 fn audit_reuse_finds_a_value_shared_by_a_secret_and_a_parameter() {

@@ -189,3 +189,18 @@ pub fn validate_schema(doc: &serde_json::Value) {
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
+
+/// Each file's `status` in a JSON report (`--output json`), by path.
+pub fn statuses(out: &Output) -> std::collections::BTreeMap<String, String> {
+    out.json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
