@@ -151,25 +151,21 @@ fn installer_refuses_every_bad_case_and_leaves_the_target_as_it_was() {
     }
 }
 
-/// No sha256sum, shasum or openssl on PATH: refused before anything is downloaded.
-#[test]
-fn installer_without_a_checksum_tool_fails_closed() {
+/// The installer under a PATH of only `tools` (symlinks to the system's) must refuse before it
+/// downloads anything, saying `expect`, and leave the target as it was, under every shell.
+fn fails_closed_without_a_tool(tools: &[&str], expect: &str) {
     let Some(dist) = dist() else { return };
     let server = FileServer::start(&dist);
-    // A PATH holding only what the installer needs besides a hash tool.
-    let tools = tempdir("credfile-path-");
-    for tool in [
-        "curl", "tar", "gzip", "mktemp", "uname", "id", "mkdir", "chmod", "cp", "mv", "rm", "cat",
-        "sed", "getconf", "dirname",
-    ] {
+    let bin = tempdir("credfile-path-");
+    for tool in tools {
         let found = ["/usr/bin", "/bin"]
             .iter()
             .map(|d| Path::new(d).join(tool))
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("{tool} not found"));
-        std::os::unix::fs::symlink(found, tools.path().join(tool)).unwrap();
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
     }
-    let path = tools.path().to_str().unwrap().to_string();
+    let path = bin.path().to_str().unwrap().to_string();
     for shell in shells() {
         let target = tempdir("credfile-target-");
         let dir = target.path().join("bin");
@@ -180,70 +176,48 @@ fn installer_without_a_checksum_tool_fails_closed() {
             Some(&path),
         );
         assert_ne!(out.code, 0, "{shell:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("no SHA-256 tool found"),
-            "{shell:?}: {}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(expect), "{shell:?}: {}", out.stderr);
         assert_eq!(snapshot(target.path()), before, "{shell:?}");
     }
-    assert_eq!(
-        server.hits(),
-        0,
-        "nothing downloaded without a way to check it"
+    assert_eq!(server.hits(), 0, "nothing downloaded before refusing");
+}
+
+/// No sha256sum, shasum or openssl on PATH: refused before anything is downloaded.
+#[test]
+fn installer_without_a_checksum_tool_fails_closed() {
+    fails_closed_without_a_tool(
+        &[
+            "curl", "tar", "gzip", "mktemp", "uname", "id", "mkdir", "chmod", "cp", "mv", "rm",
+            "cat", "sed", "getconf", "dirname",
+        ],
+        "no SHA-256 tool found",
     );
 }
 
 /// No mktemp on PATH: refused before anything is downloaded (no way to stage safely).
 #[test]
 fn installer_without_mktemp_fails_closed() {
-    let Some(dist) = dist() else { return };
-    let server = FileServer::start(&dist);
-    let tools = tempdir("credfile-path-");
-    for tool in [
-        "curl",
-        "tar",
-        "gzip",
-        "uname",
-        "id",
-        "mkdir",
-        "chmod",
-        "cp",
-        "mv",
-        "rm",
-        "cat",
-        "sed",
-        "getconf",
-        "dirname",
-        "sha256sum",
-        "ls",
-    ] {
-        let found = ["/usr/bin", "/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("{tool} not found"));
-        std::os::unix::fs::symlink(found, tools.path().join(tool)).unwrap();
-    }
-    let path = tools.path().to_str().unwrap().to_string();
-    for shell in shells() {
-        let target = tempdir("credfile-target-");
-        let dir = target.path().join("bin");
-        let before = snapshot(target.path());
-        let out = install(
-            &shell,
-            &["--dir", dir.to_str().unwrap(), "--base-url", &server.url()],
-            Some(&path),
-        );
-        assert_ne!(out.code, 0, "{shell:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("mktemp is not installed"),
-            "{shell:?}: {}",
-            out.stderr
-        );
-        assert_eq!(snapshot(target.path()), before, "{shell:?}");
-    }
-    assert_eq!(server.hits(), 0, "nothing downloaded without mktemp");
+    fails_closed_without_a_tool(
+        &[
+            "curl",
+            "tar",
+            "gzip",
+            "uname",
+            "id",
+            "mkdir",
+            "chmod",
+            "cp",
+            "mv",
+            "rm",
+            "cat",
+            "sed",
+            "getconf",
+            "dirname",
+            "sha256sum",
+            "ls",
+        ],
+        "mktemp is not installed",
+    );
 }
 
 // --- install.sh as root, against a hostile local user ---------------------------------------
