@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -31,7 +31,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub const USER_AGENT: &str = concat!("credfile/", env!("CARGO_PKG_VERSION"));
 
 /// How hard credfile tries against AWS: the same numbers for every call (STS, Secrets Manager,
-/// the GitHub token endpoint). Set once from the command line, before any call.
+/// the GitHub token endpoint), from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Attempts per call, the first included.
@@ -52,23 +52,38 @@ impl Default for Tuning {
     }
 }
 
-static TUNING: OnceLock<Tuning> = OnceLock::new();
-
-/// Sets the tuning for the run (first call wins).
-pub fn configure(tuning: Tuning) {
-    let _ = TUNING.set(tuning);
+/// What every AWS call of a run shares, handed down as a value: how hard to try, and the
+/// counters its clients add to (the report's `fetch.calls`). Cloning shares the counters.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub tuning: Tuning,
+    counters: Arc<CallCounters>,
 }
 
-pub fn tuning() -> Tuning {
-    TUNING.get().copied().unwrap_or_default()
+impl Context {
+    pub fn new(tuning: Tuning) -> Context {
+        Context {
+            tuning,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The calls made since the context was made or the last [`Context::take_calls`].
+    pub fn calls(&self) -> Calls {
+        self.counters.snapshot(false)
+    }
+
+    /// The calls made, with the counters reset to zero (`apply --every`: one count per round).
+    pub fn take_calls(&self) -> Calls {
+        self.counters.snapshot(true)
+    }
 }
 
 /// Loads the SDK's default configuration with credfile's retries (standard mode: jittered
 /// exponential backoff on throttling, 5xx and transient network errors), timeouts and
 /// attribution. `default_credentials: false` skips the credential chain entirely (the identity
 /// is a pipeline token), so nothing probes instance metadata.
-pub async fn load_config(region: Option<&str>, default_credentials: bool) -> SdkConfig {
-    let t = tuning();
+pub async fn load_config(region: Option<&str>, default_credentials: bool, t: Tuning) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .app_name(
             AppName::new(concat!("credfile-", env!("CARGO_PKG_VERSION"))).expect("valid app name"),
@@ -153,13 +168,12 @@ pub fn throttle_wait(throttled_before: u32) -> Duration {
 /// without spending `--max-attempts` (a host that gives up after a few throttles fails although
 /// its turn would have come). A transient fault gets the rest of the attempt budget through the
 /// SDK's retries; a refusal fails at once.
-pub async fn call_waiting_turn<T, E, F, Fut>(mut send: F) -> Result<T, Failure>
+pub async fn call_waiting_turn<T, E, F, Fut>(tuning: Tuning, mut send: F) -> Result<T, Failure>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let tuning = tuning();
     let deadline = tokio::time::Instant::now() + tuning.call_timeout;
     let mut throttled = 0u32;
     loop {
@@ -224,60 +238,45 @@ impl Calls {
     }
 }
 
-static CALLS: CallCounters = CallCounters {
-    batch: [AtomicU64::new(0), AtomicU64::new(0)],
-    single: [AtomicU64::new(0), AtomicU64::new(0)],
-    list_secrets: [AtomicU64::new(0), AtomicU64::new(0)],
-    parameters: [AtomicU64::new(0), AtomicU64::new(0)],
-    parameters_by_path: [AtomicU64::new(0), AtomicU64::new(0)],
-    sts: [AtomicU64::new(0), AtomicU64::new(0)],
-};
-
-/// The counts since the process started or the last [`take_calls`].
-pub fn calls() -> Calls {
-    let get = |c: &[AtomicU64; 2]| (c[0].load(Ordering::Relaxed), c[1].load(Ordering::Relaxed));
-    Calls {
-        batch: get(&CALLS.batch),
-        single: get(&CALLS.single),
-        list_secrets: get(&CALLS.list_secrets),
-        parameters: get(&CALLS.parameters),
-        parameters_by_path: get(&CALLS.parameters_by_path),
-        sts: get(&CALLS.sts),
+impl CallCounters {
+    /// `(calls, throttled)` per kind; `reset`: and start again from zero.
+    fn snapshot(&self, reset: bool) -> Calls {
+        let read = |c: &[AtomicU64; 2]| {
+            let one = |a: &AtomicU64| {
+                if reset {
+                    a.swap(0, Ordering::Relaxed)
+                } else {
+                    a.load(Ordering::Relaxed)
+                }
+            };
+            (one(&c[0]), one(&c[1]))
+        };
+        Calls {
+            batch: read(&self.batch),
+            single: read(&self.single),
+            list_secrets: read(&self.list_secrets),
+            parameters: read(&self.parameters),
+            parameters_by_path: read(&self.parameters_by_path),
+            sts: read(&self.sts),
+        }
     }
 }
 
-/// The counts, reset to zero (`apply --every`: one count per round).
-pub fn take_calls() -> Calls {
-    let take = |c: &[AtomicU64; 2]| {
-        (
-            c[0].swap(0, Ordering::Relaxed),
-            c[1].swap(0, Ordering::Relaxed),
-        )
-    };
-    Calls {
-        batch: take(&CALLS.batch),
-        single: take(&CALLS.single),
-        list_secrets: take(&CALLS.list_secrets),
-        parameters: take(&CALLS.parameters),
-        parameters_by_path: take(&CALLS.parameters_by_path),
-        sts: take(&CALLS.sts),
-    }
-}
-
-/// Counts every attempt of credfile's own clients into [`CALLS`].
+/// Counts every attempt of credfile's own clients into the run's [`CallCounters`].
 #[derive(Debug)]
-struct CallCounter;
+struct CallCounter(Arc<CallCounters>);
 
 impl CallCounter {
-    fn slot(cfg: &ConfigBag) -> Option<&'static [AtomicU64; 2]> {
+    fn slot<'a>(&'a self, cfg: &ConfigBag) -> Option<&'a [AtomicU64; 2]> {
         let meta = cfg.load::<Metadata>()?;
+        let c = &self.0;
         Some(match (meta.service(), meta.name()) {
-            (_, "BatchGetSecretValue") => &CALLS.batch,
-            (_, "GetSecretValue") => &CALLS.single,
-            (_, "ListSecrets") => &CALLS.list_secrets,
-            (_, "GetParameters") => &CALLS.parameters,
-            (_, "GetParametersByPath") => &CALLS.parameters_by_path,
-            (service, _) if service.eq_ignore_ascii_case("sts") => &CALLS.sts,
+            (_, "BatchGetSecretValue") => &c.batch,
+            (_, "GetSecretValue") => &c.single,
+            (_, "ListSecrets") => &c.list_secrets,
+            (_, "GetParameters") => &c.parameters,
+            (_, "GetParametersByPath") => &c.parameters_by_path,
+            (service, _) if service.eq_ignore_ascii_case("sts") => &c.sts,
             _ => return None,
         })
     }
@@ -294,7 +293,7 @@ impl Intercept for CallCounter {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(slot) = Self::slot(cfg) {
+        if let Some(slot) = self.slot(cfg) {
             slot[0].fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -325,7 +324,7 @@ impl Intercept for CallCounter {
             || named("Throttling")
             || named("TooManyRequestsException")
             || named("RequestLimitExceeded");
-        if throttled && let Some(slot) = Self::slot(cfg) {
+        if throttled && let Some(slot) = self.slot(cfg) {
             slot[1].fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -428,33 +427,33 @@ impl Intercept for EndpointRecorder {
 }
 
 /// A Secrets Manager client for this configuration, with credfile's User-Agent.
-pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+pub fn secrets_client(config: &SdkConfig, aws: &Context) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::config::Builder::from(config)
         .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
-        .interceptor(CallCounter)
+        .interceptor(CallCounter(aws.counters.clone()))
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
 /// A Parameter Store client with credfile's User-Agent and retries.
-pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+pub fn ssm_client(config: &SdkConfig, aws: &Context) -> aws_sdk_ssm::Client {
     let conf = aws_sdk_ssm::config::Builder::from(config)
         .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
-        .interceptor(CallCounter)
+        .interceptor(CallCounter(aws.counters.clone()))
         .build();
     aws_sdk_ssm::Client::from_conf(conf)
 }
 
 /// An STS client with credfile's User-Agent. Its own retries are off: identity calls retry in
 /// `identity::retry`, which also knows STS's `IDPCommunicationError`.
-pub fn sts_client(config: &SdkConfig) -> aws_sdk_sts::Client {
+pub fn sts_client(config: &SdkConfig, aws: &Context) -> aws_sdk_sts::Client {
     let conf = aws_sdk_sts::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
         .interceptor(EndpointRecorder)
         .interceptor(UserAgentSuffix)
-        .interceptor(CallCounter)
+        .interceptor(CallCounter(aws.counters.clone()))
         .build();
     aws_sdk_sts::Client::from_conf(conf)
 }
@@ -615,13 +614,19 @@ mod tests {
 
     #[tokio::test]
     async fn clients_share_the_config_http_client() {
-        let config = load_config(Some("us-east-1"), false).await;
+        let aws = Context::default();
+        let config = load_config(Some("us-east-1"), false, aws.tuning).await;
         assert!(
             config.http_client().is_some(),
             "without a client in the shared config, each service client builds its own"
         );
-        assert!(secrets_client(&config).config().http_client().is_some());
-        assert!(sts_client(&config).config().http_client().is_some());
+        assert!(
+            secrets_client(&config, &aws)
+                .config()
+                .http_client()
+                .is_some()
+        );
+        assert!(sts_client(&config, &aws).config().http_client().is_some());
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub fn print_generated(command: &Command) -> Option<std::process::ExitCode> {
         Command::Man => {
             if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
                 eprintln!("error: cannot render the man page: {e}");
-                return Some(std::process::ExitCode::from(crate::error::code::INTERNAL));
+                return Some(std::process::ExitCode::from(crate::exit::INTERNAL));
             }
         }
         _ => return None,
@@ -122,13 +122,13 @@ pub fn print_generated(command: &Command) -> Option<std::process::ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&out).and_then(|()| stdout.flush()) {
         // `credfile man | head` is fine.
-        Ok(()) => Some(std::process::ExitCode::from(crate::error::code::OK)),
+        Ok(()) => Some(std::process::ExitCode::from(crate::exit::OK)),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            Some(std::process::ExitCode::from(crate::error::code::OK))
+            Some(std::process::ExitCode::from(crate::exit::OK))
         }
         Err(e) => {
             eprintln!("error: cannot write to stdout: {e}");
-            Some(std::process::ExitCode::from(crate::error::code::INTERNAL))
+            Some(std::process::ExitCode::from(crate::exit::INTERNAL))
         }
     }
 }

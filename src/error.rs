@@ -1,4 +1,4 @@
-//! The single exit-code table and the top-level error that every stage folds into.
+//! The top-level error that every stage folds into, and its exit code from [`crate::exit`].
 //!
 //! Each stage owns a typed error (`ManifestError`, `IdentityError`, ...) that carries the data
 //! needed to name the culprit and a hint saying what to do. This module only decides the exit
@@ -20,25 +20,8 @@ use crate::render::RenderError;
 use crate::sudo::SudoError;
 use crate::terminal::sanitize_lines;
 
-/// Exit codes, documented in docs/src/exit-codes.md. Never reuse a number for another meaning.
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const INTERNAL: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const IDENTITY: u8 = 3;
-    pub const FETCH: u8 = 4;
-    pub const RENDER: u8 = 5;
-    pub const WRITE: u8 = 6;
-    /// `verify` found the host different from the manifest.
-    pub const DRIFT: u8 = 7;
-    /// The files are committed, but a change hook failed.
-    pub const HOOK: u8 = 8;
-    /// Governance findings: `lint` found errors, or `audit reuse` found a protected environment
-    /// sharing a value.
-    pub const GOVERNANCE: u8 = 9;
-    /// `plan --detailed-exitcode`: apply would change something (not a failure).
-    pub const CHANGES_PENDING: u8 = 10;
-}
+/// The exit-code table lives beneath every layer, in `exit.rs`.
+use crate::exit as code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

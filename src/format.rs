@@ -20,8 +20,9 @@ pub enum LintFormat {
 }
 
 /// The logs on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }

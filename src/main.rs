@@ -2,15 +2,17 @@
 //! already has, and write them as permission-restricted files.
 //!
 //! `main` hardens the process, parses the command line, sets up logging, runs, and turns the
-//! result into an exit code from the single table in [`error::code`].
+//! result into an exit code from the single table in [`exit`].
 
 #![forbid(unsafe_code)]
 
 mod audit;
 mod aws;
 mod cli;
+mod commands;
 mod error;
 mod every;
+mod exit;
 mod failure;
 mod fault;
 mod fetch;
@@ -21,10 +23,10 @@ mod identity;
 mod lint;
 mod manifest;
 mod materialize;
+mod pipeline;
 mod policy;
 mod render;
 mod report;
-mod run;
 mod sudo;
 mod terminal;
 
@@ -47,8 +49,8 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     failure::set_json_logs(failure::is_json(cli.log_format));
     let context = cli.failure_context();
-    match run::run(cli) {
-        Ok(()) => ExitCode::from(error::code::OK),
+    match commands::run(cli) {
+        Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             failure::report(&context, &err);
             err.exit_code()

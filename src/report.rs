@@ -549,7 +549,7 @@ impl Validated {
                     .map(|(name, files)| json!({"name": name, "files": files}))
                     .collect(),
                 Vec::new(),
-                crate::error::code::OK,
+                crate::exit::OK,
             ),
             Err(err) => {
                 let errors = match err {

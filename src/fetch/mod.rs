@@ -155,11 +155,37 @@ impl FetchSet {
     }
 }
 
+/// A source's client with the run's tuning: each call needs both (its retries, and how long
+/// it waits its turn when throttled).
+#[derive(Clone)]
+pub struct Tuned<C> {
+    client: C,
+    pub tuning: crate::aws::Tuning,
+}
+
+impl<C> Tuned<C> {
+    fn new(client: C, aws: &crate::aws::Context) -> Self {
+        Tuned {
+            client,
+            tuning: aws.tuning,
+        }
+    }
+}
+
+impl<C> std::ops::Deref for Tuned<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.client
+    }
+}
+
 /// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
 /// failing value is named. `config` is `None` when the plan needs no AWS identity (CI variables
 /// only); an AWS reference then is an internal error. `mode` is how Secrets Manager is read.
 pub async fn fetch_all(
     config: Option<&SdkConfig>,
+    aws: &crate::aws::Context,
     refs: Vec<SecretRef>,
     mode: FetchMode,
 ) -> Result<FetchSet, FetchError> {
@@ -180,7 +206,8 @@ pub async fn fetch_all(
     if let Some(config) = config
         && let Some(refs) = by_kind.remove(&SourceKind::SecretPrefix)
     {
-        let client = secrets_client.get_or_insert_with(|| crate::aws::secrets_client(config));
+        let client = secrets_client
+            .get_or_insert_with(|| Tuned::new(crate::aws::secrets_client(config, aws), aws));
         prefixes = Some(secrets_manager::spawn_prefixes(&limit, client, refs));
     }
     let named: std::collections::HashSet<SecretRef> = by_kind
@@ -200,18 +227,21 @@ pub async fn fetch_all(
                 }
             }
             (SourceKind::Secret, Some(config)) => {
-                let client =
-                    secrets_client.get_or_insert_with(|| crate::aws::secrets_client(config));
+                let client = secrets_client.get_or_insert_with(|| {
+                    Tuned::new(crate::aws::secrets_client(config, aws), aws)
+                });
                 secrets_manager::spawn(&mut tasks, &limit, client, refs, mode);
             }
             (SourceKind::Parameter, Some(config)) => {
-                let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
+                let client = ssm_client
+                    .get_or_insert_with(|| Tuned::new(crate::aws::ssm_client(config, aws), aws));
                 parameter_store::spawn(&mut tasks, &limit, client, refs);
             }
             // Taken out of `by_kind` above.
             (SourceKind::SecretPrefix, Some(_)) => {}
             (SourceKind::ParameterPath, Some(config)) => {
-                let client = ssm_client.get_or_insert_with(|| crate::aws::ssm_client(config));
+                let client = ssm_client
+                    .get_or_insert_with(|| Tuned::new(crate::aws::ssm_client(config, aws), aws));
                 paths.push(parameter_store::spawn_paths(&limit, client, refs));
             }
             (_, None) => {

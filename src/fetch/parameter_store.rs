@@ -9,15 +9,16 @@
 
 use std::sync::Arc;
 
-use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Fetched, Outcome, SecretValue, Step};
+use super::{Fetched, Outcome, SecretValue, Step, Tuned};
 use crate::aws::{Failure, FailureKind};
 use crate::manifest::{Pin, SecretRef, SourceKind};
+
+type Client = Tuned<aws_sdk_ssm::Client>;
 
 /// The API's maximum number of names per GetParameters call.
 pub const BATCH_SIZE: usize = 10;
@@ -75,7 +76,7 @@ pub fn selector_name(r: &SecretRef) -> String {
 
 async fn get_chunk(client: &Client, chunk: Vec<SecretRef>) -> Outcome {
     let names: Vec<String> = chunk.iter().map(selector_name).collect();
-    let sent = crate::aws::call_waiting_turn(|attempts| {
+    let sent = crate::aws::call_waiting_turn(client.tuning, |attempts| {
         client
             .get_parameters()
             .set_names(Some(names.clone()))
@@ -201,7 +202,7 @@ async fn list_path(
         let page = {
             let _permit = limit.acquire().await;
             let token = token.take();
-            crate::aws::call_waiting_turn(|attempts| {
+            crate::aws::call_waiting_turn(client.tuning, |attempts| {
                 client
                     .get_parameters_by_path()
                     .path(path)

@@ -15,14 +15,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_sdk_secretsmanager::Client;
 use secrecy::{SecretSlice, SecretString};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Fetched, SecretValue, Step};
+use super::{Fetched, SecretValue, Step, Tuned};
 use crate::aws::{Failure, FailureKind, is_throttle};
 use crate::manifest::{Pin, SecretRef, SourceKind};
+
+type Client = Tuned<aws_sdk_secretsmanager::Client>;
 
 /// The API's maximum number of ids per BatchGetSecretValue call.
 pub const BATCH_SIZE: usize = 20;
@@ -130,7 +131,7 @@ async fn batch(client: &Client, chunk: Vec<SecretRef>, fall_back: bool) -> Step 
                 }
             }
         };
-        let budget = crate::aws::tuning().max_attempts;
+        let budget = client.tuning.max_attempts;
         let mut sent = send(fall_back.then_some(1), token.clone()).await;
         if fall_back
             && budget > 1
@@ -236,7 +237,7 @@ fn settle(
 
 /// One GetSecretValue; a throttled call waits its turn ([`crate::aws::call_waiting_turn`]).
 async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
-    let out = crate::aws::call_waiting_turn(|attempts| {
+    let out = crate::aws::call_waiting_turn(client.tuning, |attempts| {
         let req = client.get_secret_value().secret_id(&r.id);
         let req = match &r.pin {
             Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) => req,
@@ -317,7 +318,7 @@ async fn list_prefix(
         let page = {
             let _permit = limit.acquire().await;
             let token = token.take();
-            crate::aws::call_waiting_turn(|attempts| {
+            crate::aws::call_waiting_turn(client.tuning, |attempts| {
                 client
                     .list_secrets()
                     .filters(filter.clone())

@@ -149,6 +149,8 @@ pub struct Session {
     /// Known when the caller identity was checked.
     pub account: Option<String>,
     pub arn: Option<String>,
+    /// The run's tuning and call counters, for every client made from `config`.
+    pub aws: aws::Context,
 }
 
 /// How the first credentials are obtained.
@@ -220,7 +222,11 @@ pub fn session_name(
 
 /// Establishes the session for a plan; see the module doc. `check_caller` asks STS who we are
 /// even without an account guard (for `whoami`).
-pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, IdentityError> {
+pub async fn establish(
+    plan: &Plan,
+    check_caller: bool,
+    aws: &aws::Context,
+) -> Result<Session, IdentityError> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let overridden;
     let spec = match web_identity_override(&plan.identity, &var)? {
@@ -242,10 +248,13 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
         Origin::Github | Origin::Gitlab => {
             // The pipeline token is the identity: the default chain is never consulted, so no
             // instance metadata probe and no stray keys in the environment are used.
-            let base = aws::load_config(region, false).await;
+            let base = aws::load_config(region, false, aws.tuning).await;
             ensure_region(&base, plan)?;
             let (provider, token) = if origin == Origin::Github {
-                ("GitHub Actions", github_token(spec, &var).await?)
+                (
+                    "GitHub Actions",
+                    github_token(aws.tuning, spec, &var).await?,
+                )
             } else {
                 ("GitLab CI", gitlab_token(spec, &var)?)
             };
@@ -253,13 +262,14 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
                 .role_arn
                 .clone()
                 .expect("validated: web identity has a role");
-            let creds = assume_with_web_identity(&base, &role_arn, &session, spec.duration, &token)
-                .await
-                .map_err(|failure| IdentityError::WebIdentity {
-                    provider,
-                    role_arn: role_arn.clone(),
-                    failure,
-                })?;
+            let creds =
+                assume_with_web_identity(aws, &base, &role_arn, &session, spec.duration, &token)
+                    .await
+                    .map_err(|failure| IdentityError::WebIdentity {
+                        provider,
+                        role_arn: role_arn.clone(),
+                        failure,
+                    })?;
             let source = if origin == Origin::Github {
                 "github-oidc"
             } else {
@@ -268,18 +278,18 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
             let expiry = creds.expiry();
             (
                 base.clone(),
-                session_from(&base, creds, source, Some(session.clone()), expiry),
+                session_from(aws, &base, creds, source, Some(session.clone()), expiry),
             )
         }
         Origin::DefaultChain => {
-            let base = aws::load_config(region, true).await;
+            let base = aws::load_config(region, true, aws.tuning).await;
             ensure_region(&base, plan)?;
             let provider =
                 base.credentials_provider()
                     .ok_or_else(|| IdentityError::NoCredentials {
                         reason: "no credential provider".into(),
                     })?;
-            let creds = chain_credentials(&provider).await?;
+            let creds = chain_credentials(&provider, aws.tuning).await?;
             if let Some(ci) = ci_name(&var)
                 && creds.session_token().is_none()
                 && !spec.allow_static_credentials
@@ -309,15 +319,23 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
                             expiry,
                             account: None,
                             arn: None,
+                            aws: aws.clone(),
                         },
                     )
                 }
                 Some(role_arn) => {
-                    let creds = assume_role(&base, role_arn, &session, spec.duration).await?;
+                    let creds = assume_role(aws, &base, role_arn, &session, spec.duration).await?;
                     let expiry = creds.expiry();
                     (
                         base.clone(),
-                        session_from(&base, creds, "assume-role", Some(session.clone()), expiry),
+                        session_from(
+                            aws,
+                            &base,
+                            creds,
+                            "assume-role",
+                            Some(session.clone()),
+                            expiry,
+                        ),
                     )
                 }
             }
@@ -328,9 +346,10 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
             .then_session_name
             .clone()
             .unwrap_or_else(|| session.clone());
-        let creds = assume_role(&out.config, next, &hop_name, spec.duration).await?;
+        let creds = assume_role(aws, &out.config, next, &hop_name, spec.duration).await?;
         let expiry = creds.expiry();
         out = session_from(
+            aws,
             &base,
             creds,
             "assume-role (chained)",
@@ -340,8 +359,8 @@ pub async fn establish(plan: &Plan, check_caller: bool) -> Result<Session, Ident
     }
 
     if plan.account.is_some() || check_caller {
-        let sts = aws::sts_client(&out.config);
-        let me = retry("GetCallerIdentity", || async {
+        let sts = aws::sts_client(&out.config, aws);
+        let me = retry(aws.tuning, "GetCallerIdentity", || async {
             sts.get_caller_identity()
                 .send()
                 .await
@@ -452,7 +471,7 @@ pub async fn caller_arn(session: &Session) -> Option<String> {
     if let Some(arn) = &session.arn {
         return Some(arn.clone());
     }
-    match aws::sts_client(&session.config)
+    match aws::sts_client(&session.config, &session.aws)
         .get_caller_identity()
         .send()
         .await
@@ -475,6 +494,7 @@ fn ensure_region(config: &SdkConfig, plan: &Plan) -> Result<(), IdentityError> {
 }
 
 fn session_from(
+    aws: &aws::Context,
     base: &SdkConfig,
     creds: Credentials,
     source: &str,
@@ -492,10 +512,12 @@ fn session_from(
         expiry,
         account: None,
         arn: None,
+        aws: aws.clone(),
     }
 }
 
 async fn github_token(
+    tuning: aws::Tuning,
     spec: &IdentitySpec,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SecretString, IdentityError> {
@@ -509,8 +531,10 @@ async fn github_token(
             .collect();
         return Err(IdentityError::GithubVars { missing });
     };
-    let token =
-        retry_token(|| oidc::github_token(&url, bearer.expose_secret(), &spec.audience)).await?;
+    let token = retry_token(tuning, || {
+        oidc::github_token(&url, bearer.expose_secret(), &spec.audience)
+    })
+    .await?;
     tracing::info!("received a GitHub Actions OIDC token");
     Ok(token)
 }
@@ -528,14 +552,15 @@ fn gitlab_token(
 }
 
 async fn assume_with_web_identity(
+    aws: &aws::Context,
     base: &SdkConfig,
     role_arn: &str,
     session: &str,
     duration: u32,
     token: &SecretString,
 ) -> Result<Credentials, Failure> {
-    let sts = aws::sts_client(base);
-    let out = retry("AssumeRoleWithWebIdentity", || async {
+    let sts = aws::sts_client(base, aws);
+    let out = retry(aws.tuning, "AssumeRoleWithWebIdentity", || async {
         sts.assume_role_with_web_identity()
             .role_arn(role_arn)
             .role_session_name(session)
@@ -551,6 +576,7 @@ async fn assume_with_web_identity(
 }
 
 async fn assume_role(
+    aws: &aws::Context,
     base: &SdkConfig,
     role_arn: &str,
     session: &str,
@@ -560,8 +586,8 @@ async fn assume_role(
         role_arn: role_arn.to_string(),
         failure,
     };
-    let sts = aws::sts_client(base);
-    let out = retry("AssumeRole", || async {
+    let sts = aws::sts_client(base, aws);
+    let out = retry(aws.tuning, "AssumeRole", || async {
         sts.assume_role()
             .role_arn(role_arn)
             .role_session_name(session)

@@ -1,6 +1,6 @@
 //! Retries for identity calls (STS, the GitHub token endpoint, the default chain): transient
 //! faults within `--max-attempts`, throttles (the account's shared STS quota) until
-//! `--call-timeout`, both from [`aws::tuning`] like every other AWS call.
+//! `--call-timeout`, both from the run's [`aws::Tuning`] like every other AWS call.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use super::IdentityError;
 use crate::aws::{self, Failure, FailureKind};
 
 /// Backoff for identity calls (STS, the token endpoint); the attempt count and the total time
-/// come from [`aws::tuning`], like every other AWS call.
+/// come from the run's [`aws::Tuning`], like every other AWS call.
 const BASE_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
@@ -52,9 +52,10 @@ fn backoff(attempt: u32) -> Duration {
 /// call timeout. The chain's error is opaque, so the throttle is recognised by its message.
 pub(super) async fn chain_credentials(
     provider: &SharedCredentialsProvider,
+    tuning: aws::Tuning,
 ) -> Result<Credentials, IdentityError> {
     let started = Instant::now();
-    let call_timeout = aws::tuning().call_timeout;
+    let call_timeout = tuning.call_timeout;
     let mut throttled = 0;
     loop {
         let reason = match provider.provide_credentials().await {
@@ -77,13 +78,16 @@ pub(super) async fn chain_credentials(
     }
 }
 
-pub(super) async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T, Failure>
+pub(super) async fn retry<T, F, Fut>(
+    tuning: aws::Tuning,
+    what: &str,
+    mut call: F,
+) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
     let started = Instant::now();
-    let tuning = aws::tuning();
     let attempts = tuning.max_attempts;
     let mut attempt = 0;
     let mut throttled = 0;
@@ -116,12 +120,15 @@ where
     }
 }
 
-pub(super) async fn retry_token<F, Fut>(mut call: F) -> Result<SecretString, IdentityError>
+pub(super) async fn retry_token<F, Fut>(
+    tuning: aws::Tuning,
+    mut call: F,
+) -> Result<SecretString, IdentityError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<SecretString, IdentityError>>,
 {
-    let attempts = aws::tuning().max_attempts;
+    let attempts = tuning.max_attempts;
     let mut attempt = 0;
     loop {
         attempt += 1;

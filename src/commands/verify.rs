@@ -1,0 +1,51 @@
+//! `credfile verify`: drift between the host and what the manifest and the secrets produce;
+//! `--offline` compares metadata only, with no AWS call.
+
+use crate::cli::VerifyArgs;
+use crate::error::Error;
+use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
+use crate::{materialize, report};
+
+pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
+    let plan = pipeline::plan(
+        &args.manifest.manifest,
+        &args.env,
+        args.root.as_deref(),
+        &pipeline::fenced_flags(args.root.as_deref(), args.audit_log.as_deref()),
+    )?;
+    pipeline::audited("verify", &plan, args.audit_log.as_deref(), |trail| {
+        let (checked, rendered) = if args.offline {
+            (materialize::resolve_offline(&plan)?, None)
+        } else {
+            let fetched = Pipeline::new(settings)?.fetch_and_render(
+                &plan,
+                FetchOptions {
+                    want_caller: args.audit_log.is_some(),
+                    ..FetchOptions::default()
+                },
+            )?;
+            trail.caller_arn = fetched.caller_arn;
+            (materialize::resolve(&fetched.plan)?, Some(fetched.rendered))
+        };
+        let verified = materialize::verify(&checked, rendered.as_deref())?;
+        let drift = verified.drift;
+        trail.drift = Some(drift.len());
+        report::VerifyReport {
+            plan: &plan,
+            offline: args.offline,
+            caller_arn: trail.caller_arn.as_deref(),
+            drift: &drift,
+            files_checked: verified.files,
+            not_checked: &verified.not_checked,
+        }
+        .print(args.output);
+        if drift.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Drift {
+                count: drift.len(),
+                env: plan.env.clone(),
+            })
+        }
+    })
+}

@@ -1,0 +1,261 @@
+//! The stages every command shares (docs/src/flow.md): manifest -> preflight -> identity ->
+//! fetch -> render, then the audit line. Each command (src/commands/) takes from here what it
+//! needs and adds its own ending: apply writes and runs hooks, verify compares, clean removes.
+//! Nothing touches the target until every secret is fetched and every file is rendered.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::fetch::{self, FetchMode, FetchSet};
+use crate::identity::{self, Session};
+use crate::manifest::{self, Plan};
+use crate::materialize::Outcome;
+use crate::render::{self, Rendered, SourceInfo};
+use crate::report::Audit;
+use crate::{aws, sudo};
+
+/// What the command line says about every stage of a run, handed down as values (no
+/// process-wide settings): the AWS tuning and call counters.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub aws: aws::Context,
+}
+
+/// The manifest stage for one environment: the invoker may read the manifest (under sudo, the
+/// flags in `fenced` must be off), it parses and validates, and the environment resolves.
+/// `root`: `--root`, else the manifest's.
+pub fn plan(
+    manifest: &Path,
+    env: &str,
+    root: Option<&Path>,
+    fenced: &[(&'static str, bool)],
+) -> Result<Plan, Error> {
+    sudo::check_invocation(manifest, fenced)?;
+    let manifest = manifest::load(manifest, &sudo::Fence)?;
+    Ok(manifest.resolve(env, root)?)
+}
+
+/// The flags that pick a root or a file outside it, refused under sudo (docs/src/sudo.md).
+pub fn fenced_flags(root: Option<&Path>, audit_log: Option<&Path>) -> [(&'static str, bool); 2] {
+    [
+        ("--root", root.is_some()),
+        ("--audit-log", audit_log.is_some()),
+    ]
+}
+
+/// Every file's bytes in memory: what identity, fetch and render produced for a plan.
+pub struct Fetched {
+    /// The caller's ARN, when a guard checked it or the audit line asked for it.
+    pub caller_arn: Option<String>,
+    /// The plan with its `keys: all`, prefix and `parameters_path` entries expanded into
+    /// files: what `rendered` follows, one to one.
+    pub plan: Plan,
+    pub rendered: Vec<Rendered>,
+}
+
+/// The values of a plan, before rendering (`audit reuse` compares them without writing).
+pub struct Values {
+    pub caller_arn: Option<String>,
+    pub fetched: FetchSet,
+}
+
+/// How to fetch: the fetch mode, a jitter before the first AWS call, and whether to look up
+/// the caller's ARN even when no account guard asked for it (for the audit line).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchOptions {
+    pub mode: FetchMode,
+    pub jitter: Option<Duration>,
+    pub want_caller: bool,
+}
+
+/// One runtime for a command, and the identity session while it is fresh: the rounds of
+/// `apply --every` share both.
+pub struct Pipeline {
+    rt: tokio::runtime::Runtime,
+    session: Option<Session>,
+    pub settings: Settings,
+}
+
+impl Pipeline {
+    pub fn new(settings: &Settings) -> Result<Pipeline, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(Pipeline {
+            rt,
+            session: None,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The next call signs in again (after a failed round, in case the session is why).
+    pub fn forget_session(&mut self) {
+        self.session = None;
+    }
+
+    /// Identity on its own (`whoami`): `check_caller` asks STS who we are.
+    pub fn identity(&mut self, plan: &Plan) -> Result<Session, Error> {
+        let aws = self.settings.aws.clone();
+        Ok(self.rt.block_on(identity::establish(plan, true, &aws))?)
+    }
+
+    /// Identity, fetch and render.
+    pub fn fetch_and_render(&mut self, plan: &Plan, opts: FetchOptions) -> Result<Fetched, Error> {
+        let Values {
+            caller_arn,
+            fetched,
+        } = self.fetch(plan, opts)?;
+        let expanded = render::expand(plan, &fetched)?;
+        let rendered = render::render_all(&expanded.files, &fetched)?;
+        drop(fetched);
+        Ok(Fetched {
+            caller_arn,
+            plan: expanded,
+            rendered,
+        })
+    }
+
+    /// Identity (only when a file reads from AWS: CI variables need none) and fetch, reusing
+    /// the session of an earlier call until it nears expiry.
+    pub fn fetch(&mut self, plan: &Plan, opts: FetchOptions) -> Result<Values, Error> {
+        let aws = &self.settings.aws;
+        let cached = &mut self.session;
+        self.rt.block_on(async {
+            if !plan.needs_aws() {
+                tracing::info!("every value comes from CI variables: no AWS identity needed");
+                let fetched = fetch::fetch_all(None, aws, plan.secret_refs(), opts.mode).await?;
+                return Ok(Values {
+                    caller_arn: None,
+                    fetched,
+                });
+            }
+            if let Some(delay) = jitter(opts.jitter) {
+                tracing::info!(
+                    seconds = delay.as_secs_f64(),
+                    "jitter: waiting before the first AWS call"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            if cached.as_ref().is_some_and(|s| {
+                crate::every::needs_refresh(s.expiry, std::time::SystemTime::now())
+            }) {
+                tracing::info!("the session nears expiry: establishing a new one");
+                *cached = None;
+            }
+            let session = match cached.take() {
+                Some(s) => s,
+                None => identity::establish(plan, false, aws).await?,
+            };
+            let session = &*cached.insert(session);
+            let caller_arn = match (&session.arn, opts.want_caller) {
+                (Some(arn), _) => Some(arn.clone()),
+                (None, true) => identity::caller_arn(session).await,
+                (None, false) => None,
+            };
+            match fetch::fetch_all(Some(&session.config), aws, plan.secret_refs(), opts.mode).await
+            {
+                Ok(fetched) => Ok(Values {
+                    caller_arn,
+                    fetched,
+                }),
+                Err(mut e) => {
+                    e.looked_up_in = Some(looked_up_in(session, caller_arn.as_deref(), &e).await);
+                    Err(e.into())
+                }
+            }
+        })
+    }
+}
+
+/// `region R, account A` of a session, for a fetch error. When no guard checked the account and
+/// a secret is missing (the case where the account is the likely culprit), one STS call finds
+/// it, bounded to a few seconds; a network failure does not wait for another call.
+async fn looked_up_in(session: &Session, arn: Option<&str>, error: &fetch::FetchError) -> String {
+    let region = session
+        .config
+        .region()
+        .map_or_else(|| "(none)".to_string(), ToString::to_string);
+    let missing = error
+        .failures
+        .iter()
+        .any(|(_, f)| f.is_code("ResourceNotFoundException") || f.is_code("ParameterNotFound"));
+    let arn = match arn {
+        Some(a) => Some(a.to_string()),
+        None if session.account.is_none() && missing => {
+            tokio::time::timeout(Duration::from_secs(5), identity::caller_arn(session))
+                .await
+                .ok()
+                .flatten()
+        }
+        None => None,
+    };
+    let account = session
+        .account
+        .clone()
+        .or_else(|| arn.and_then(|a| a.split(':').nth(4).map(str::to_string)))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("region {region}, account {account}")
+}
+
+/// A uniformly random wait in `[0, max]` (`--jitter`), or `None` when there is nothing to wait.
+fn jitter(max: Option<Duration>) -> Option<Duration> {
+    let max = max.filter(|m| !m.is_zero())?;
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    Some(max.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX)))
+}
+
+/// What the audit line says, filled in as the run gets there.
+#[derive(Default)]
+pub struct Trail {
+    pub caller_arn: Option<String>,
+    /// Each file's outcome and the values it was made from (ids and versions, never a value).
+    pub files: Vec<(Outcome, Vec<SourceInfo>)>,
+    /// `verify`: how many drift findings.
+    pub drift: Option<usize>,
+    /// The fetch mode and the AWS calls made (report and audit line).
+    pub fetch: Option<serde_json::Value>,
+}
+
+/// Runs `body` and writes the audit line (`--audit-log`) whatever the outcome.
+pub fn audited(
+    command: &'static str,
+    plan: &Plan,
+    audit_log: Option<&Path>,
+    body: impl FnOnce(&mut Trail) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut trail = Trail::default();
+    let result = body(&mut trail);
+    let _held = crate::every::critical();
+    Audit {
+        command,
+        plan: Some(plan),
+        env: &plan.env,
+        caller_arn: trail.caller_arn.as_deref(),
+        files: &trail.files,
+        drift: trail.drift,
+        exit_code: result.as_ref().map_or_else(Error::code, |_| 0),
+        fetch: trail.fetch.as_ref(),
+    }
+    .write(audit_log);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        assert_eq!(jitter(None), None);
+        assert_eq!(jitter(Some(Duration::ZERO)), None);
+        let max = Duration::from_millis(1500);
+        let waits: Vec<Duration> = (0..200).map(|_| jitter(Some(max)).unwrap()).collect();
+        assert!(waits.iter().all(|w| *w <= max), "{waits:?}");
+        // Spread over the range, not one fixed value.
+        assert!(waits.iter().any(|w| *w < max / 2) && waits.iter().any(|w| *w > max / 2));
+    }
+}
