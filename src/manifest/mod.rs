@@ -32,6 +32,7 @@ pub mod literal;
 mod resolve;
 pub mod rules;
 pub mod suppress;
+pub mod template;
 mod validate;
 
 pub use checks::is_session_char;

@@ -24,6 +24,7 @@ mod clean;
 mod files;
 mod generation;
 mod owner;
+mod preflight;
 mod reach;
 pub mod state;
 mod verify;
@@ -32,21 +33,21 @@ mod walk;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg};
 use nix::sys::stat::{FileStat, SFlag, fstat, fstatat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, unlinkat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 pub use clean::{Cleaned, clean};
 pub use verify::{Drift, verify};
 
-use owner::{resolve_group, resolve_user};
+pub use preflight::{Checked, Destination, preflight, resolve, resolve_offline};
 use walk::{Dir, Dirs, barrier, check_dir, trim_cache};
 
-use crate::manifest::{Layout, Plan};
+use crate::manifest::Layout;
 use crate::render::Rendered;
 
 /// Names credfile creates next to targets while publishing; swept when found later.
@@ -167,186 +168,6 @@ impl Status {
     pub fn changed(self) -> bool {
         self != Status::Unchanged
     }
-}
-
-/// The checked destination of one file, from [`preflight`].
-#[derive(Debug, Clone)]
-pub struct Destination {
-    pub path: PathBuf,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// Every destination checked, owners resolved. Produced before any secret is fetched.
-#[derive(Debug)]
-pub struct Checked {
-    pub root: PathBuf,
-    pub layout: Layout,
-    app: String,
-    env: String,
-    dir_mode: u32,
-    dir_gid: u32,
-    euid: u32,
-    egid: u32,
-    pub files: Vec<Destination>,
-    /// Offline verify: the entries whose files are known only after a fetch (`keys: all`,
-    /// `parameters_path:`), each with its directory, mode and owners. Their files are the ones
-    /// the state file records below that directory.
-    pub open_sets: Vec<Destination>,
-    /// What the state file says credfile owns in this root (None: nothing yet).
-    pub state: Option<state::State>,
-}
-
-impl Checked {
-    /// Whether `path` is inside one of the [`Checked::open_sets`].
-    fn in_open_set(&self, path: &Path) -> bool {
-        self.open_set(path).is_some()
-    }
-
-    /// The open set `path` is inside, if any.
-    fn open_set(&self, path: &Path) -> Option<&Destination> {
-        self.open_sets.iter().find(|d| path.starts_with(&d.path))
-    }
-
-    /// Top-level names of the set, in manifest order, once each (the generation layout's links).
-    fn top_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for f in &self.files {
-            if let Some(Component::Normal(n)) = f.path.components().next() {
-                let n = n.to_string_lossy().into_owned();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
-            }
-        }
-        names
-    }
-}
-
-/// Checks every destination of the plan without changing anything.
-pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
-    let mut checked = resolve(plan)?;
-    reach::check(&checked, plan)?;
-    let euid = checked.euid;
-    let mut dirs = Dirs::new(&checked, false)?;
-    let state = match dirs.root.clone() {
-        Some(root) => {
-            ensure_writable(&root.fd, &checked.root, euid)?;
-            let state = state::read(&root, euid)?;
-            if let Some(s) = &state {
-                s.check_owner(&checked)?;
-            }
-            state
-        }
-        None => None,
-    };
-    match checked.layout {
-        Layout::Files => {
-            let recorded = state.as_ref().map(state::State::index).unwrap_or_default();
-            for dest in &checked.files {
-                let (parent, name) = split(&dest.path);
-                match dirs.open(parent)? {
-                    Some(dir) => {
-                        ensure_writable(&dir.fd, &checked.root.join(parent), euid)?;
-                        let claim = Claim::Recorded(recorded.get(dest.path.as_path()).copied());
-                        inspect_target(
-                            &dir.fd,
-                            name,
-                            &checked.root.join(&dest.path),
-                            dest,
-                            euid,
-                            claim,
-                        )?;
-                    }
-                    None => {
-                        // Missing directories are created at write time; the deepest existing
-                        // one must accept them.
-                        if let Some((fd, path)) = dirs.deepest_existing(parent) {
-                            ensure_writable(&fd, &path, euid)?;
-                        }
-                    }
-                }
-            }
-        }
-        Layout::Generation => match dirs.root.clone() {
-            Some(root) => generation::preflight(&checked, &root, state.as_ref())?,
-            None => {
-                if let Some((fd, path)) = dirs.deepest_existing(Path::new("")) {
-                    ensure_writable(&fd, &path, euid)?;
-                }
-            }
-        },
-    }
-    drop(dirs);
-    checked.state = state;
-    Ok(checked)
-}
-
-/// [`resolve`] for `verify --offline`: the plan's fixed files, and its expanded entries as
-/// [`Checked::open_sets`] (what they hold is known only from the state file).
-pub fn resolve_offline(plan: &Plan) -> Result<Checked, WriteError> {
-    let mut checked = resolve(&plan.without_expansions())?;
-    let mut sets = plan.clone();
-    sets.files
-        .retain(|f| matches!(f.content, crate::manifest::Content::Expand { .. }));
-    checked.open_sets = resolve(&sets)?.files;
-    Ok(checked)
-}
-
-/// Resolves owners and modes for every file of the plan (no disk access but user lookups).
-pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
-    let euid = Uid::effective().as_raw();
-    let egid = Gid::effective().as_raw();
-    let groups: Vec<u32> = nix::unistd::getgroups()
-        .unwrap_or_default()
-        .iter()
-        .map(|g| g.as_raw())
-        .collect();
-    let root = plan.root.clone();
-    let dir_gid = match &plan.dir_group {
-        Some(g) => resolve_group(g, &root, plan.dir_group_line)?,
-        None => egid,
-    };
-    let mut files = Vec::with_capacity(plan.files.len());
-    for spec in &plan.files {
-        let path = root.join(&spec.path);
-        let uid = match &spec.owner {
-            Some(p) => resolve_user(p, &path, spec.owner_line)?,
-            None => euid,
-        };
-        let gid = match &spec.group {
-            Some(p) => resolve_group(p, &path, spec.group_line)?,
-            None => egid,
-        };
-        if euid != 0 && (uid != euid || (gid != egid && !groups.contains(&gid))) {
-            return Err(WriteError::ChownDenied {
-                path,
-                euid,
-                uid,
-                gid,
-            });
-        }
-        files.push(Destination {
-            path: spec.path.clone(),
-            mode: spec.mode,
-            uid,
-            gid,
-        });
-    }
-    Ok(Checked {
-        root,
-        layout: plan.layout,
-        app: plan.app.clone(),
-        env: plan.env.clone(),
-        dir_mode: plan.dir_mode,
-        dir_gid,
-        euid,
-        egid,
-        files,
-        open_sets: Vec::new(),
-        state: None,
-    })
 }
 
 /// The outcome of one file.

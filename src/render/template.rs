@@ -15,66 +15,22 @@
 use std::collections::BTreeMap;
 
 use minijinja::value::Value;
-use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+use minijinja::{Environment, Error, ErrorKind};
 use zeroize::Zeroizing;
+
+use crate::manifest::template::{self, OWN};
 
 mod undefined;
 
-/// Deep templates are a mistake, not a use case.
-const RECURSION_LIMIT: usize = 64;
-
+/// The template language of the manifest ([`crate::manifest::template`]) with the filters that
+/// place a value in its context.
 fn environment() -> Environment<'static> {
-    // `new()` brings the builtin filters, tests and globals (`range`, `dict`, `namespace`) and
-    // no loader. `debug` is not compiled in; removing it keeps that true if features change.
-    let mut env = Environment::new();
-    env.remove_global("debug");
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_recursion_limit(RECURSION_LIMIT);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    // A config file keeps its final newline (`template: |` in YAML ends with one).
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
+    let mut env = template::environment();
     env.add_filter("json", json_filter);
     env.add_filter("yaml", yaml_filter);
     env.add_filter("shell", shell_filter);
     env.add_filter("dotenv", dotenv_filter);
     env
-}
-
-/// Checks a template before anything is fetched: it compiles, and every top-level name it reads
-/// is one of `names` (or a builtin such as `range`). Returns a message for the manifest.
-pub fn check(name: &str, source: &str, names: &[&str]) -> Result<(), String> {
-    let env = environment();
-    let tmpl = env
-        .template_from_named_str(name, source)
-        .map_err(|e| format!("template {name} {}", describe(&e, source, None)))?;
-    let globals: Vec<String> = env.globals().map(|(n, _)| n.to_string()).collect();
-    let mut unknown: Vec<String> = tmpl
-        .undeclared_variables(false)
-        .into_iter()
-        .filter(|v| !names.contains(&v.as_str()) && !globals.contains(v))
-        .collect();
-    unknown.sort();
-    if !unknown.is_empty() {
-        return Err(format!(
-            "template {name} uses {}, not defined in `values` (defined: {})",
-            unknown
-                .iter()
-                .map(|u| format!("`{u}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        ));
-    }
-    Ok(())
 }
 
 /// Renders `source` with `values` as the only context. The output grows in zeroizing memory
@@ -122,8 +78,6 @@ impl std::io::Write for Wiped {
 }
 
 /// Marks errors raised by our filters, whose text we wrote and which never hold a value.
-const OWN: &str = "credfile: ";
-
 fn own_error(message: &str) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("{OWN}{message}"))
 }
@@ -138,50 +92,7 @@ fn describe(e: &Error, source: &str, ctx: Option<&BTreeMap<String, Value>>) -> S
         (ErrorKind::UndefinedError, Some(ctx), Some(text)) => undefined::find(text, ctx),
         _ => None,
     };
-    let mut out = match (e.line(), &missing) {
-        (Some(line), Some(m)) => format!("line {line}: {m}"),
-        (None, Some(m)) => m.clone(),
-        (Some(line), None) => format!("line {line}: {}", e.kind()),
-        (None, None) => e.kind().to_string(),
-    };
-    let detail_is_safe = matches!(
-        e.kind(),
-        ErrorKind::SyntaxError
-            | ErrorKind::UnknownFilter
-            | ErrorKind::UnknownFunction
-            | ErrorKind::UnknownTest
-            | ErrorKind::TemplateNotFound
-    );
-    match e.detail() {
-        Some(d) if d.starts_with(OWN) => {
-            out.push_str(": ");
-            out.push_str(&d[OWN.len()..]);
-        }
-        Some(d) if detail_is_safe => {
-            out.push_str(": ");
-            out.push_str(d);
-        }
-        _ => {}
-    }
-    if let Some(line) = line_text {
-        let line = line.trim();
-        if !line.is_empty() {
-            out.push_str(&format!(" (in `{}`)", shorten(line)));
-        }
-    }
-    if e.kind() == ErrorKind::UndefinedError && missing.is_none() {
-        out.push_str("; strict mode: every name and key a template reads must exist");
-    }
-    out
-}
-
-fn shorten(line: &str) -> String {
-    const MAX: usize = 120;
-    if line.chars().count() <= MAX {
-        line.to_string()
-    } else {
-        format!("{}…", line.chars().take(MAX).collect::<String>())
-    }
+    template::describe(e, source, missing)
 }
 
 fn text_of(value: &Value) -> Result<String, Error> {
@@ -302,17 +213,6 @@ mod tests {
         );
         let err = render("inline", "{% if nope %}x{% endif %}", vec![]).unwrap_err();
         assert!(err.contains("undefined"), "{err}");
-    }
-
-    #[test]
-    fn check_rejects_unknown_names_and_bad_syntax() {
-        assert!(check("inline", "{{ a | json }} {{ range(2) }}", &["a"]).is_ok());
-        let err = check("inline", "{{ a }} {{ b }}", &["a"]).unwrap_err();
-        assert!(err.contains("`b`"), "{err}");
-        let err = check("inline", "{{ a ", &["a"]).unwrap_err();
-        assert!(err.contains("syntax"), "{err}");
-        let err = check("inline", "{% include 'x' %}", &[]).unwrap_err();
-        assert!(!err.is_empty());
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Validator<'_> {
             }
         };
         let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
-        if let Err(problem) = crate::render::template::check(&name, &source, &names) {
+        if let Err(problem) = crate::manifest::template::check(&name, &source, &names) {
             self.problem(
                 &at(base, &[key(at_key)]),
                 problem,
