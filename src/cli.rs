@@ -459,6 +459,24 @@ impl Cli {
     }
 }
 
+macro_rules! target {
+    ($($args:ty),*) => {$(
+        impl $args {
+            /// Where the command works (manifest, environment, root, audit log).
+            pub fn target(&self) -> crate::pipeline::Target<'_> {
+                crate::pipeline::Target {
+                    manifest: &self.manifest.manifest,
+                    env: &self.env,
+                    root: self.root.as_deref(),
+                    audit_log: self.audit_log.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+
+target!(RunArgs, VerifyArgs, CleanArgs);
+
 #[cfg(test)]
 mod tests {
     use super::*;

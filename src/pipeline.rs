@@ -36,12 +36,24 @@ pub fn plan(
     Ok(manifest.resolve(env, root)?)
 }
 
-/// The flags that pick a root or a file outside it, refused under sudo (docs/src/sudo.md).
-pub fn fenced_flags(root: Option<&Path>, audit_log: Option<&Path>) -> [(&'static str, bool); 2] {
-    [
-        ("--root", root.is_some()),
-        ("--audit-log", audit_log.is_some()),
-    ]
+/// Where a command that works under a root works: its manifest and environment, and the two
+/// flags that pick a root or a file outside it (refused under sudo, docs/src/sudo.md).
+pub struct Target<'a> {
+    pub manifest: &'a Path,
+    pub env: &'a str,
+    pub root: Option<&'a Path>,
+    pub audit_log: Option<&'a Path>,
+}
+
+impl Target<'_> {
+    /// [`plan`] for this target.
+    pub fn plan(&self) -> Result<Plan, Error> {
+        let fenced = [
+            ("--root", self.root.is_some()),
+            ("--audit-log", self.audit_log.is_some()),
+        ];
+        plan(self.manifest, self.env, self.root, &fenced)
+    }
 }
 
 /// Every file's bytes in memory: what identity, fetch and render produced for a plan.

@@ -12,12 +12,7 @@ use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
 use crate::{guard, materialize, report, sudo};
 
 pub fn run(args: &RunArgs, settings: &Settings) -> Result<(), Error> {
-    let plan = pipeline::plan(
-        &args.manifest.manifest,
-        &args.env,
-        args.root.as_deref(),
-        &pipeline::fenced_flags(args.root.as_deref(), args.audit_log.as_deref()),
-    )?;
+    let plan = args.target().plan()?;
     let mut pipeline = Pipeline::new(settings)?;
     let Some(every) = args.every else {
         return round(args, &plan, Round::default(), &mut pipeline);

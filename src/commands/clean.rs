@@ -9,12 +9,7 @@ use crate::pipeline;
 use crate::terminal::{Escaped, sanitize, sanitize_lines};
 
 pub fn run(args: &CleanArgs) -> Result<(), Error> {
-    let plan = pipeline::plan(
-        &args.manifest.manifest,
-        &args.env,
-        args.root.as_deref(),
-        &pipeline::fenced_flags(args.root.as_deref(), args.audit_log.as_deref()),
-    )?;
+    let plan = args.target().plan()?;
     pipeline::audited("clean", &plan, args.audit_log.as_deref(), |_| {
         let checked = materialize::resolve(&plan)?;
         let print = |text: &str| {

@@ -4,7 +4,7 @@
 use super::apply;
 use crate::cli::{Cli, PlanArgs};
 use crate::error::Error;
-use crate::pipeline::{self, Pipeline, Settings};
+use crate::pipeline::{Pipeline, Settings};
 
 pub fn run(args: &PlanArgs, settings: &Settings) -> Result<(), Error> {
     if args.run.every.is_some() {
@@ -17,12 +17,7 @@ pub fn run(args: &PlanArgs, settings: &Settings) -> Result<(), Error> {
             .exit()
     }
     let run = &args.run;
-    let plan = pipeline::plan(
-        &run.manifest.manifest,
-        &run.env,
-        run.root.as_deref(),
-        &pipeline::fenced_flags(run.root.as_deref(), run.audit_log.as_deref()),
-    )?;
+    let plan = run.target().plan()?;
     let round = apply::Round {
         dry_run: true,
         detailed: args.detailed_exitcode,

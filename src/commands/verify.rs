@@ -7,12 +7,7 @@ use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
 use crate::{materialize, report};
 
 pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
-    let plan = pipeline::plan(
-        &args.manifest.manifest,
-        &args.env,
-        args.root.as_deref(),
-        &pipeline::fenced_flags(args.root.as_deref(), args.audit_log.as_deref()),
-    )?;
+    let plan = args.target().plan()?;
     pipeline::audited("verify", &plan, args.audit_log.as_deref(), |trail| {
         let (checked, rendered) = if args.offline {
             (materialize::resolve_offline(&plan)?, None)
