@@ -223,21 +223,6 @@ pub struct Calls {
     pub sts: (u64, u64),
 }
 
-impl Calls {
-    /// The report's and the audit line's `calls` object.
-    pub fn to_json(self) -> serde_json::Value {
-        let kind = |(calls, throttled): (u64, u64)| serde_json::json!({"calls": calls, "throttled": throttled});
-        serde_json::json!({
-            "batch_get_secret_value": kind(self.batch),
-            "get_secret_value": kind(self.single),
-            "list_secrets": kind(self.list_secrets),
-            "get_parameters": kind(self.parameters),
-            "get_parameters_by_path": kind(self.parameters_by_path),
-            "sts": kind(self.sts),
-        })
-    }
-}
-
 impl CallCounters {
     /// `(calls, throttled)` per kind; `reset`: and start again from zero.
     fn snapshot(&self, reset: bool) -> Calls {

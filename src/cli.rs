@@ -455,6 +455,7 @@ impl Cli {
             manifest: manifest.cloned(),
             output,
             summary,
+            log_format: self.log_format,
         }
     }
 }

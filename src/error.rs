@@ -69,6 +69,39 @@ pub enum Error {
     },
 }
 
+/// The stage a failure is reported under: the run flow's stages (docs/src/flow.md) and the
+/// commands that stop before them. In the JSON failure object, the step summary and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Manifest,
+    Preflight,
+    Identity,
+    Fetch,
+    Render,
+    Materialize,
+    Hooks,
+    Verify,
+    Plan,
+    Clean,
+    Sudo,
+    Policy,
+    Lint,
+    Audit,
+    Internal,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The serialized name: one spelling for JSON and text.
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// What an error is about, from the stage error's own data: the manifest file and line, the
 /// secret, the path on the host. For `--output json` and the step summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -105,23 +138,23 @@ impl Error {
     }
 
     /// The stage that failed, as named in the run flow (docs/src/flow.md) and the JSON failure report.
-    pub fn stage(&self) -> &'static str {
+    pub fn stage(&self) -> Stage {
         match self {
-            Error::Manifest(_) => "manifest",
-            Error::Identity(_) => "identity",
-            Error::Fetch(_) => "fetch",
-            Error::Render(_) => "render",
-            Error::Guard(_) => "preflight",
-            Error::Write(_) => "materialize",
-            Error::Policy(_) => "policy",
-            Error::Lint(_) => "lint",
-            Error::Audit(_) => "audit",
-            Error::Runtime(_) => "internal",
-            Error::Drift { .. } => "verify",
-            Error::Hook(_) => "hooks",
-            Error::ChangesPending { .. } => "plan",
-            Error::CleanUnconfirmed { .. } => "clean",
-            Error::Sudo(_) => "sudo",
+            Error::Manifest(_) => Stage::Manifest,
+            Error::Identity(_) => Stage::Identity,
+            Error::Fetch(_) => Stage::Fetch,
+            Error::Render(_) => Stage::Render,
+            Error::Guard(_) => Stage::Preflight,
+            Error::Write(_) => Stage::Materialize,
+            Error::Policy(_) => Stage::Policy,
+            Error::Lint(_) => Stage::Lint,
+            Error::Audit(_) => Stage::Audit,
+            Error::Runtime(_) => Stage::Internal,
+            Error::Drift { .. } => Stage::Verify,
+            Error::Hook(_) => Stage::Hooks,
+            Error::ChangesPending { .. } => Stage::Plan,
+            Error::CleanUnconfirmed { .. } => Stage::Clean,
+            Error::Sudo(_) => Stage::Sudo,
         }
     }
 

@@ -23,10 +23,10 @@ mod identity;
 mod lint;
 mod manifest;
 mod materialize;
+mod output;
 mod pipeline;
 mod policy;
 mod render;
-mod report;
 mod sudo;
 mod terminal;
 
@@ -47,7 +47,6 @@ fn main() -> ExitCode {
         return code;
     }
     init_logging(cli.log_format);
-    failure::set_json_logs(failure::is_json(cli.log_format));
     let context = cli.failure_context();
     match commands::run(cli) {
         Ok(()) => ExitCode::from(exit::OK),

@@ -8,18 +8,21 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::fetch::{self, FetchMode, FetchSet};
+use crate::format::LogFormat;
 use crate::identity::{self, Session};
 use crate::manifest::{self, Plan};
 use crate::materialize::Outcome;
+use crate::output::{AuditLine, FetchStats};
 use crate::render::{self, Rendered, SourceInfo};
-use crate::report::Audit;
 use crate::{aws, sudo};
 
 /// What the command line says about every stage of a run, handed down as values (no
-/// process-wide settings): the AWS tuning and call counters.
+/// process-wide settings): the AWS tuning and call counters, and the log format (the audit
+/// line on stderr is a log record with `--log-format json`).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub aws: aws::Context,
+    pub log_format: LogFormat,
 }
 
 /// The manifest stage for one environment: the invoker may read the manifest (under sudo, the
@@ -229,7 +232,7 @@ pub struct Trail {
     /// `verify`: how many drift findings.
     pub drift: Option<usize>,
     /// The fetch mode and the AWS calls made (report and audit line).
-    pub fetch: Option<serde_json::Value>,
+    pub fetch: Option<FetchStats>,
 }
 
 /// Runs `body` and writes the audit line (`--audit-log`) whatever the outcome.
@@ -237,22 +240,23 @@ pub fn audited(
     command: &'static str,
     plan: &Plan,
     audit_log: Option<&Path>,
+    log: LogFormat,
     body: impl FnOnce(&mut Trail) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut trail = Trail::default();
     let result = body(&mut trail);
     let _held = crate::every::critical();
-    Audit {
+    let exit_code = result.as_ref().map_or_else(Error::code, |_| 0);
+    let mut line = AuditLine::new(
         command,
-        plan: Some(plan),
-        env: &plan.env,
-        caller_arn: trail.caller_arn.as_deref(),
-        files: &trail.files,
-        drift: trail.drift,
-        exit_code: result.as_ref().map_or_else(Error::code, |_| 0),
-        fetch: trail.fetch.as_ref(),
-    }
-    .write(audit_log);
+        plan,
+        trail.caller_arn.as_deref(),
+        &trail.files,
+        exit_code,
+    );
+    line.drift = trail.drift;
+    line.fetch = trail.fetch;
+    line.write(audit_log, log);
     result
 }
 

@@ -8,8 +8,9 @@ use crate::error::Error;
 use crate::format::Output;
 use crate::hooks::{self, HookError, HookResult, HookStatus};
 use crate::manifest::{self, Plan};
+use crate::output::{self, FetchStats};
 use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
-use crate::{guard, materialize, report, sudo};
+use crate::{guard, materialize, sudo};
 
 pub fn run(args: &RunArgs, settings: &Settings) -> Result<(), Error> {
     let plan = args.target().plan()?;
@@ -38,7 +39,7 @@ pub fn run(args: &RunArgs, settings: &Settings) -> Result<(), Error> {
                     "round failed; the last good set stays in place"
                 );
                 if args.output == Output::Json {
-                    println!("{}", report::round_failed(&plan, number, &e));
+                    println!("{}", output::RoundFailed::new(&plan, number, &e).to_json());
                 }
             }
         }
@@ -67,7 +68,8 @@ pub fn round(
 ) -> Result<(), Error> {
     let command = if round.dry_run { "plan" } else { "apply" };
     sudo::check_hooks(plan)?;
-    pipeline::audited(command, plan, args.audit_log.as_deref(), |trail| {
+    let log = pipeline.settings.log_format;
+    pipeline::audited(command, plan, args.audit_log.as_deref(), log, |trail| {
         for warning in guard::check(plan)? {
             tracing::warn!("{warning}");
         }
@@ -80,10 +82,7 @@ pub fn round(
                 want_caller: args.audit_log.is_some(),
             },
         );
-        trail.fetch = Some(serde_json::json!({
-            "mode": args.fetch.as_str(),
-            "calls": pipeline.settings.aws.calls().to_json(),
-        }));
+        trail.fetch = Some(FetchStats::new(args.fetch, pipeline.settings.aws.calls()));
         let fetched = fetched?;
         trail.caller_arn = fetched.caller_arn;
         if plan
@@ -126,17 +125,16 @@ pub fn round(
             .chain(applied.removed.into_iter().map(|o| (o, Vec::new())))
             .collect();
         let held = crate::every::critical();
-        report::Report {
-            command,
-            dry_run: round.dry_run,
+        let mut report = output::RunReport::new(
             plan,
-            caller_arn: trail.caller_arn.as_deref(),
-            files: trail.files.clone(),
-            hooks: &results,
-            fetch: trail.fetch.clone(),
-            round: round.number,
-        }
-        .print(args.output);
+            round.dry_run,
+            trail.caller_arn.as_deref(),
+            &trail.files,
+            &results,
+        );
+        report.fetch = trail.fetch;
+        report.round = round.number;
+        report.print(args.output);
         drop(held);
         let hooks_owed = results.len();
         let failed: Vec<HookResult> = results.into_iter().filter(|r| r.status.failed()).collect();

@@ -19,6 +19,7 @@ use crate::pipeline::Settings;
 pub fn run(cli: Cli) -> Result<(), Error> {
     let settings = Settings {
         aws: crate::aws::Context::new(cli.tuning()),
+        log_format: cli.log_format,
     };
     match cli.command {
         Command::Apply(args) => apply::run(&args, &settings),
@@ -26,7 +27,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Validate(args) => validate::run(&args),
         Command::Whoami(args) => whoami::run(&args, &settings),
         Command::Verify(args) => verify::run(&args, &settings),
-        Command::Clean(args) => clean::run(&args),
+        Command::Clean(args) => clean::run(&args, &settings),
         Command::Lint(args) => lint::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Audit(args) => match args.command {

@@ -4,21 +4,15 @@
 
 use crate::cli::ValidateArgs;
 use crate::error::Error;
-use crate::format::Output;
-use crate::{manifest, report, sudo};
+use crate::{manifest, output, sudo};
 
 pub fn run(args: &ValidateArgs) -> Result<(), Error> {
     let checked = check(args);
-    let file = &args.manifest.manifest;
-    match (args.output, &checked) {
-        (Output::Json, _) => println!("{}", report::Validated::to_json(file, &checked)),
-        (Output::Human, Ok(v)) => print!("{}", v.to_human(file)),
-        (Output::Human, Err(_)) => {}
-    }
+    output::print_validate(&args.manifest.manifest, &checked, args.output);
     checked.map(|_| ())
 }
 
-fn check(args: &ValidateArgs) -> Result<report::Validated, Error> {
+fn check(args: &ValidateArgs) -> Result<output::Validated, Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
     let names = match &args.env {
@@ -31,5 +25,5 @@ fn check(args: &ValidateArgs) -> Result<report::Validated, Error> {
         let plan = manifest.resolve(&name, Some(std::path::Path::new("/")))?;
         environments.push((name, plan.files.len()));
     }
-    Ok(report::Validated { environments })
+    Ok(output::Validated { environments })
 }

@@ -4,11 +4,12 @@
 use crate::cli::VerifyArgs;
 use crate::error::Error;
 use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
-use crate::{materialize, report};
+use crate::{materialize, output};
 
 pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
     let plan = args.target().plan()?;
-    pipeline::audited("verify", &plan, args.audit_log.as_deref(), |trail| {
+    let log = settings.log_format;
+    pipeline::audited("verify", &plan, args.audit_log.as_deref(), log, |trail| {
         let (checked, rendered) = if args.offline {
             (materialize::resolve_offline(&plan)?, None)
         } else {
@@ -25,14 +26,14 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
         let verified = materialize::verify(&checked, rendered.as_deref())?;
         let drift = verified.drift;
         trail.drift = Some(drift.len());
-        report::VerifyReport {
-            plan: &plan,
-            offline: args.offline,
-            caller_arn: trail.caller_arn.as_deref(),
-            drift: &drift,
-            files_checked: verified.files,
-            not_checked: &verified.not_checked,
-        }
+        output::VerifyReport::new(
+            &plan,
+            args.offline,
+            trail.caller_arn.as_deref(),
+            &drift,
+            verified.files,
+            &verified.not_checked,
+        )
         .print(args.output);
         if drift.is_empty() {
             Ok(())

@@ -2,8 +2,8 @@
 
 use crate::cli::WhoamiArgs;
 use crate::error::Error;
+use crate::output;
 use crate::pipeline::{self, Pipeline, Settings};
-use crate::report;
 
 pub fn run(args: &WhoamiArgs, settings: &Settings) -> Result<(), Error> {
     // A placeholder root: whoami touches no file.
@@ -14,6 +14,6 @@ pub fn run(args: &WhoamiArgs, settings: &Settings) -> Result<(), Error> {
         &[],
     )?;
     let session = Pipeline::new(settings)?.identity(&plan)?;
-    report::print_identity(&plan, &session, args.output);
+    output::print_identity(&plan, &session, args.output);
     Ok(())
 }

@@ -42,7 +42,7 @@ use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 pub use clean::{Cleaned, clean};
-pub use verify::{Drift, verify};
+pub use verify::{Drift, DriftKind, verify};
 
 pub use preflight::{Checked, Destination, preflight, resolve, resolve_offline};
 use walk::{Dir, Dirs, barrier, check_dir, trim_cache};
@@ -156,15 +156,6 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Updated => "updated",
-            Status::Unchanged => "unchanged",
-            Status::Removed => "removed",
-        }
-    }
-
     pub fn changed(self) -> bool {
         self != Status::Unchanged
     }

@@ -31,20 +31,6 @@ pub enum DriftKind {
     Type,
 }
 
-impl DriftKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::Missing => "missing",
-            DriftKind::Extra => "extra",
-            DriftKind::Content => "content",
-            DriftKind::Mode => "mode",
-            DriftKind::Owner => "owner",
-            DriftKind::Group => "group",
-            DriftKind::Type => "type",
-        }
-    }
-}
-
 /// One difference, at a path relative to the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
