@@ -182,6 +182,8 @@ fn unthrottled_auto_batches_and_the_audit_line_counts_calls() {
     assert_eq!(calls(&report, "get_secret_value"), (0, 0));
     let line: Value = serde_json::from_str(fs::read_to_string(&audit).unwrap().trim()).unwrap();
     assert_eq!(line["fetch"], report["fetch"]);
+    support::validate_schema(&report);
+    support::validate_audit_line(&line);
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::os::unix::fs::MetadataExt;
 
 use crate::lifecycle::*;
 use serde_json::Value;
-use support::{Canaries, Case, assert_no_leak, canary_value, test_python, validate_schema};
+use support::{
+    Canaries, Case, assert_no_leak, canary_value, test_python, validate_audit_line, validate_schema,
+};
 
 // ---------------------------------------------------------------------------------------------
 // templates
@@ -192,6 +194,15 @@ fn github_step_summary_gitlab_sections_and_audit_line() {
         line["files"][0]["secrets"][0]["version_id"],
         version.as_str()
     );
+    validate_audit_line(&line);
+    // An audit line that breaks the schema is caught (the check is not vacuous).
+    let mut broken = line.clone();
+    broken["files"][0]["mode"] = "0400".into();
+    let result = std::panic::catch_unwind(|| validate_audit_line(&broken));
+    assert!(
+        result.is_err(),
+        "the audit schema rejects a field it does not define"
+    );
     assert_eq!(
         fs::metadata(&audit).unwrap().mode() & 0o777,
         0o600,
@@ -216,6 +227,7 @@ fn github_step_summary_gitlab_sections_and_audit_line() {
         .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["exit_code"], 4);
+    validate_audit_line(&lines[1]);
 
     // GitLab: the human report inside a collapsible section.
     c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");

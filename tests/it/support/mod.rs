@@ -168,7 +168,17 @@ pub fn snapshot(root: impl AsRef<Path>) -> Snapshot {
 /// Asserts that `doc` is valid under docs/report.schema.json (itself checked as a draft 2020-12
 /// schema), with Python's jsonschema from the test venv.
 pub fn validate_schema(doc: &serde_json::Value) {
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    validate_against("docs/report.schema.json", doc);
+}
+
+/// Asserts that an audit line is valid under docs/audit.schema.json.
+pub fn validate_audit_line(doc: &serde_json::Value) {
+    validate_against("docs/audit.schema.json", doc);
+}
+
+/// `file`: a schema generated from src/output/types.rs.
+fn validate_against(file: &str, doc: &serde_json::Value) {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let out = std::process::Command::new(test_python())
         .args([
             "-c",
@@ -180,7 +190,7 @@ pub fn validate_schema(doc: &serde_json::Value) {
         .unwrap();
     assert!(
         out.status.success(),
-        "report does not match docs/report.schema.json:\n{}",
+        "document does not match {file}:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
