@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use super::types::{FileStatus, RunReport, Secret, ValidateReport, VerifyReport, Whoami};
+use super::types::{RunReport, Secret, ValidateReport, VerifyReport, Whoami};
+use super::words::FileStatus;
 use crate::manifest::Plan;
 use crate::materialize::Cleaned;
 use crate::terminal::{Escaped, sanitize, sanitize_lines};

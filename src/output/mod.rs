@@ -5,11 +5,13 @@
 //!
 //! Paths, modes, owners, secret ids, ARNs and version ids only: a value never reaches this module.
 
+mod audit_line;
 pub mod human;
 pub mod markdown;
 #[cfg(test)]
 mod schema;
 mod types;
+mod words;
 
 use std::io::Write;
 use std::path::Path;
@@ -17,17 +19,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+pub use audit_line::AuditLine;
 pub use types::{
-    AuditLine, Failure, FetchStats, RoundFailed, RunReport, ValidateReport, Validated,
-    VerifyReport, Whoami,
+    Failure, FetchStats, RoundFailed, RunReport, ValidateReport, Validated, VerifyReport, Whoami,
 };
 
 use crate::error::Error;
-use crate::format::{LogFormat, Output};
+use crate::format::Output;
 use crate::identity::Session;
 use crate::manifest::Plan;
 use crate::materialize::Cleaned;
-use crate::terminal::{LogStderr, sanitize_lines};
+use crate::terminal::sanitize_lines;
 
 impl RunReport {
     pub fn print(&self, output: Output) {
@@ -112,7 +114,7 @@ pub fn gitlab_section(command: &str, text: &str) -> String {
     )
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -151,40 +153,6 @@ impl Failure {
             fields.extend(c.into_iter().filter(|(_, v)| !v.is_null()));
         }
         json_record("ERROR", &e.message, fields)
-    }
-}
-
-impl AuditLine {
-    /// Appends the line to `path` (created 0600, never through a symlink). `-` is stderr: the
-    /// JSON line itself, or with `--log-format json` a log record whose fields are the audit
-    /// record's. Without `--audit-log` there is no audit line (a run by hand stays quiet).
-    pub fn write(&self, path: Option<&Path>, log: LogFormat) {
-        let Some(path) = path else {
-            return;
-        };
-        let record = self.to_json();
-        if path == Path::new("-") {
-            let text = match record {
-                Value::Object(fields) if log == LogFormat::Json => {
-                    json_record("INFO", "audit", fields)
-                }
-                other => other.to_string(),
-            };
-            LogStderr::record(&text);
-            return;
-        }
-        let line = record.to_string();
-        use std::os::unix::fs::OpenOptionsExt;
-        let result = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(path)
-            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
-        if let Err(e) = result {
-            tracing::error!(path = %path.display(), error = %e, "cannot append the audit line");
-        }
     }
 }
 

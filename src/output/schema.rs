@@ -13,9 +13,9 @@ use std::path::Path;
 use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, json_schema};
 use serde_json::{Value, json};
 
-use super::types::{
-    AuditLine, Failure, RoundFailed, RunReport, SchemaVersion, ValidateReport, VerifyReport,
-};
+use super::audit_line::AuditLine;
+use super::types::{Failure, RoundFailed, RunReport, ValidateReport, VerifyReport};
+use super::words::SchemaVersion;
 use crate::format::SCHEMA_VERSION;
 
 impl JsonSchema for SchemaVersion {

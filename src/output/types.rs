@@ -16,9 +16,12 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::words::{
+    DriftKind, EveryCommand, FileStatus, HookState, Layout, RunCommand, SchemaVersion,
+    ValidateCommand, VerifyCommand,
+};
 use crate::error::{Error, Stage};
-use crate::format::{SCHEMA_VERSION, rfc3339};
-use crate::hooks::{HookResult, HookStatus};
+use crate::hooks::HookResult;
 use crate::identity::Session;
 use crate::manifest::{Diagnostic, Plan};
 use crate::materialize::{Drift, Outcome, Status};
@@ -36,131 +39,6 @@ pub fn escaped<T: Serialize>(doc: &T) -> Value {
 pub fn plain<T: Serialize>(doc: &T) -> Value {
     // Structs of strings, numbers and lists with string keys: serializing cannot fail.
     serde_json::to_value(doc).unwrap_or(Value::Null)
-}
-
-/// A closed set of words in the output: each word written once, for JSON and for text.
-macro_rules! vocabulary {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-        #[cfg_attr(test, derive(schemars::JsonSchema))]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            #[allow(dead_code, reason = "some words are only in JSON")]
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-    };
-}
-
-vocabulary! {
-    /// How the root's files are published (docs/src/layouts.md).
-    Layout { Generation = "generation", Files = "files" }
-}
-
-vocabulary! {
-    /// What happened to a file; for plan, what apply would do.
-    FileStatus { Created = "created", Updated = "updated", Unchanged = "unchanged", Removed = "removed" }
-}
-
-vocabulary! {
-    /// How a change hook went; `planned` for plan.
-    HookState {
-        Planned = "planned", Ok = "ok", Failed = "failed", Signaled = "signaled",
-        TimedOut = "timed_out", NotStarted = "not_started",
-    }
-}
-
-vocabulary! {
-    /// What differs between the host and the manifest.
-    DriftKind {
-        Missing = "missing", Extra = "extra", Content = "content", Mode = "mode",
-        Owner = "owner", Group = "group", Type = "type",
-    }
-}
-
-vocabulary! {
-    /// The command whose report this is.
-    RunCommand { Apply = "apply", Plan = "plan" }
-}
-
-vocabulary! {
-    /// `verify`.
-    VerifyCommand { Verify = "verify" }
-}
-
-vocabulary! {
-    /// `validate`.
-    ValidateCommand { Validate = "validate" }
-}
-
-vocabulary! {
-    /// `apply --every`.
-    EveryCommand { Apply = "apply" }
-}
-
-impl From<crate::manifest::Layout> for Layout {
-    fn from(l: crate::manifest::Layout) -> Layout {
-        match l {
-            crate::manifest::Layout::Generation => Layout::Generation,
-            crate::manifest::Layout::Files => Layout::Files,
-        }
-    }
-}
-
-impl From<Status> for FileStatus {
-    fn from(s: Status) -> FileStatus {
-        match s {
-            Status::Created => FileStatus::Created,
-            Status::Updated => FileStatus::Updated,
-            Status::Unchanged => FileStatus::Unchanged,
-            Status::Removed => FileStatus::Removed,
-        }
-    }
-}
-
-impl From<&HookStatus> for HookState {
-    fn from(s: &HookStatus) -> HookState {
-        match s {
-            HookStatus::Planned => HookState::Planned,
-            HookStatus::Ok => HookState::Ok,
-            HookStatus::Failed(_) => HookState::Failed,
-            HookStatus::Signaled(_) => HookState::Signaled,
-            HookStatus::TimedOut => HookState::TimedOut,
-            HookStatus::NotStarted(_) => HookState::NotStarted,
-        }
-    }
-}
-
-impl From<crate::materialize::DriftKind> for DriftKind {
-    fn from(k: crate::materialize::DriftKind) -> DriftKind {
-        use crate::materialize::DriftKind as K;
-        match k {
-            K::Missing => DriftKind::Missing,
-            K::Extra => DriftKind::Extra,
-            K::Content => DriftKind::Content,
-            K::Mode => DriftKind::Mode,
-            K::Owner => DriftKind::Owner,
-            K::Group => DriftKind::Group,
-            K::Type => DriftKind::Type,
-        }
-    }
-}
-
-/// `schema_version`: [`SCHEMA_VERSION`], the version of the report's shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaVersion;
-
-impl Serialize for SchemaVersion {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u32(SCHEMA_VERSION)
-    }
 }
 
 /// The plan's app, environment and root, in every run, verify and round report.
@@ -743,88 +621,6 @@ impl Whoami {
                     .fmt(aws_smithy_types::date_time::Format::DateTime)
                     .unwrap_or_default()
             }),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        escaped(self)
-    }
-}
-
-/// A file in the audit line: no mode or owner, the report has them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(
-    test,
-    derive(schemars::JsonSchema),
-    schemars(rename = "audit_file", deny_unknown_fields)
-)]
-pub struct AuditFile {
-    pub path: String,
-    pub status: FileStatus,
-    pub secrets: Vec<Secret>,
-}
-
-/// One audit record per run, success or failure (`--audit-log`, docs/src/commands.md "Audit log"). Never a value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(
-    test,
-    derive(schemars::JsonSchema),
-    schemars(rename = "audit", deny_unknown_fields)
-)]
-pub struct AuditLine {
-    /// RFC 3339 UTC, seconds
-    #[cfg_attr(test, schemars(pattern(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")))]
-    pub time: String,
-    #[cfg_attr(test, schemars(schema_with = "super::schema::audit_command"))]
-    pub command: &'static str,
-    pub app: Option<String>,
-    pub environment: String,
-    pub root: Option<String>,
-    /// set when an account guard checked the caller or STS was asked for it (best effort)
-    pub caller_arn: Option<String>,
-    /// the role session of an assumed-role caller
-    pub session_name: Option<String>,
-    pub exit_code: u8,
-    /// verify: the number of differences
-    pub drift: Option<usize>,
-    pub files: Vec<AuditFile>,
-    /// apply and plan: the report's `fetch`
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(test, schemars(with = "FetchStats"))]
-    pub fetch: Option<FetchStats>,
-}
-
-impl AuditLine {
-    /// The record of a run of `command` on `plan`, now; `drift` and `fetch` as the run got there.
-    pub fn new(
-        command: &'static str,
-        plan: &Plan,
-        caller_arn: Option<&str>,
-        files: &[(Outcome, Vec<SourceInfo>)],
-        exit_code: u8,
-    ) -> AuditLine {
-        let session = caller_arn
-            .filter(|a| a.contains(":assumed-role/"))
-            .and_then(|a| a.rsplit('/').next());
-        AuditLine {
-            time: rfc3339(super::unix_now()),
-            command,
-            app: Some(plan.app.clone()),
-            environment: plan.env.clone(),
-            root: Some(plan.root.display().to_string()),
-            caller_arn: caller_arn.map(str::to_string),
-            session_name: session.map(str::to_string),
-            exit_code,
-            drift: None,
-            files: files
-                .iter()
-                .map(|(o, sources)| AuditFile {
-                    path: o.dest.path.display().to_string(),
-                    status: o.status.into(),
-                    secrets: sources.iter().map(Secret::from).collect(),
-                })
-                .collect(),
-            fetch: None,
         }
     }
 
