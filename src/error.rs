@@ -226,6 +226,7 @@ impl Error {
                 W::OtherOwner { root, .. } | W::LayoutChange { root, .. } => {
                     c.path = Some(root.clone())
                 }
+                W::Creds(_) => {}
             },
             Error::Hook(e) => c.path = e.failed.first().and_then(|r| r.hook.paths.first().cloned()),
             Error::CleanUnconfirmed { root, .. } => c.path = Some(root.clone()),

@@ -84,6 +84,12 @@ pub fn check(plan: &Plan) -> Result<Vec<String>, GuardError> {
             repos.push(repo);
         }
     }
+    // Sealed credentials are meant to rest on disk (docs/src/systemd-creds.md): only the
+    // plaintext delivery is warned about.
+    let sealed = matches!(
+        plan.delivery,
+        crate::manifest::Delivery::SystemdCreds { .. }
+    );
     if let Some(fs) = disk_filesystem(&plan.root) {
         if plan.require_memory_fs {
             return Err(GuardError::NotMemoryFs {
@@ -91,6 +97,9 @@ pub fn check(plan: &Plan) -> Result<Vec<String>, GuardError> {
                 fs,
                 env: plan.env.clone(),
             });
+        }
+        if sealed {
+            return Ok(warnings);
         }
         warnings.push(format!(
             "root {} is on {fs} filesystem, not in memory: the secrets will persist on disk (and in its backups); {}",

@@ -28,6 +28,7 @@ mod pipeline;
 mod policy;
 mod render;
 mod sudo;
+mod systemd_creds;
 mod terminal;
 
 use std::process::ExitCode;

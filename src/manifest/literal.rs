@@ -104,6 +104,7 @@ const MANIFEST_KEYS: &[&str] = &[
     "secret",
     "key",
     "token_env",
+    "credential_key",
     "values",
     "secrets",
     "id-token",

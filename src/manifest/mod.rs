@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use raw::{Dialect, Encoding, Format, Layout, WebIdentity};
+pub use raw::{CredentialKey, Dialect, Encoding, Format, Layout, WebIdentity};
 
 /// The default mode of a file: readable by its owner only.
 pub const DEFAULT_MODE: u32 = 0o400;
@@ -38,6 +38,24 @@ mod validate;
 pub use checks::is_session_char;
 pub use error::{Diagnostic, ManifestError};
 pub use resolve::{SubstError, substitute};
+
+/// Where `LoadCredentialEncrypted=NAME` looks first: the root of a `deliver: systemd-creds`
+/// environment that sets none (docs/src/systemd-creds.md).
+pub const CREDSTORE_ENCRYPTED: &str = "/etc/credstore.encrypted";
+
+/// How an environment's files reach the host (docs/src/systemd-creds.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Plaintext files.
+    #[default]
+    Plain,
+    /// Each file is a systemd encrypted credential named by its path.
+    SystemdCreds {
+        key: CredentialKey,
+        /// `--not-after=`, as the manifest gives it (checked by validation).
+        not_after: Option<String>,
+    },
+}
 
 /// A user or group: a numeric id, or a name resolved on the host at write time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +282,7 @@ pub struct Plan {
     /// Refuse a root that is not on a memory filesystem (tmpfs, ramfs).
     pub require_memory_fs: bool,
     pub layout: Layout,
+    pub delivery: Delivery,
     /// The environment's change hook (argv, no shell); empty: none.
     pub on_change: Vec<String>,
     pub files: Vec<FileSpec>,
@@ -317,6 +336,7 @@ pub struct Environment {
     pub mode: u32,
     pub dir_mode: u32,
     pub layout: Layout,
+    pub delivery: Delivery,
     pub on_change: Vec<String>,
     pub account: Option<String>,
     pub identity: IdentitySpec,

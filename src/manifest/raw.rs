@@ -62,6 +62,51 @@ pub struct Environment {
     /// Customer-managed KMS keys that encrypt this environment's secrets (key ARNs). Only
     /// `credfile policy` reads them, to grant `kms:Decrypt`.
     pub kms_keys: Option<Vec<String>>,
+    /// How the files reach the host: plaintext (default) or systemd encrypted credentials.
+    pub deliver: Option<Deliver>,
+    /// `deliver: systemd-creds`: which key seals the credentials.
+    pub credential_key: Option<CredentialKey>,
+    /// `deliver: systemd-creds`: the time after which the credentials no longer decrypt.
+    pub not_after: Option<String>,
+}
+
+/// How an environment's files reach the host (docs/src/systemd-creds.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deliver {
+    /// Plaintext files with the manifest's modes and owners.
+    #[default]
+    Plain,
+    /// systemd encrypted credentials (`systemd-creds encrypt`), for `LoadCredentialEncrypted=`.
+    SystemdCreds,
+}
+
+/// `credential_key:`, passed as `systemd-creds encrypt --with-key=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CredentialKey {
+    /// The TPM2 and the host key when both exist, else what there is.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// The host key (`/var/lib/systemd/credential.secret`).
+    #[serde(rename = "host")]
+    Host,
+    #[serde(rename = "tpm2")]
+    Tpm2,
+    #[serde(rename = "host+tpm2")]
+    HostTpm2,
+}
+
+impl CredentialKey {
+    /// The word `systemd-creds --with-key=` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKey::Auto => "auto",
+            CredentialKey::Host => "host",
+            CredentialKey::Tpm2 => "tpm2",
+            CredentialKey::HostTpm2 => "host+tpm2",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

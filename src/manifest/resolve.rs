@@ -1,6 +1,6 @@
 //! Stage three: one environment of a validated manifest, resolved into a [`Plan`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -41,10 +41,16 @@ impl Manifest {
                 .components()
                 .filter(|c| !matches!(c, std::path::Component::CurDir))
                 .collect(),
-            None => e.root.clone().ok_or_else(|| ManifestError::NoRoot {
-                file: self.file.clone(),
-                env: env.to_string(),
-            })?,
+            None => match (&e.root, &e.delivery) {
+                (Some(root), _) => root.clone(),
+                (None, Delivery::SystemdCreds { .. }) => PathBuf::from(CREDSTORE_ENCRYPTED),
+                (None, Delivery::Plain) => {
+                    return Err(ManifestError::NoRoot {
+                        file: self.file.clone(),
+                        env: env.to_string(),
+                    });
+                }
+            },
         };
         let files = self
             .files
@@ -116,6 +122,7 @@ impl Manifest {
             dir_group_line: e.group_line,
             require_memory_fs: e.require_memory_fs,
             layout: e.layout,
+            delivery: e.delivery.clone(),
             on_change: e.on_change.clone(),
             files,
         })

@@ -7,19 +7,18 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::seal::Contents;
+use super::*;
+use crate::render::Rendered;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fchmod, fstat, fstatat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, unlinkat};
-use zeroize::Zeroizing;
-
-use super::*;
-use crate::render::Rendered;
 
 /// Compares the rendered files with what is on disk and, unless `dry_run`, writes what changed,
 /// removes files that left the set (only the inode credfile published), and records the set.
@@ -46,6 +45,7 @@ pub fn write(
         .as_ref()
         .map(state::State::index)
         .unwrap_or_default();
+    let contents = Contents::new(checked, old_state.as_ref());
     let mut outcomes = Vec::with_capacity(rendered.len());
     let mut staged: Vec<Staged> = Vec::new();
     let mut swept: BTreeSet<PathBuf> = BTreeSet::new();
@@ -60,7 +60,7 @@ pub fn write(
                         sweep(&dir, checked.euid);
                     }
                     let claim = Claim::Recorded(recorded.get(dest.path.as_path()).copied());
-                    compare(&dir.fd, name, &full, dest, &r.bytes, checked.euid, claim)?
+                    compare(&dir.fd, name, &full, dest, &r.bytes, claim, &contents)?
                 }
             };
             outcomes.push(Outcome {
@@ -75,7 +75,8 @@ pub fn write(
                         errno: Errno::ENOENT,
                     });
                 };
-                staged.push(stage(&dir, parent, name, &full, dest, &r.bytes)?);
+                let bytes = contents.sealed(dest, &r.bytes)?;
+                staged.push(stage(&dir, parent, name, &full, dest, &bytes)?);
             }
         }
         Ok(())
@@ -392,10 +393,10 @@ pub(super) fn compare(
     full: &Path,
     dest: &Destination,
     bytes: &[u8],
-    euid: u32,
     claim: Claim<'_>,
+    contents: &Contents<'_>,
 ) -> Result<Status, WriteError> {
-    let Some(st) = inspect_target(dir, name, full, dest, euid, claim)? else {
+    let Some(st) = inspect_target(dir, name, full, dest, contents.euid, claim)? else {
         return Ok(Status::Created);
     };
     if file_type(&st) != SFlag::S_IFREG {
@@ -408,40 +409,8 @@ pub(super) fn compare(
     }
     let meta_same =
         st.st_mode & 0o7777 == dest.mode && st.st_uid == dest.uid && st.st_gid == dest.gid;
-    if !meta_same || st.st_size as u64 != bytes.len() as u64 {
+    if !meta_same || !contents.holds(dir, name, full, &st, dest, bytes)? {
         return Ok(Status::Updated);
     }
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| WriteError::Io {
-        path: full.to_path_buf(),
-        op: "open",
-        errno: e,
-    })?;
-    let now = fstat(&fd).map_err(|e| WriteError::Io {
-        path: full.to_path_buf(),
-        op: "fstat",
-        errno: e,
-    })?;
-    if now.st_ino != st.st_ino || now.st_dev != st.st_dev {
-        return Ok(Status::Updated);
-    }
-    let mut current = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
-    File::from(fd)
-        .take(bytes.len() as u64 + 1)
-        .read_to_end(&mut current)
-        .map_err(|e| WriteError::Io {
-            path: full.to_path_buf(),
-            op: "read",
-            errno: errno_of(&e),
-        })?;
-    Ok(if current.as_slice() == bytes {
-        Status::Unchanged
-    } else {
-        Status::Updated
-    })
+    Ok(Status::Unchanged)
 }

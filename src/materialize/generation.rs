@@ -30,6 +30,7 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat, renameat};
 use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, linkat, symlinkat, unlinkat};
 
+use super::seal::Contents;
 use super::state::{self, FileRecord, State};
 use super::*;
 
@@ -386,21 +387,17 @@ fn compare_set(
             .collect();
         return Ok((outcomes, Vec::new(), None));
     };
+    let contents = Contents::new(checked, state);
     let mut outcomes = Vec::with_capacity(checked.files.len());
     for (dest, r) in checked.files.iter().zip(rendered) {
         let (parent, name) = split(&dest.path);
         let full = checked.root.join(&dest.path);
         let status = match live.dir(parent)? {
             None => Status::Created,
-            Some(dir) => files::compare(
-                &dir.fd,
-                name,
-                &full,
-                dest,
-                &r.bytes,
-                checked.euid,
-                Claim::Generation,
-            )?,
+            Some(dir) => {
+                let claim = Claim::Generation;
+                files::compare(&dir.fd, name, &full, dest, &r.bytes, claim, &contents)?
+            }
         };
         outcomes.push(Outcome {
             status,
@@ -634,7 +631,8 @@ fn build(
                 Some(Gid::from_raw(dest.gid)),
             )
             .map_err(io(&full, "fchown"))?;
-            file.write_all(&r.bytes)
+            let bytes = Contents::new(checked, None).sealed(dest, &r.bytes)?;
+            file.write_all(&bytes)
                 .map_err(|e| io(&full, "write")(errno_of(&e)))?;
             fchmod(&file, Mode::from_bits_truncate(dest.mode)).map_err(io(&full, "fchmod"))?;
             crate::fault::point("generation-file-written");

@@ -26,6 +26,7 @@ mod generation;
 mod owner;
 mod preflight;
 mod reach;
+mod seal;
 pub mod state;
 mod verify;
 mod walk;
@@ -121,6 +122,9 @@ pub enum WriteError {
         op: &'static str,
         errno: Errno,
     },
+    /// `deliver: systemd-creds`: systemd-creds is missing, too old, or failed.
+    #[error(transparent)]
+    Creds(#[from] crate::systemd_creds::CredsError),
 }
 
 impl WriteError {
@@ -141,6 +145,7 @@ impl WriteError {
             WriteError::LayoutChange { .. } => "run `credfile clean --env ENV` with the old layout first (consumers briefly see no files), or keep the old layout".into(),
             WriteError::BadState { .. } => "the state file is credfile's record of what it owns; if it was damaged, inspect the root by hand, remove the file, and apply again".into(),
             WriteError::AfterCommit { .. } => "the new files are live; run again to bring the state file up to date".into(),
+            WriteError::Creds(e) => e.hint(),
         })
     }
 }

@@ -10,7 +10,7 @@ use nix::unistd::{Gid, Uid};
 use super::owner::{resolve_group, resolve_user};
 use super::walk::Dirs;
 use super::{Claim, WriteError, ensure_writable, generation, inspect_target, reach, split, state};
-use crate::manifest::{Layout, Plan};
+use crate::manifest::{Delivery, Layout, Plan};
 
 /// The checked destination of one file, from [`preflight`].
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Destination {
 pub struct Checked {
     pub root: PathBuf,
     pub layout: Layout,
+    /// Plaintext, or systemd credentials sealed by systemd-creds (`seal.rs`).
+    pub delivery: Delivery,
     pub(super) app: String,
     pub(super) env: String,
     pub(super) dir_mode: u32,
@@ -69,6 +71,7 @@ impl Checked {
 
 /// Checks every destination of the plan without changing anything.
 pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
+    super::seal::check(&plan.delivery)?;
     let mut checked = resolve(plan)?;
     reach::check(&checked, plan)?;
     let euid = checked.euid;
@@ -180,6 +183,7 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
     Ok(Checked {
         root,
         layout: plan.layout,
+        delivery: plan.delivery.clone(),
         app: plan.app.clone(),
         env: plan.env.clone(),
         dir_mode: plan.dir_mode,

@@ -45,6 +45,10 @@ pub struct State {
     /// in between does not lose a reload: the next run runs those hooks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_hooks: Vec<PathBuf>,
+    /// `deliver: systemd-creds`: the sealing settings the credentials were written with (key,
+    /// `not_after`); other settings seal every credential again (docs/src/systemd-creds.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,7 @@ impl State {
             links,
             files,
             pending_hooks: Vec::new(),
+            sealing: super::seal::label(&checked.delivery),
         }
     }
 
@@ -385,6 +390,7 @@ mod tests {
                 })
                 .collect(),
             pending_hooks: Vec::new(),
+            sealing: None,
         }
     }
 

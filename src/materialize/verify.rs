@@ -6,17 +6,15 @@
 //! Content is compared in memory with the freshly rendered bytes; nothing about a value is kept.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
-use nix::sys::stat::{Mode, fstat, fstatat};
-use zeroize::Zeroizing;
+use nix::fcntl::{AtFlags, Flock, FlockArg};
+use nix::sys::stat::fstatat;
 
 use super::generation::{self, Current, GenTree, Link};
+use super::seal::{self, Contents};
 use super::state::{self, STATE_NAME};
 use super::*;
 
@@ -64,6 +62,9 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verifi
         files: checked.files.len(),
         ..Verified::default()
     };
+    if rendered.is_some() {
+        seal::check(&checked.delivery)?;
+    }
     if rendered.is_none() {
         verified
             .not_checked
@@ -98,6 +99,7 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verifi
         errno: e,
     })?;
     let state = state::read(&root, checked.euid)?;
+    let contents = Contents::new(checked, state.as_ref());
     // Offline, an expanded set's files are what the state file recorded for it, with the
     // mode and owners the manifest's entry gives them.
     let recorded_in_sets: Vec<Destination> = state
@@ -136,7 +138,7 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verifi
                 match dirs.find(parent) {
                     Ok(Some(dir)) => {
                         let bytes = rendered.and_then(|r| r.get(i)).map(|r| &r.bytes[..]);
-                        check_file(&dir.fd, name, dest, bytes, &mut out);
+                        check_file(&dir.fd, name, dest, bytes, &contents, &mut out);
                     }
                     Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
                     Err(WriteError::Unsafe { reason, .. }) => {
@@ -183,6 +185,7 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verifi
                 files: &expected,
                 known: &known,
                 in_known_set: &in_known_set,
+                contents: &contents,
             };
             verify_generation(checked, &root, rendered, &expected, &mut out)?
         }
@@ -216,6 +219,8 @@ struct Expected<'a> {
     files: &'a [&'a Destination],
     known: &'a HashSet<&'a Path>,
     in_known_set: &'a dyn Fn(&Path) -> bool,
+    /// How content is compared (plaintext or sealed credentials).
+    contents: &'a Contents<'a>,
 }
 
 fn verify_generation(
@@ -284,7 +289,7 @@ fn verify_generation(
         match live.dir(parent) {
             Ok(Some(dir)) => {
                 let bytes = rendered.and_then(|r| r.get(i)).map(|r| &r.bytes[..]);
-                check_file(&dir.fd, name, dest, bytes, out);
+                check_file(&dir.fd, name, dest, bytes, expected.contents, out);
             }
             Ok(None) => out.push(drift(&dest.path, DriftKind::Missing, "does not exist")),
             Err(WriteError::Unsafe { reason, .. }) => {
@@ -332,6 +337,7 @@ fn check_file(
     name: &Path,
     dest: &Destination,
     bytes: Option<&[u8]>,
+    contents: &Contents<'_>,
     out: &mut Vec<Drift>,
 ) {
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -384,23 +390,10 @@ fn check_file(
         ));
     }
     let Some(bytes) = bytes else { return };
-    let same = st.st_size as u64 == bytes.len() as u64
-        && openat(
-            dir,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-        .filter(|fd| fstat(fd).is_ok_and(|now| now.st_ino == st.st_ino))
-        .is_some_and(|fd| {
-            let mut current = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
-            File::from(fd)
-                .take(bytes.len() as u64 + 1)
-                .read_to_end(&mut current)
-                .is_ok()
-                && current.as_slice() == bytes
-        });
+    // A file that cannot be read or a credential that cannot be decrypted is drift as well.
+    let same = contents
+        .holds(dir, name, &dest.path, &st, dest, bytes)
+        .unwrap_or(false);
     if !same {
         out.push(drift(
             &dest.path,

@@ -1,5 +1,6 @@
 //! Stage two: raw serde structs -> validated types, every problem reported with its position.
 
+mod delivery;
 mod entry;
 
 use std::collections::HashMap;
@@ -197,6 +198,7 @@ impl Validator<'_> {
             .collect();
         self.conflicts(&files, &environments);
         self.reserved(&files, &environments);
+        self.credential_names(&files, &environments);
         Manifest {
             file: file.to_path_buf(),
             app: raw.app,
@@ -298,6 +300,7 @@ impl Validator<'_> {
                 .or(d.dir_mode)
                 .unwrap_or(DEFAULT_DIR_MODE),
             layout: e.layout.or(d.layout).unwrap_or_default(),
+            delivery: self.delivery(&base, e),
             on_change: self
                 .argv(&at(&base, &[key("on_change")]), e.on_change.as_ref())
                 .or_else(|| d.on_change.clone())

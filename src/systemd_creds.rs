@@ -1,0 +1,228 @@
+//! The seam to `systemd-creds`, the one outside program `deliver: systemd-creds` runs
+//! (docs/src/systemd-creds.md).
+//!
+//! A value crosses to the child on a pipe (its stdin), never in argv, the environment or a file;
+//! what comes back is read from a pipe into a buffer that is zeroized when dropped. The child runs
+//! with credfile's environment, so `SYSTEMD_CREDENTIAL_SECRET` and the TPM settings apply.
+//! Encryption output goes to credfile (stdout), which stages it like any file: the set switches
+//! with the generation machinery (docs/src/layouts.md), never file by file behind its back.
+
+use std::io::{self, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+use zeroize::Zeroizing;
+
+use crate::terminal::Escaped;
+
+/// The program, found in `PATH`.
+const PROGRAM: &str = "systemd-creds";
+
+/// `systemd-creds` and `LoadCredentialEncrypted=` first shipped in systemd 250; every option
+/// credfile passes (`--name`, `--with-key=auto|host|tpm2|host+tpm2`, `--not-after`) is there
+/// since. (`--tpm2-public-key` needs 252 and user-scoped credentials 256; credfile uses neither.)
+pub const MIN_VERSION: u32 = 250;
+
+/// The most `systemd-creds` may write on stderr that credfile keeps (for a message).
+const MAX_STDERR: u64 = 8 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredsError {
+    #[error(
+        "`deliver: systemd-creds`, but systemd-creds is not installed here (not found in PATH)"
+    )]
+    Missing,
+    #[error(
+        "`deliver: systemd-creds` needs systemd-creds {need} or later (LoadCredentialEncrypted= and systemd-creds came with systemd {need}); this host has {found}"
+    )]
+    TooOld { found: u32, need: u32 },
+    #[error(
+        "`systemd-creds --version` did not say which version it is: `{}`",
+        Escaped(output)
+    )]
+    NoVersion { output: String },
+    #[error("cannot run systemd-creds: {reason}")]
+    Run { reason: String },
+    #[error(
+        "systemd-creds could not encrypt credential `{name}`: {}",
+        Escaped(stderr)
+    )]
+    Encrypt { name: String, stderr: String },
+    /// The credential did not decrypt under its name (another name, another key, expired,
+    /// damaged): for comparisons this means "differs".
+    #[error("credential `{name}` does not decrypt: {}", Escaped(stderr))]
+    Decrypt { name: String, stderr: String },
+}
+
+impl CredsError {
+    pub fn hint(&self) -> String {
+        match self {
+            CredsError::Missing => "install systemd (Debian and Ubuntu: the `systemd` package; systemd-creds runs without systemd as PID 1), or remove `deliver: systemd-creds`; nothing was fetched".into(),
+            CredsError::TooOld { .. } | CredsError::NoVersion { .. } => "encrypted credentials need systemd 250 or later on the host that consumes them; upgrade systemd, or deliver plaintext files (remove `deliver: systemd-creds`); nothing was fetched".into(),
+            CredsError::Run { .. } => "check that systemd-creds in PATH is executable by credfile's user".into(),
+            CredsError::Encrypt { .. } => "systemd-creds needs its key: the host key (/var/lib/systemd/credential.secret, or SYSTEMD_CREDENTIAL_SECRET; `systemd-creds setup` creates it) or a TPM2 for `credential_key: tpm2`; nothing was published".into(),
+            CredsError::Decrypt { .. } => "the credential was sealed with another key or name, has expired, or was damaged; apply writes it again".into(),
+        }
+    }
+}
+
+/// The version `systemd-creds --version` reports (its first line: `systemd 252 (252.38-1)`).
+pub fn version() -> Result<u32, CredsError> {
+    let out = Command::new(PROGRAM)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(spawn_error)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("");
+    first
+        .strip_prefix("systemd ")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| CredsError::NoVersion {
+            output: first.chars().take(200).collect(),
+        })
+}
+
+/// Refuses a host without systemd-creds, or with one older than [`MIN_VERSION`]. Runs in
+/// preflight, before anything is fetched.
+pub fn check() -> Result<u32, CredsError> {
+    let found = version()?;
+    if found < MIN_VERSION {
+        return Err(CredsError::TooOld {
+            found,
+            need: MIN_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// `systemd-creds encrypt --name=NAME --with-key=KEY [--not-after=T] - -`: the value on stdin,
+/// the credential (not secret: sealed) from stdout.
+pub fn encrypt(
+    name: &str,
+    key: &str,
+    not_after: Option<&str>,
+    value: &[u8],
+) -> Result<Vec<u8>, CredsError> {
+    let mut cmd = Command::new(PROGRAM);
+    cmd.arg("encrypt")
+        .arg(format!("--name={name}"))
+        .arg(format!("--with-key={key}"));
+    if let Some(t) = not_after {
+        cmd.arg(format!("--not-after={t}"));
+    }
+    cmd.args(["-", "-"]);
+    // Base64 of the value plus a header, and a TPM2's sealed blobs.
+    let cap = value.len() * 2 + 64 * 1024;
+    let (ok, out, stderr) = pipe(cmd, value, cap)?;
+    if !ok || out.is_empty() {
+        return Err(CredsError::Encrypt {
+            name: name.to_string(),
+            stderr,
+        });
+    }
+    Ok(out.to_vec())
+}
+
+/// `systemd-creds decrypt --name=NAME - -`: the credential on stdin, the value from stdout into
+/// a zeroizing buffer, for a comparison in memory (nothing about the value is kept).
+pub fn decrypt(name: &str, credential: &[u8]) -> Result<Zeroizing<Vec<u8>>, CredsError> {
+    let mut cmd = Command::new(PROGRAM);
+    cmd.arg("decrypt")
+        .arg(format!("--name={name}"))
+        .args(["-", "-"]);
+    // A value is never longer than the credential that seals it.
+    let (ok, out, stderr) = pipe(cmd, credential, credential.len())?;
+    if !ok {
+        return Err(CredsError::Decrypt {
+            name: name.to_string(),
+            stderr,
+        });
+    }
+    Ok(out)
+}
+
+fn spawn_error(e: io::Error) -> CredsError {
+    if e.kind() == io::ErrorKind::NotFound {
+        CredsError::Missing
+    } else {
+        CredsError::Run {
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Runs `cmd` with `input` on its stdin. Returns whether it succeeded, at most `cap` bytes of
+/// its stdout (in a buffer allocated once, so no copy of a value is left behind by a regrowth)
+/// and the last line of its stderr.
+fn pipe(
+    mut cmd: Command,
+    input: &[u8],
+    cap: usize,
+) -> Result<(bool, Zeroizing<Vec<u8>>, String), CredsError> {
+    let mut child: Child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let (out, err) = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut w) = stdin.take() {
+                // A child that exits early closes the pipe (EPIPE): its status says why.
+                let _ = w.write_all(input);
+            }
+        });
+        let err = s.spawn(move || {
+            let mut text = Vec::new();
+            if let Some(r) = stderr.take() {
+                let _ = r.take(MAX_STDERR).read_to_end(&mut text);
+            }
+            text
+        });
+        let out = match stdout.take() {
+            Some(r) => read_bounded(r, cap),
+            None => Ok(Zeroizing::new(Vec::new())),
+        };
+        (out, err.join().unwrap_or_default())
+    });
+    let status = child.wait().map_err(|e| CredsError::Run {
+        reason: e.to_string(),
+    })?;
+    let out = out.map_err(|e| CredsError::Run {
+        reason: format!("reading its output: {e}"),
+    })?;
+    let text = String::from_utf8_lossy(&err);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
+        .to_string();
+    tracing::debug!(stderr = %Escaped(&text), "systemd-creds said");
+    Ok((status.success(), out, last))
+}
+
+/// Reads all of `r` into one zeroizing buffer of `cap + 1` bytes; more than `cap` is an error.
+fn read_bounded(mut r: impl Read, cap: usize) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; cap + 1]);
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            return Err(io::Error::other("more output than expected"));
+        }
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
