@@ -226,3 +226,115 @@ fn read_bounded(mut r: impl Read, cap: usize) -> io::Result<Zeroizing<Vec<u8>>> 
     buf.truncate(n);
     Ok(buf)
 }
+
+/// Why no drop-in can be printed.
+#[derive(Debug, thiserror::Error)]
+pub enum DropinError {
+    #[error(
+        "environment `{env}` does not set `deliver: systemd-creds`: its files are plaintext, not credentials"
+    )]
+    NotSealed { env: String },
+    #[error("`{}` is not a systemd unit name", Escaped(unit))]
+    BadUnit { unit: String },
+    #[error(
+        "root {} holds characters a unit file would read differently",
+        Escaped(root)
+    )]
+    BadRoot { root: String },
+}
+
+impl DropinError {
+    pub fn hint(&self) -> String {
+        match self {
+            DropinError::NotSealed { .. } => "add `deliver: systemd-creds` to the environment (docs: systemd credentials), or use `LoadCredential=` for plaintext files".into(),
+            DropinError::BadUnit { .. } => "give the unit's name, such as `payments.service` (letters, digits and `:_.@-`; without a suffix `.service` is assumed)".into(),
+            DropinError::BadRoot { .. } => "use a root of letters, digits and `/._@+-`, or the default /etc/credstore.encrypted".into(),
+        }
+    }
+}
+
+/// The unit name, with `.service` when it has no type suffix.
+fn unit_name(unit: &str) -> Result<String, DropinError> {
+    let ok = !unit.is_empty()
+        && unit.len() <= 250
+        && !unit.starts_with('.')
+        && unit
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.\\@-".contains(&b))
+        && !unit.contains('\\');
+    if !ok {
+        return Err(DropinError::BadUnit {
+            unit: unit.to_string(),
+        });
+    }
+    Ok(if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    })
+}
+
+/// The drop-in that gives `unit` the environment's credentials: one `LoadCredentialEncrypted=`
+/// line per file (docs/src/systemd-creds.md). Under the default root the name alone (systemd
+/// searches /etc/credstore.encrypted); elsewhere `NAME:PATH`. Names were checked by validation.
+pub fn dropin(plan: &crate::manifest::Plan, unit: &str) -> Result<String, DropinError> {
+    use crate::manifest::{CREDSTORE_ENCRYPTED, Delivery};
+    let Delivery::SystemdCreds { .. } = plan.delivery else {
+        return Err(DropinError::NotSealed {
+            env: plan.env.clone(),
+        });
+    };
+    let unit = unit_name(unit)?;
+    let root = plan.root.to_string_lossy();
+    if !root
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._@+-".contains(&b))
+    {
+        return Err(DropinError::BadRoot {
+            root: root.into_owned(),
+        });
+    }
+    let default_root = plan.root == std::path::Path::new(CREDSTORE_ENCRYPTED);
+    let mut out = format!(
+        "# /etc/systemd/system/{unit}.d/credfile-{env}.conf\n\
+         # From `credfile systemd-dropin --env {env} --unit {unit}` (app {app}).\n\
+         # `credfile apply` seals the credentials; {unit} reads each at $CREDENTIALS_DIRECTORY/NAME.\n\
+         # Restart it when they change: on_change: [systemctl, restart, {unit}]\n\
+         [Service]\n",
+        env = plan.env,
+        app = plan.app,
+    );
+    for f in &plan.files {
+        let name = f.path.to_string_lossy();
+        if default_root {
+            out.push_str(&format!("LoadCredentialEncrypted={name}\n"));
+        } else {
+            let path = plan.root.join(&f.path);
+            out.push_str(&format!(
+                "LoadCredentialEncrypted={name}:{}\n",
+                path.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names() {
+        assert_eq!(unit_name("payments").unwrap(), "payments.service");
+        assert_eq!(unit_name("web@1.service").unwrap(), "web@1.service");
+        for bad in ["", "a b", "a/b", ".x", "a\\x2d", "a\nb", "a%i"] {
+            assert!(unit_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn read_bounded_refuses_more_than_its_cap() {
+        assert_eq!(&read_bounded(&b"abc"[..], 3).unwrap()[..], b"abc");
+        assert!(read_bounded(&b"abcd"[..], 3).is_err());
+    }
+}

@@ -114,11 +114,17 @@ pub fn expand(plan: &Plan, fetched: &FetchSet) -> Result<Plan, RenderError> {
                     }
                     Some(SecretValue::Text(t)) => {
                         // serde_json's errors carry positions only, never the input.
-                        match serde_json::from_str::<serde_json::Value>(t.expose_secret()) {
-                            Ok(serde_json::Value::Object(map)) => {
-                                Ok(map.keys().cloned().collect::<Vec<String>>())
-                            }
-                            Ok(_) => Err("is JSON but not an object: `keys: all` needs one".into()),
+                        // Parsed into zeroizing memory: only the key names are kept.
+                        match super::json_tree::Json::parse(t.expose_secret()) {
+                            Ok(doc) => match doc.keys() {
+                                Some(keys) => Ok(keys
+                                    .into_iter()
+                                    .map(str::to_string)
+                                    .collect::<Vec<String>>()),
+                                None => {
+                                    Err("is JSON but not an object: `keys: all` needs one".into())
+                                }
+                            },
                             Err(e) => Err(format!(
                                 "is not JSON (parse error at line {} column {}): `keys: all` needs an object",
                                 e.line(),

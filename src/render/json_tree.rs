@@ -1,15 +1,16 @@
-//! JSON values for templates, held in zeroizing memory.
+//! JSON values parsed from secrets, held in zeroizing memory: for templates, for `key:`
+//! selection and for `keys: all` (serde_json's own `Value` would free its strings unwiped).
 //!
 //! A template reads a JSON secret as an object (`{{ db.host }}`). The parsed tree lives here, each
-//! string in a `Zeroizing<String>`, and minijinja sees it through [`Object`]: a member becomes a
-//! minijinja value only when the template reads it. Printing an object prints JSON: the secret's
-//! text exactly as stored for a whole secret, compact JSON for a nested object or array.
+//! string a [`SecretStr`], and minijinja sees it through [`Object`]: a member becomes a
+//! minijinja value only when the template reads it, sharing the string (no copy). Printing an
+//! object prints JSON: the secret's text exactly as stored for a whole secret, compact JSON for a
+//! nested object or array.
 //!
 //! What is zeroized on drop: the secret's text, every string and number of the tree. What is not
-//! (minijinja and serde_json give no hook): the copy minijinja makes of a string each time the
-//! template reads it (its strings are `Arc<str>`, freed without zeroing), serde_json's scratch
-//! buffer for a string holding escapes, and the intermediate strings of filters, `~` and
-//! `{% set %}` blocks. All of these live only during the render.
+//! (minijinja and serde_json give no hook): serde_json's scratch buffer for a string holding
+//! escapes, and the intermediate strings of filters, `~` and `{% set %}` blocks, which live only
+//! during the render. Key names are names, not values, and are not wiped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,14 +20,16 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
-/// A JSON value whose strings and numbers are wiped when it is dropped.
-enum Json {
+use super::secret_str::SecretStr;
+
+/// A JSON value whose strings and numbers are wiped when it is dropped. `Debug` shows no value.
+pub enum Json {
     Null,
     Bool(Zeroizing<bool>),
     Int(Zeroizing<i64>),
     UInt(Zeroizing<u64>),
     Float(Zeroizing<f64>),
-    Str(Zeroizing<String>),
+    Str(SecretStr),
     Array(Arc<JsonArray>),
     Object(Arc<JsonObject>),
 }
@@ -62,7 +65,7 @@ impl Json {
             Json::Int(i) => Value::from(**i),
             Json::UInt(u) => Value::from(**u),
             Json::Float(x) => Value::from(**x),
-            Json::Str(s) => Value::from(s.as_str()),
+            Json::Str(s) => s.to_value(),
             Json::Array(a) => Value::from_dyn_object(a.clone()),
             Json::Object(o) => Value::from_dyn_object(o.clone()),
         }
@@ -79,7 +82,7 @@ impl Json {
                 Some(n) => write!(f, "{n}"),
                 None => f.write_str("null"),
             },
-            Json::Str(s) => write_string(s, f),
+            Json::Str(s) => write_string(s.as_str(), f),
             Json::Array(a) => {
                 f.write_char('[')?;
                 for (i, item) in a.0.iter().enumerate() {
@@ -92,6 +95,82 @@ impl Json {
             }
             Json::Object(o) => o.write_compact(f),
         }
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Json::Object(o) => o.fmt(f),
+            Json::Array(a) => a.fmt(f),
+            _ => f.write_str("Json(..)"),
+        }
+    }
+}
+
+impl Json {
+    /// Parses a secret's text. serde_json's errors carry positions only, never the input.
+    pub fn parse(text: &str) -> Result<Json, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// An object's member.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(o) => o.entries.get(key),
+            _ => None,
+        }
+    }
+
+    /// A JSON pointer (RFC 6901), as `serde_json::Value::pointer` reads one.
+    pub fn pointer(&self, pointer: &str) -> Option<&Json> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        pointer
+            .strip_prefix('/')?
+            .split('/')
+            .try_fold(self, |at, token| {
+                let token = token.replace("~1", "/").replace("~0", "~");
+                match at {
+                    Json::Object(o) => o.entries.get(&token),
+                    Json::Array(a) => {
+                        let index = (!token.starts_with('+')
+                            && (token == "0" || !token.starts_with('0')))
+                        .then(|| token.parse::<usize>().ok())
+                        .flatten()?;
+                        a.0.get(index)
+                    }
+                    _ => None,
+                }
+            })
+    }
+
+    /// An object's key names (names, not values), sorted; `None` for anything else.
+    pub fn keys(&self) -> Option<Vec<&str>> {
+        match self {
+            Json::Object(o) => Some(o.entries.keys().map(String::as_str).collect()),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    /// Compact JSON text, as serde_json writes it, in zeroizing memory.
+    pub fn compact(&self) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::new());
+        // Writing into a String cannot fail.
+        let _ = self.write(&mut *out);
+        out
     }
 }
 
@@ -220,10 +299,10 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Float(Zeroizing::new(x)))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Json, E> {
-        Ok(Json::Str(Zeroizing::new(s.to_string())))
+        Ok(Json::Str(SecretStr::new(s)))
     }
     fn visit_string<E: de::Error>(self, s: String) -> Result<Json, E> {
-        Ok(Json::Str(Zeroizing::new(s)))
+        Ok(Json::Str(SecretStr::from(Zeroizing::new(s))))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut items = Vec::new();
@@ -247,7 +326,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
 
 /// A whole value (no `key:`) as a template sees it: an object when its text is a JSON object,
 /// else the text as a string (a JSON string, number or array stays the text as stored).
-pub fn whole(text: Zeroizing<String>) -> Value {
+pub fn whole(text: Zeroizing<String>, keep: &mut Vec<SecretStr>) -> Value {
     if text.trim_start().starts_with('{')
         && let Ok(Json::Object(mut obj)) = serde_json::from_str::<Json>(&text)
         && let Some(unique) = Arc::get_mut(&mut obj)
@@ -255,7 +334,16 @@ pub fn whole(text: Zeroizing<String>) -> Value {
         unique.text = Some(text);
         return Value::from_dyn_object(obj);
     }
-    Value::from(text.as_str())
+    string(text, keep)
+}
+
+/// A string for a template, shared with a [`SecretStr`] that `keep` holds until the engine's
+/// values are gone, so that it can wipe the text.
+pub fn string(text: Zeroizing<String>, keep: &mut Vec<SecretStr>) -> Value {
+    let s = SecretStr::from(text);
+    let v = s.to_value();
+    keep.push(s);
+    v
 }
 
 /// A non-string JSON value selected with `key:` (its compact JSON text): objects and arrays keep
@@ -305,7 +393,7 @@ mod tests {
     #[test]
     fn a_whole_json_object_reads_by_key_and_prints_as_stored() {
         let text = "{ \"host\": \"h\", \"port\": 5432, \"n\": {\"a\": [1, \"x\\n\"]} }";
-        let v = whole(Zeroizing::new(text.to_string()));
+        let v = whole(Zeroizing::new(text.to_string()), &mut Vec::new());
         assert_eq!(v.get_attr("host").unwrap().as_str(), Some("h"));
         assert_eq!(v.get_attr("port").unwrap().as_i64(), Some(5432));
         assert_eq!(v.to_string(), text);
@@ -319,7 +407,7 @@ mod tests {
     #[test]
     fn other_text_stays_a_string() {
         for text in ["plain", "\"quoted\"", "5432", "[1,2]", "{not json", ""] {
-            let v = whole(Zeroizing::new(text.to_string()));
+            let v = whole(Zeroizing::new(text.to_string()), &mut Vec::new());
             assert_eq!(v.as_str(), Some(text), "{text}");
         }
     }
@@ -332,5 +420,48 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_parsed_tree_wipes_every_string_on_drop_and_debug_shows_none() {
+        use super::super::secret_str::hook;
+        hook::take();
+        let doc = Json::parse(r#"{"user":"canary-u1","n":{"p":["canary-p22"]}}"#).unwrap();
+        assert_eq!(format!("{doc:?}"), "JsonObject(2 keys)");
+        assert_eq!(format!("{:?}", doc.get("user").unwrap()), "Json(..)");
+        assert_eq!(doc.pointer("/n/p/0").unwrap().as_str(), Some("canary-p22"));
+        assert_eq!(
+            &*doc.pointer("/n").unwrap().compact(),
+            r#"{"p":["canary-p22"]}"#
+        );
+        drop(doc);
+        let mut wiped = hook::take();
+        wiped.sort();
+        assert_eq!(wiped, vec![vec![0u8; 9], vec![0u8; 10]]);
+    }
+
+    #[test]
+    fn template_values_are_wiped_once_the_render_is_over() {
+        use super::super::secret_str::hook;
+        hook::take();
+        let mut keep = Vec::new();
+        let db = whole(
+            Zeroizing::new(r#"{"user":"canary-u1"}"#.to_string()),
+            &mut keep,
+        );
+        let v = string(Zeroizing::new("canary-v22".to_string()), &mut keep);
+        let kept = vec![db.clone(), v.clone()];
+        let out = super::super::template::render(
+            "t",
+            "{{ db.user }} {{ v }}",
+            vec![("db".into(), db), ("v".into(), v)],
+        )
+        .unwrap();
+        assert_eq!(&*out, "canary-u1 canary-v22");
+        drop(kept);
+        drop(keep);
+        let mut wiped = hook::take();
+        wiped.sort();
+        assert_eq!(wiped, vec![vec![0u8; 9], vec![0u8; 10]]);
     }
 }

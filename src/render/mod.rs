@@ -6,6 +6,7 @@
 pub mod dotenv;
 mod expand;
 mod json_tree;
+mod secret_str;
 pub mod template;
 
 pub use expand::expand;
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::fetch::{FetchSet, SecretValue};
 use crate::manifest::{Content, Encoding, FileSpec, Format, KeySel, SecretRef, Source};
+use json_tree::Json;
 
 /// A file's bytes and where they came from.
 pub struct Rendered {
@@ -158,6 +160,9 @@ fn render(spec: &FileSpec, fetched: &FetchSet, parsed: &mut Parsed) -> Result<Re
             source,
             values,
         } => {
+            // The values' texts, and a clone of every context value: both outlive the
+            // engine's state, so that each text is wiped by its last holder (secret_str.rs).
+            let mut texts = Vec::with_capacity(values.len());
             let mut context = Vec::with_capacity(values.len());
             for (key, source) in values {
                 let picked =
@@ -168,15 +173,19 @@ fn render(spec: &FileSpec, fetched: &FetchSet, parsed: &mut Parsed) -> Result<Re
                         let text = other.into_text().map_err(|w| problem(source, w))?;
                         if source.key.is_none() {
                             // A whole JSON object is an object (`{{ db.host }}`).
-                            json_tree::whole(text)
+                            json_tree::whole(text, &mut texts)
                         } else {
-                            minijinja::Value::from(text.as_str())
+                            json_tree::string(text, &mut texts)
                         }
                     }
                 };
                 context.push((key.clone(), value));
             }
-            let text = template::render(name, source, context).map_err(|what| Problem {
+            let kept: Vec<minijinja::Value> = context.iter().map(|(_, v)| v.clone()).collect();
+            let rendered = template::render(name, source, context);
+            drop(kept);
+            drop(texts);
+            let text = rendered.map_err(|what| Problem {
                 path: spec.path.clone(),
                 line: spec.line,
                 noun: TEMPLATE,
@@ -237,26 +246,24 @@ fn lookup<'a>(fetched: &'a FetchSet, r: &SecretRef) -> Result<&'a crate::fetch::
 /// time, dropped with the render.
 #[derive(Default)]
 struct Parsed {
-    last: Option<(SecretRef, std::rc::Rc<serde_json::Value>)>,
+    last: Option<(SecretRef, std::rc::Rc<Json>)>,
 }
 
 impl Parsed {
-    fn get(&mut self, r: &SecretRef, text: &str) -> Result<std::rc::Rc<serde_json::Value>, String> {
+    fn get(&mut self, r: &SecretRef, text: &str) -> Result<std::rc::Rc<Json>, String> {
         if let Some((at, doc)) = &self.last
             && at == r
         {
             return Ok(doc.clone());
         }
         // serde_json's errors carry positions only, never the input.
-        let doc = std::rc::Rc::new(serde_json::from_str::<serde_json::Value>(text).map_err(
-            |e| {
-                format!(
-                    "is not JSON (parse error at line {} column {}), so it has no keys",
-                    e.line(),
-                    e.column()
-                )
-            },
-        )?);
+        let doc = std::rc::Rc::new(Json::parse(text).map_err(|e| {
+            format!(
+                "is not JSON (parse error at line {} column {}), so it has no keys",
+                e.line(),
+                e.column()
+            )
+        })?);
         self.last = Some((r.clone(), doc.clone()));
         Ok(doc)
     }
@@ -289,8 +296,8 @@ fn pick(
     };
     let doc = parsed.get(&source.secret, text)?;
     let selected = match source.key.as_ref() {
-        Some(KeySel::Key(k)) => match doc.as_object() {
-            Some(obj) => obj.get(k),
+        Some(KeySel::Key(k)) => match doc.keys() {
+            Some(_) => doc.get(k),
             None => return Err("is JSON but not an object, so it has no keys".into()),
         },
         Some(KeySel::Pointer(p)) => doc.pointer(p),
@@ -301,15 +308,17 @@ fn pick(
             "no such key in the secret's JSON; {}",
             key_names(&doc, source.key.as_ref())
         )),
-        Some(serde_json::Value::Null) => Err("the key's value is null".into()),
-        Some(serde_json::Value::String(s)) => Ok(Picked::Text(Zeroizing::new(s.clone()))),
-        Some(other) => Ok(Picked::Json(Zeroizing::new(other.to_string()))),
+        Some(v) if v.is_null() => Err("the key's value is null".into()),
+        Some(v) => Ok(match v.as_str() {
+            Some(s) => Picked::Text(Zeroizing::new(s.to_string())),
+            None => Picked::Json(v.compact()),
+        }),
     }
 }
 
 /// The key names (never values) of the object a missing key was looked for in: the top level
 /// for a key, the deepest object the pointer reaches for a pointer. At most 20 names.
-fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
+fn key_names(doc: &Json, key: Option<&KeySel>) -> String {
     let mut at = doc;
     let mut where_ = String::new();
     if let Some(KeySel::Pointer(p)) = key {
@@ -321,7 +330,7 @@ fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
         {
             let prefix = format!("/{}", tokens[..=i].join("/"));
             match doc.pointer(&prefix) {
-                Some(v @ serde_json::Value::Object(_)) => {
+                Some(v) if v.keys().is_some() => {
                     at = v;
                     where_ = format!(" under `{prefix}`");
                 }
@@ -329,22 +338,22 @@ fn key_names(doc: &serde_json::Value, key: Option<&KeySel>) -> String {
             }
         }
     }
-    let Some(obj) = at.as_object() else {
+    let Some(keys) = at.keys() else {
         return format!("the value{where_} is not an object");
     };
-    if obj.is_empty() {
+    if keys.is_empty() {
         return format!("the object{where_} has no keys");
     }
-    let mut names: Vec<String> = obj
-        .keys()
+    let mut names: Vec<String> = keys
+        .iter()
         .take(20)
         .map(|k| {
             let shown: String = k.chars().take(64).collect();
             format!("`{}`", crate::terminal::Escaped(&shown))
         })
         .collect();
-    if obj.len() > 20 {
-        names.push(format!("and {} more", obj.len() - 20));
+    if keys.len() > 20 {
+        names.push(format!("and {} more", keys.len() - 20));
     }
     format!("the keys{where_} are: {}", names.join(", "))
 }
