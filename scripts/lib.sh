@@ -6,6 +6,8 @@
 #   credfile_ensure_sudo   install Debian's sudo when missing (root only)
 #   credfile_ensure_fleet_tools  ansible-core, ansible-lint, kubernetes-validate (.venv);
 #                          sshd, shellcheck, systemd-analyze (Debian)
+#   credfile_ensure_systemd_creds  systemd-creds (Debian's systemd; 250 or later) for the
+#                          `deliver: systemd-creds` tests; it runs without systemd as PID 1
 #   credfile_start_moto    start moto on a free 127.0.0.1 port; sets MOTO_PID,
 #                          MOTO_PORT, MOTO_ENDPOINT, MOTO_LOG
 #   credfile_stop_moto     stop it (safe to call twice; use it in a trap)
@@ -151,6 +153,23 @@ credfile_ensure_sudo() {
 # from the release (bookworm), so their versions only move with its point releases.
 CREDFILE_FLEET_PY_REQUIREMENTS=('ansible-core==2.19.14' 'ansible-lint==26.10.1' 'kubernetes-validate==1.37.0')
 CREDFILE_FLEET_DEBIAN=(openssh-server shellcheck systemd)
+
+credfile_ensure_systemd_creds() {
+    local have
+    if [ -x /usr/bin/systemd-creds ]; then
+        have="$(/usr/bin/systemd-creds --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')"
+        [ "${have:-0}" -ge 250 ] && return 0
+        credfile_die "systemd-creds ${have:-?} is older than 250 (the systemd-creds tests need 250 or later)"
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        credfile_log "installing systemd (Debian) for systemd-creds"
+        apt-get update -qq >/dev/null
+        # No recommends: dbus and friends are not needed to seal credentials.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+    else
+        credfile_die "install Debian's systemd package (the systemd-creds tests need /usr/bin/systemd-creds)"
+    fi
+}
 
 credfile_ensure_fleet_tools() {
     local missing=() pkg

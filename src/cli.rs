@@ -73,6 +73,9 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Governance checks that read live secrets.
     Audit(AuditArgs),
+    /// Print the systemd drop-in that gives a unit a `deliver: systemd-creds` environment's
+    /// credentials (`LoadCredentialEncrypted=` lines). Offline: nothing is fetched.
+    SystemdDropin(SystemdDropinArgs),
     /// Print the completion script for SHELL on stdout (what the .deb, .rpm and tarball ship).
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout (what the .deb, .rpm and tarball ship as credfile.1).
@@ -315,6 +318,24 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SystemdDropinArgs {
+    /// The environment whose credentials the unit loads.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// The unit that reads the credentials (`.service` when no suffix is given).
+    #[arg(long)]
+    pub unit: String,
+
+    /// The directory the credentials are in, instead of the manifest's `root`.
+    #[arg(long, env = "CREDFILE_ROOT")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct CleanArgs {
     /// The environment whose files to remove.
     #[arg(long, env = "CREDFILE_ENV")]
@@ -413,6 +434,13 @@ impl Cli {
                 Some(&a.manifest.manifest),
                 None,
                 true,
+            ),
+            Command::SystemdDropin(a) => (
+                "systemd-dropin",
+                Some(&a.env),
+                Some(&a.manifest.manifest),
+                None,
+                false,
             ),
             Command::Whoami(a) => (
                 "whoami",

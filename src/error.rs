@@ -53,6 +53,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Sudo(#[from] SudoError),
+    #[error(transparent)]
+    Dropin(#[from] crate::systemd_creds::DropinError),
     #[error(
         "plan: {files} file(s) to change and {hooks} change hook(s) to run in environment `{env}`"
     )]
@@ -89,6 +91,9 @@ pub enum Stage {
     Policy,
     Lint,
     Audit,
+    /// `credfile systemd-dropin`, the command's own refusals.
+    #[serde(rename = "systemd-dropin")]
+    SystemdDropin,
     Internal,
 }
 
@@ -134,6 +139,7 @@ impl Error {
             Error::ChangesPending { .. } => code::CHANGES_PENDING,
             Error::CleanUnconfirmed { .. } => code::USAGE,
             Error::Sudo(_) => code::USAGE,
+            Error::Dropin(_) => code::USAGE,
         }
     }
 
@@ -155,6 +161,7 @@ impl Error {
             Error::ChangesPending { .. } => Stage::Plan,
             Error::CleanUnconfirmed { .. } => Stage::Clean,
             Error::Sudo(_) => Stage::Sudo,
+            Error::Dropin(_) => Stage::SystemdDropin,
         }
     }
 
@@ -248,6 +255,7 @@ impl Error {
             | Error::Audit(_)
             | Error::Runtime(_)
             | Error::Drift { .. }
+            | Error::Dropin(_)
             | Error::ChangesPending { .. } => {}
         }
         c
@@ -277,6 +285,7 @@ impl Error {
                 "see what would go with `credfile clean --env {env} --dry-run`, then answer `y` on a terminal or pass --yes"
             )),
             Error::Sudo(e) => e.hint(),
+            Error::Dropin(e) => Some(e.hint()),
         }
     }
 

@@ -7,6 +7,7 @@ mod clean;
 mod lint;
 mod plan;
 mod policy;
+mod systemd_dropin;
 mod validate;
 mod verify;
 mod whoami;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Clean(args) => clean::run(&args, &settings),
         Command::Lint(args) => lint::run(&args),
         Command::Policy(args) => policy::run(&args),
+        Command::SystemdDropin(args) => systemd_dropin::run(&args),
         Command::Audit(args) => match args.command {
             AuditCommand::Reuse(args) => audit::reuse(&args, &settings),
         },

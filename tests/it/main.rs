@@ -35,4 +35,5 @@ mod sudo;
 mod sudo_paths;
 mod sudo_reads;
 mod sudo_support;
+mod systemd_creds;
 mod trust;

@@ -1,0 +1,467 @@
+//! `deliver: systemd-creds` (docs/src/systemd-creds.md) against Debian's real systemd-creds,
+//! which seals and opens credentials without systemd as PID 1: each test has its own host key
+//! (`SYSTEMD_CREDENTIAL_SECRET` in a private directory) and moto for the secrets. A PATH shim
+//! named `systemd-creds` records the argv and environment of every child credfile starts, then
+//! execs the real program.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::{Case, Output, canary_value, inode_of, mtime_of, statuses};
+
+const REAL: &str = "/usr/bin/systemd-creds";
+
+/// One test: a case (moto, manifest, root), a host key, and a shim directory first in PATH.
+struct World {
+    case: Case,
+    key: PathBuf,
+    shim: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new(name: &str) -> Option<World> {
+        if !Path::new(REAL).exists() {
+            eprintln!(
+                "skipped: {REAL} is not installed (scripts/lib.sh credfile_ensure_systemd_creds)"
+            );
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("credfile-creds-")
+            .tempdir()
+            .unwrap();
+        let key = dir.path().join("credential.secret");
+        let setup = Command::new(REAL)
+            .arg("setup")
+            .env("SYSTEMD_CREDENTIAL_SECRET", &key)
+            .output()
+            .unwrap();
+        assert!(setup.status.success(), "systemd-creds setup: {setup:?}");
+        let shim = dir.path().join("bin");
+        let log = dir.path().join("log");
+        fs::create_dir_all(&shim).unwrap();
+        fs::create_dir_all(&log).unwrap();
+        write_script(
+            &shim.join("systemd-creds"),
+            &format!(
+                "#!/bin/sh\n\
+                 # Records this process's own argv and environment, then becomes the real one.\n\
+                 tr '\\0' '\\n' < /proc/$$/cmdline > '{log}'/$$.argv\n\
+                 tr '\\0' '\\n' < /proc/$$/environ > '{log}'/$$.env\n\
+                 exec {REAL} \"$@\"\n",
+                log = log.display()
+            ),
+        );
+        Some(World {
+            case: Case::new("creds", name),
+            key,
+            shim,
+            log,
+            _dir: dir,
+        })
+    }
+
+    fn path_env(&self) -> String {
+        format!("{}:{}", self.shim.display(), std::env::var("PATH").unwrap())
+    }
+
+    /// `credfile ARGS --env test` with the host key and the shim in PATH.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--env", "test"]);
+        self.case
+            .credfile()
+            .env("SYSTEMD_CREDENTIAL_SECRET", self.key.to_string_lossy())
+            .env("PATH", self.path_env())
+            .run(all)
+    }
+
+    fn decrypt(&self, name: &str, file: &Path) -> std::process::Output {
+        Command::new(REAL)
+            .args(["decrypt", &format!("--name={name}")])
+            .arg(file)
+            .arg("-")
+            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn encrypt(&self, name: &str, value: &str, out: &Path) {
+        let mut child = Command::new(REAL)
+            .args(["encrypt", &format!("--name={name}"), "--with-key=host", "-"])
+            .arg(out)
+            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
+    /// The recorded children: (argv, environment) of each.
+    fn children(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.log).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "argv") {
+                let argv = fs::read_to_string(&p).unwrap();
+                let env = fs::read_to_string(p.with_extension("env")).unwrap();
+                out.push((argv, env));
+            }
+        }
+        out
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+const ENV: &str = "    deliver: systemd-creds\n    credential_key: host\n";
+
+fn two_files(w: &World) -> (String, String) {
+    let db = canary_value();
+    let api = canary_value();
+    w.case.seeder.create_string(&w.case.name("db"), &db);
+    w.case.seeder.create_string(&w.case.name("api"), &api);
+    w.case.manifest(
+        ENV,
+        "  - path: db-password\n    secret: ${prefix}/db\n  - path: api.key\n    secret: ${prefix}/api\n",
+    );
+    (db, api)
+}
+
+#[test]
+fn credentials_decrypt_to_the_exact_bytes_under_their_own_names_only() {
+    let Some(w) = World::new("creds-exact") else {
+        return;
+    };
+    let (db, api) = two_files(&w);
+    w.run(&["apply"]).assert_code(0);
+    let root = w.case.root();
+    for (name, value) in [("db-password", &db), ("api.key", &api)] {
+        let file = root.join(name);
+        let sealed = fs::read(&file).unwrap();
+        assert!(
+            !sealed
+                .windows(value.len())
+                .any(|win| win == value.as_bytes()),
+            "{name} holds the value in plaintext"
+        );
+        let out = w.decrypt(name, &file);
+        assert!(out.status.success(), "decrypt {name}: {out:?}");
+        assert_eq!(out.stdout, value.as_bytes(), "{name}: not the exact bytes");
+        let other = w.decrypt("another-name", &file);
+        assert!(
+            !other.status.success(),
+            "{name} decrypted under another name"
+        );
+    }
+    // Every child credfile started: the values were in no argv and no environment.
+    let children = w.children();
+    assert!(
+        children.iter().any(|(argv, _)| argv.contains("encrypt")),
+        "the shim saw no encrypt: {children:?}"
+    );
+    for (argv, env) in &children {
+        for value in [&db, &api] {
+            assert!(!argv.contains(value.as_str()), "a value in argv");
+            assert!(
+                !env.contains(value.as_str()),
+                "a value in a child's environment"
+            );
+        }
+        assert!(
+            env.contains("SYSTEMD_CREDENTIAL_SECRET="),
+            "systemd-creds does not get credfile's environment"
+        );
+    }
+    // No temp file anywhere credfile may write one (its TMPDIR and HOME are checked by the
+    // runner for every run) nor in the root: only sealed files there.
+    for e in walk(&root) {
+        let bytes = fs::read(&e).unwrap_or_default();
+        for value in [&db, &api] {
+            assert!(
+                !bytes
+                    .windows(value.len())
+                    .any(|win| win == value.as_bytes()),
+                "a value in plaintext at {}",
+                e.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk(&p));
+        } else if t.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_unchanged_apply_writes_nothing_and_a_rotation_replaces_the_set() {
+    let Some(w) = World::new("creds-rotate") else {
+        return;
+    };
+    let (_db, api) = two_files(&w);
+    w.run(&["apply"]).assert_code(0);
+    let root = w.case.root();
+    let live = |n: &str| root.join("current").join(n);
+    let before: Vec<(u64, i128)> = ["db-password", "api.key"]
+        .iter()
+        .map(|n| (inode_of(live(n)), mtime_of(live(n))))
+        .collect();
+    let generation = fs::read_link(root.join("current")).unwrap();
+    let again = w.run(&["apply", "--output", "json"]);
+    again.assert_code(0);
+    let s = statuses(&again);
+    assert_eq!(s["db-password"], "unchanged", "{s:?}");
+    assert_eq!(s["api.key"], "unchanged", "{s:?}");
+    let after: Vec<(u64, i128)> = ["db-password", "api.key"]
+        .iter()
+        .map(|n| (inode_of(live(n)), mtime_of(live(n))))
+        .collect();
+    assert_eq!(before, after, "an unchanged apply touched a credential");
+    assert_eq!(fs::read_link(root.join("current")).unwrap(), generation);
+
+    // Rotation upstream: a new generation with the new credential; the other is carried over.
+    let rotated = canary_value();
+    w.case.seeder.canaries().add(&rotated);
+    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+    let out = w.run(&["apply", "--output", "json"]);
+    out.assert_code(0);
+    let s = statuses(&out);
+    assert_eq!(s["db-password"], "updated", "{s:?}");
+    assert_eq!(s["api.key"], "unchanged", "{s:?}");
+    assert_ne!(fs::read_link(root.join("current")).unwrap(), generation);
+    let db_now = w.decrypt("db-password", &root.join("db-password"));
+    assert_eq!(db_now.stdout, rotated.as_bytes());
+    let api_now = w.decrypt("api.key", &root.join("api.key"));
+    assert_eq!(api_now.stdout, api.as_bytes());
+    assert_eq!(
+        inode_of(live("api.key")),
+        before[1].0,
+        "the unchanged one is a link"
+    );
+}
+
+#[test]
+fn verify_names_content_and_metadata_drift_and_clean_removes_only_ours() {
+    let Some(w) = World::new("creds-verify") else {
+        return;
+    };
+    two_files(&w);
+    w.run(&["apply"]).assert_code(0);
+    w.run(&["verify"]).assert_code(0);
+    let root = w.case.root();
+    let live = root.join("current");
+    // Content: a valid credential of the same name, sealed with another value.
+    let forged = live.join("db-password.new");
+    w.encrypt("db-password", "other-value-not-secret", &forged);
+    fs::rename(&forged, live.join("db-password")).unwrap();
+    fs::set_permissions(live.join("db-password"), fs::Permissions::from_mode(0o400)).unwrap();
+    // Metadata: a mode change.
+    fs::set_permissions(live.join("api.key"), fs::Permissions::from_mode(0o444)).unwrap();
+    let out = w.run(&["verify", "--output", "json"]);
+    out.assert_code(7);
+    let doc = out.json();
+    let drift = doc["drift"].as_array().expect("drift list");
+    let kinds: Vec<(String, String)> = drift
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap_or_default().to_string(),
+                d["kind"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("db-password".into(), "content".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("api.key".into(), "mode".into())),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+
+    // Clean: what credfile wrote goes, a file it did not write stays.
+    fs::write(root.join("foreign.cred"), "not credfile's").unwrap();
+    w.run(&["clean"]).assert_code(0);
+    let left: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["foreign.cred".to_string()]);
+}
+
+#[test]
+fn the_dropin_loads_every_credential_and_passes_systemd_analyze_verify() {
+    let Some(w) = World::new("creds-dropin") else {
+        return;
+    };
+    two_files(&w);
+    let out = w.run(&["systemd-dropin", "--unit", "credfile-demo"]);
+    out.assert_code(0);
+    let root = w.case.root();
+    for name in ["db-password", "api.key"] {
+        let line = format!(
+            "LoadCredentialEncrypted={name}:{}\n",
+            root.join(name).display()
+        );
+        assert!(out.stdout.contains(&line), "{}", out.stdout);
+    }
+    let units = w.case.path("units");
+    let dropin = units.join("credfile-demo.service.d");
+    fs::create_dir_all(&dropin).unwrap();
+    fs::write(
+        units.join("credfile-demo.service"),
+        "[Unit]\nDescription=reads credfile's credentials\n[Service]\nExecStart=/bin/sh -c 'test -r \"$CREDENTIALS_DIRECTORY/db-password\"'\n",
+    )
+    .unwrap();
+    fs::write(dropin.join("credfile.conf"), &out.stdout).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("credfile-demo.service"))
+        .env("SYSTEMD_LOG_LEVEL", "debug")
+        .output()
+        .unwrap();
+    // The unit dump (stdout) lists the drop-ins read; warnings go to stderr.
+    let dump = String::from_utf8_lossy(&verify.stdout);
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{said}");
+    assert!(
+        dump.contains("credfile.conf"),
+        "the drop-in was not read: {dump}"
+    );
+    let objections: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("credfile.conf:"))
+        .collect();
+    assert!(
+        objections.is_empty(),
+        "systemd-analyze objects to the drop-in: {objections:?}"
+    );
+
+    // Without a root the credentials go to /etc/credstore.encrypted, which systemd searches
+    // by name: the lines name the credential only.
+    let text = fs::read_to_string(w.case.path("credfile.yaml")).unwrap();
+    let no_root: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("root:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(w.case.path("credfile.yaml"), no_root).unwrap();
+    let out = w.run(&["systemd-dropin", "--unit", "credfile-demo.service"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("\nLoadCredentialEncrypted=db-password\n"),
+        "{}",
+        out.stdout
+    );
+
+    // A plaintext environment has no credentials to load.
+    w.case
+        .manifest("", "  - path: x\n    secret: ${prefix}/db\n");
+    let out = w.run(&["systemd-dropin", "--unit", "credfile-demo"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("deliver: systemd-creds"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_host_without_systemd_creds_or_with_an_old_one_is_refused_before_anything_is_fetched() {
+    let Some(w) = World::new("creds-preflight") else {
+        return;
+    };
+    // The secret does not exist: a fetch would fail with exit 4, so exit 6 shows that the
+    // refusal came first.
+    w.case
+        .manifest(ENV, "  - path: db-password\n    secret: ${prefix}/absent\n");
+    let empty = w.case.path("empty-bin");
+    fs::create_dir_all(&empty).unwrap();
+    let missing = w
+        .case
+        .credfile()
+        .env("PATH", empty.to_string_lossy())
+        .run(["apply", "--env", "test"]);
+    missing.assert_code(6);
+    assert!(
+        missing.stderr.contains("systemd-creds is not installed"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!w.case.root().exists(), "the root was created");
+
+    let old = w.case.path("old-bin");
+    fs::create_dir_all(&old).unwrap();
+    write_script(
+        &old.join("systemd-creds"),
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'systemd 249 (249.11-0ubuntu3)'; exit 0; fi\nexec {REAL} \"$@\"\n"
+        ),
+    );
+    let too_old = w
+        .case
+        .credfile()
+        .env(
+            "PATH",
+            format!("{}:{}", old.display(), std::env::var("PATH").unwrap()),
+        )
+        .run(["apply", "--env", "test"]);
+    too_old.assert_code(6);
+    assert!(
+        too_old.stderr.contains("needs systemd-creds 250") && too_old.stderr.contains("has 249"),
+        "{}",
+        too_old.stderr
+    );
+    assert!(!w.case.root().exists(), "the root was created");
+}
+
+#[test]
+fn a_path_that_is_no_credential_name_is_refused_at_validate_with_its_line() {
+    let Some(w) = World::new("creds-names") else {
+        return;
+    };
+    w.case.manifest(
+        ENV,
+        "  - path: ok-name\n    secret: ${prefix}/a\n  - path: db/password\n    secret: ${prefix}/b\n",
+    );
+    let out = w.case.credfile().run(["validate"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("credfile.yaml:14:")
+            && out
+                .stderr
+                .contains("`db/password` is not a systemd credential name")
+            && out.stderr.contains("db-password"),
+        "{}",
+        out.stderr
+    );
+}
