@@ -364,6 +364,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "OWNER" | "GROUP" => "acme",
         "REPO" | "PROJECT" => "payments",
         "BRANCH" => "main",
+        "UNIT" => "payments.service",
         _ => return None,
     })
 }
