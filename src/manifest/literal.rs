@@ -99,7 +99,9 @@ const PASSWORD_NAMES: &[&str] = &[
 ];
 
 /// Keys whose names look like credentials but whose values are references, names or settings:
-/// the manifest's own, and CI's `id-token: write` / GitLab's `id_tokens:`.
+/// the manifest's own, CI's `id-token: write` / GitLab's `id_tokens:`, and systemd's
+/// `LoadCredential[Encrypted]=NAME[:PATH]` (a name and a path; `SetCredential=` holds a value
+/// and stays checked).
 const MANIFEST_KEYS: &[&str] = &[
     "secret",
     "key",
@@ -110,6 +112,8 @@ const MANIFEST_KEYS: &[&str] = &[
     "id-token",
     "id_token",
     "id_tokens",
+    "loadcredential",
+    "loadcredentialencrypted",
 ];
 
 fn password_name(name: &str) -> bool {
