@@ -7,12 +7,13 @@ use crate::error::Error;
 use crate::pipeline;
 
 pub fn run(args: &SystemdDropinArgs) -> Result<(), Error> {
-    let plan = pipeline::plan(
-        &args.manifest.manifest,
-        &args.env,
-        args.root.as_deref(),
-        &pipeline::fenced_flags(args.root.as_deref(), None),
-    )?;
+    let plan = pipeline::Target {
+        manifest: &args.manifest.manifest,
+        env: &args.env,
+        root: args.root.as_deref(),
+        audit_log: None,
+    }
+    .plan()?;
     let text = crate::systemd_creds::dropin(&plan, &args.unit)?;
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     Ok(())
