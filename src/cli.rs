@@ -64,6 +64,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Remove every file, link and generation credfile wrote for this environment, nothing else.
     Clean(CleanArgs),
+    /// Fetch and render as apply does, then run a command with the files at their usual paths
+    /// in a private tmpfs that only it sees and that is gone when it exits.
+    Run(RunCommandArgs),
     /// The identity credfile would use for an environment: source, account, ARN, session
     /// name, expiry. Never a credential.
     Whoami(WhoamiArgs),
@@ -280,6 +283,44 @@ pub struct RunArgs {
     pub every: Option<Duration>,
 }
 
+/// `credfile run` (docs/src/run.md).
+#[derive(Debug, Args)]
+pub struct RunCommandArgs {
+    /// The environment whose files the command gets.
+    #[arg(long, env = "CREDFILE_ENV")]
+    pub env: String,
+
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+
+    /// Mount the private root here instead of the manifest's `root` (an existing directory; it
+    /// stays empty on the host).
+    #[arg(long, env = "CREDFILE_ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// Run the command as this user (name or uid) when credfile runs as root; files without an
+    /// `owner` (and `group`) are theirs. Under sudo the command runs as the invoking user.
+    #[arg(long, value_name = "USER", env = "CREDFILE_RUN_AS")]
+    pub run_as: Option<String>,
+
+    /// Fetch again every DURATION (`90`, `30s`, `5m`, `1h`) and switch the set inside the
+    /// namespace when it changed (all files or none, as apply).
+    #[arg(long, value_name = "DURATION", value_parser = crate::every::parse_interval, env = "CREDFILE_EVERY")]
+    pub every: Option<Duration>,
+
+    /// With --every: send this signal (`HUP`, `USR1`, a number) to the command after a set changed.
+    #[arg(long, value_name = "SIGNAL", value_parser = crate::namespace::supervise::parse_signal, requires = "every")]
+    pub reload_signal: Option<nix::sys::signal::Signal>,
+
+    /// How secrets are read (as apply's --fetch).
+    #[arg(long, value_enum, default_value_t = crate::fetch::FetchMode::Auto, env = "CREDFILE_FETCH")]
+    pub fetch: crate::fetch::FetchMode,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -442,6 +483,7 @@ impl Cli {
                 None,
                 false,
             ),
+            Command::Run(a) => ("run", Some(&a.env), Some(&a.manifest.manifest), None, false),
             Command::Whoami(a) => (
                 "whoami",
                 Some(&a.env),

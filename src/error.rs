@@ -55,6 +55,7 @@ pub enum Error {
     Sudo(#[from] SudoError),
     #[error(transparent)]
     Dropin(#[from] crate::systemd_creds::DropinError),
+    Namespace(#[from] crate::namespace::NsError),
     #[error(
         "plan: {files} file(s) to change and {hooks} change hook(s) to run in environment `{env}`"
     )]
@@ -94,6 +95,8 @@ pub enum Stage {
     /// `credfile systemd-dropin`, the command's own refusals.
     #[serde(rename = "systemd-dropin")]
     SystemdDropin,
+    /// `credfile run`: the private namespace, its tmpfs and the command.
+    Namespace,
     Internal,
 }
 
@@ -140,6 +143,7 @@ impl Error {
             Error::CleanUnconfirmed { .. } => code::USAGE,
             Error::Sudo(_) => code::USAGE,
             Error::Dropin(_) => code::USAGE,
+            Error::Namespace(e) => e.code(),
         }
     }
 
@@ -162,6 +166,7 @@ impl Error {
             Error::CleanUnconfirmed { .. } => Stage::Clean,
             Error::Sudo(_) => Stage::Sudo,
             Error::Dropin(_) => Stage::SystemdDropin,
+            Error::Namespace(_) => Stage::Namespace,
         }
     }
 
@@ -249,6 +254,11 @@ impl Error {
                 | crate::sudo::SudoError::FileVariable { .. }
                 | crate::sudo::SudoError::Invoker { .. } => {}
             },
+            Error::Namespace(crate::namespace::NsError::Root { root, .. })
+            | Error::Namespace(crate::namespace::NsError::Kernel { root, .. }) => {
+                c.path = Some(root.clone())
+            }
+            Error::Namespace(_) => {}
             Error::Identity(_)
             | Error::Policy(_)
             | Error::Lint(_)
@@ -286,6 +296,7 @@ impl Error {
             )),
             Error::Sudo(e) => e.hint(),
             Error::Dropin(e) => Some(e.hint()),
+            Error::Namespace(e) => Some(e.hint()),
         }
     }
 

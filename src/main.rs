@@ -24,6 +24,7 @@ mod lint;
 mod manifest;
 mod materialize;
 mod output;
+mod namespace;
 mod pipeline;
 mod policy;
 mod render;
@@ -43,6 +44,13 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == sudo::HELPER_ARG) {
         sudo::helper_main(&args[2..]);
     }
+    // `credfile run`'s helpers inside its namespace (src/commands/run.rs, src/namespace/).
+    if args.get(1).is_some_and(|a| a == namespace::INSIDE_ARG) {
+        commands::run_inside_main(&args[2..]);
+    }
+    if args.get(1).is_some_and(|a| a == namespace::EXEC_ARG) {
+        namespace::exec::main(&args[2..]);
+    }
     let cli = cli::Cli::parse();
     if let Some(code) = cli::print_generated(&cli.command) {
         return code;
@@ -61,7 +69,9 @@ fn main() -> ExitCode {
 /// Before any secret exists: files we create are private by default, and the process cannot
 /// be dumped (no core file, no ptrace by other users) while secrets are in its memory.
 fn harden() {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let started = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // `credfile run` gives the command the umask its caller had.
+    namespace::remember_umask(started);
     let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
 }

@@ -8,6 +8,7 @@ mod lint;
 mod plan;
 mod policy;
 mod systemd_dropin;
+mod run;
 mod validate;
 mod verify;
 mod whoami;
@@ -15,6 +16,8 @@ mod whoami;
 use crate::cli::{AuditCommand, Cli, Command};
 use crate::error::Error;
 use crate::pipeline::Settings;
+
+pub use run::inside_main as run_inside_main;
 
 /// Runs the command the command line names.
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Whoami(args) => whoami::run(&args, &settings),
         Command::Verify(args) => verify::run(&args, &settings),
         Command::Clean(args) => clean::run(&args, &settings),
+        Command::Run(args) => run::run(&args, &settings),
         Command::Lint(args) => lint::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::SystemdDropin(args) => systemd_dropin::run(&args),

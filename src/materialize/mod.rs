@@ -45,7 +45,10 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 pub use clean::{Cleaned, clean};
 pub use verify::{Drift, DriftKind, verify};
 
-pub use preflight::{Checked, Destination, preflight, resolve, resolve_offline};
+pub use preflight::{
+    Checked, Destination, SetShape, check_destinations, check_reach, check_root_path, preflight,
+    private_root, resolve, resolve_offline,
+};
 use walk::{Dir, Dirs, barrier, check_dir, trim_cache};
 
 use crate::manifest::Layout;

@@ -25,13 +25,16 @@ pub struct Destination {
 #[derive(Debug)]
 pub struct Checked {
     pub root: PathBuf,
+    /// `credfile run` in a user namespace: the owner the root's ancestors show as there, taken
+    /// as root's (checked on the host beforehand, [`check_root_path`]).
+    pub(super) unmapped_ancestors: Option<u32>,
     pub layout: Layout,
     /// Plaintext, or systemd credentials sealed by systemd-creds (`seal.rs`).
     pub delivery: Delivery,
-    pub(super) app: String,
-    pub(super) env: String,
-    pub(super) dir_mode: u32,
-    pub(super) dir_gid: u32,
+    pub app: String,
+    pub env: String,
+    pub dir_mode: u32,
+    pub dir_gid: u32,
     pub(super) euid: u32,
     pub(super) egid: u32,
     pub files: Vec<Destination>,
@@ -71,9 +74,65 @@ impl Checked {
 
 /// Checks every destination of the plan without changing anything.
 pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
-    super::seal::check(&plan.delivery)?;
-    let mut checked = resolve(plan)?;
+    /// Plaintext, or systemd credentials sealed by systemd-creds (`seal.rs`).
+    pub delivery: Delivery,
+    let checked = resolve(plan)?;
     reach::check(&checked, plan)?;
+    check_destinations(checked)
+}
+
+/// The reach check of [`preflight`] alone: `credfile run` checks the host's directories down
+/// to its root (docs/src/run.md), and the files' destinations in its private root.
+pub fn check_reach(checked: &Checked, plan: &Plan) -> Result<(), WriteError> {
+    reach::check(checked, plan)
+}
+
+/// `credfile run`'s destinations in the root of its private namespace, owners resolved on the
+/// host beforehand; the process's own ids are the writer's. `unmapped`: in a user namespace,
+/// the uid that the root's ancestors show as (their real owners are not mapped there); they
+/// were checked on the host first ([`check_root_path`]).
+pub fn private_root(
+    root: PathBuf,
+    unmapped: Option<u32>,
+    shape: SetShape,
+    files: Vec<Destination>,
+) -> Checked {
+    Checked {
+        root,
+        unmapped_ancestors: unmapped,
+        layout: shape.layout,
+        // Plaintext in a tmpfs only the command's namespace sees: the delivery of `run`.
+        delivery: Delivery::Plain,
+        app: shape.app,
+        env: shape.env,
+        dir_mode: shape.dir_mode,
+        dir_gid: shape.dir_gid,
+        euid: Uid::effective().as_raw(),
+        egid: Gid::effective().as_raw(),
+        files,
+        open_sets: Vec::new(),
+        state: None,
+    }
+}
+
+/// What a set is besides its files: its layout, whose it is, and how its directories are made.
+pub struct SetShape {
+    pub layout: Layout,
+    pub app: String,
+    pub env: String,
+    pub dir_mode: u32,
+    pub dir_gid: u32,
+}
+
+/// `credfile run`, on the host: the directories from `/` to the root pass the walk's checks
+/// (owned by root or credfile's user, not writable by others).
+pub fn check_root_path(checked: &Checked) -> Result<(), WriteError> {
+    Dirs::new(checked, false).map(drop)
+}
+
+/// What [`preflight`] checks after owners and reach: every directory and target as it is now,
+/// and the state file of the root.
+pub fn check_destinations(mut checked: Checked) -> Result<Checked, WriteError> {
     let euid = checked.euid;
     let mut dirs = Dirs::new(&checked, false)?;
     let state = match dirs.root.clone() {
@@ -182,6 +241,7 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
     }
     Ok(Checked {
         root,
+        unmapped_ancestors: None,
         layout: plan.layout,
         delivery: plan.delivery.clone(),
         app: plan.app.clone(),

@@ -59,6 +59,11 @@ impl Invoker {
         Ok(Invoker { name, uid, gid })
     }
 
+    /// The user's uid and primary gid (what `credfile run` drops to).
+    pub fn ids(&self) -> (u32, u32) {
+        (self.uid, self.gid)
+    }
+
     /// `Ok` when the user can open `path` for reading (following links, as they would) and
     /// it is a regular file.
     pub fn probe(&self, path: &Path) -> Result<(), Denied> {
