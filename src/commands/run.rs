@@ -66,6 +66,8 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
     };
     let fetched = pipeline.fetch_and_render(&plan, options)?;
     let files = fetched.rendered.len();
+    // From the first set on, the command may start at any moment: signals are its.
+    started.store(true, Ordering::SeqCst);
     if let Some(ended) = helper.apply(&fetched.plan, &fetched.rendered)? {
         exit_with(ended);
     }
@@ -74,7 +76,6 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
         e if kind(&e) == "started" => {}
         e => return Err(helper.failure(e)),
     }
-    started.store(true, Ordering::SeqCst);
     tracing::info!(
         files,
         root = %plan.root.display(),

@@ -27,6 +27,7 @@ mod rails;
 mod readme;
 mod release;
 mod requests;
+mod run_cmd;
 mod scripts;
 mod sources;
 mod sources_governance;

@@ -10,7 +10,7 @@ use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -73,7 +73,7 @@ fn run(args: &[OsString]) -> i32 {
     };
     say(json!({"event": "ready"}));
 
-    let running: Arc<OnceLock<Running>> = Arc::new(OnceLock::new());
+    let running: Arc<Mutex<Slot>> = Arc::default();
     let (first_tx, first_rx) = mpsc::channel::<bool>();
     {
         let running = Arc::clone(&running);
@@ -110,7 +110,16 @@ fn run(args: &[OsString]) -> i32 {
             return 0;
         }
     };
-    let running = running.get_or_init(|| Running::new(&child));
+    let running = {
+        let mut slot = running.lock().unwrap_or_else(|e| e.into_inner());
+        let command = Arc::new(Running::new(&child));
+        slot.running = Some(Arc::clone(&command));
+        // A signal forwarded while the command was being started is its now.
+        if let Some(signal) = slot.pending.take() {
+            command.signal(signal);
+        }
+        command
+    };
     say(json!({"event": "started"}));
     let ended = running.wait(&mut child);
     say(match ended {
@@ -118,6 +127,13 @@ fn run(args: &[OsString]) -> i32 {
         Ended::Signal(n) => json!({"event": "ended", "signal": n}),
     });
     0
+}
+
+/// The command once started, and a signal that came before it was.
+#[derive(Default)]
+struct Slot {
+    running: Option<Arc<Running>>,
+    pending: Option<Signal>,
 }
 
 fn failed(stage: &str, message: &str, hint: &str, code: u8) -> serde_json::Value {
@@ -129,7 +145,7 @@ fn failed(stage: &str, message: &str, hint: &str, code: u8) -> serde_json::Value
 fn writer(
     stream: UnixStream,
     private: Private,
-    running: Arc<OnceLock<Running>>,
+    running: Arc<Mutex<Slot>>,
     first: mpsc::Sender<bool>,
     unmapped: Option<u32>,
     say: impl Fn(serde_json::Value),
@@ -147,8 +163,11 @@ fn writer(
                 let signal = payload
                     .first()
                     .and_then(|&n| Signal::try_from(i32::from(n)).ok());
-                if let (Some(signal), Some(running)) = (signal, running.get()) {
-                    running.signal(signal);
+                let mut slot = running.lock().unwrap_or_else(|e| e.into_inner());
+                match (signal, &slot.running) {
+                    (Some(signal), Some(command)) => command.signal(signal),
+                    (Some(signal), None) => slot.pending = Some(signal),
+                    (None, _) => {}
                 }
             }
             (SET_HEADER, header) => {
