@@ -365,6 +365,9 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "REPO" | "PROJECT" => "payments",
         "BRANCH" => "main",
         "UNIT" => "payments.service",
+        "USER" => "nobody",
+        "SIGNAL" => "HUP",
+        "CMD" => "true",
         _ => return None,
     })
 }
@@ -432,7 +435,7 @@ fn check_flags_exist(line: &str, args: &[String], at: &str) -> Result<(), String
         .collect();
     let missing: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
-        .filter(|w| w.starts_with("--") && !options.contains(w))
+        .filter(|w| w.starts_with("--") && *w != "--" && !options.contains(w))
         .collect();
     if missing.is_empty() {
         Ok(())

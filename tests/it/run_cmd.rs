@@ -284,10 +284,10 @@ fn a_sigkilled_credfile_takes_the_command_and_its_namespace_along() {
                     .unwrap();
             })
             // Not holding credfile's output open: the runner returns when credfile is gone.
-        .run(r.args(
-            &[],
-            "echo $$ > OUT/pid; touch OUT/ready; exec sleep 60 </dev/null >/dev/null 2>&1",
-        ));
+            .run(r.args(
+                &[],
+                "echo $$ > OUT/pid; touch OUT/ready; exec sleep 60 </dev/null >/dev/null 2>&1",
+            ));
     out.assert_code(128 + 9);
     let pid = fs::read_to_string(r.o("pid")).unwrap().trim().to_string();
     let proc = PathBuf::from(format!("/proc/{pid}"));
