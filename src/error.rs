@@ -55,6 +55,7 @@ pub enum Error {
     Sudo(#[from] SudoError),
     #[error(transparent)]
     Dropin(#[from] crate::systemd_creds::DropinError),
+    #[error(transparent)]
     Namespace(#[from] crate::namespace::NsError),
     #[error(
         "plan: {files} file(s) to change and {hooks} change hook(s) to run in environment `{env}`"

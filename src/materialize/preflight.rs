@@ -74,8 +74,7 @@ impl Checked {
 
 /// Checks every destination of the plan without changing anything.
 pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
-    /// Plaintext, or systemd credentials sealed by systemd-creds (`seal.rs`).
-    pub delivery: Delivery,
+    super::seal::check(&plan.delivery)?;
     let checked = resolve(plan)?;
     reach::check(&checked, plan)?;
     check_destinations(checked)
