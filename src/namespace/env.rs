@@ -1,11 +1,13 @@
 //! The command's environment: the caller's, less every variable that credfile itself signs in
 //! with or reads a value from (docs/src/run.md, "What the command gets"). The files carry the
-//! secrets; the environment carries only `CREDFILE_ROOT`, the path of the private root.
+//! secrets; the environment carries only `CREDFILE_RUN_ROOT`, the path of the private root.
 
 use std::ffi::{OsStr, OsString};
 
 /// The variable that tells the command where its files are.
-pub const ROOT_VARIABLE: &str = "CREDFILE_ROOT";
+/// Not `CREDFILE_ROOT`: that is `--root`'s variable, and a credfile the command runs would take
+/// it as its own root.
+pub const ROOT_VARIABLE: &str = "CREDFILE_RUN_ROOT";
 
 /// Credentials, or the paths and URLs of credentials, that credfile's identity stage uses: the
 /// command must not sign in as credfile's deploy identity with them.
@@ -28,13 +30,13 @@ pub const CREDENTIAL_VARIABLES: &[&str] = &[
     // Vault and OpenBao tokens.
     "VAULT_TOKEN",
     "BAO_TOKEN",
-    // credfile's own setting of where to write: the command gets CREDFILE_ROOT afresh.
+    // credfile's own setting of where to write (`--root`): not passed on to the command.
     "CREDFILE_ROOT",
 ];
 
 /// `vars` without [`CREDENTIAL_VARIABLES`] and without the `also` names (the manifest's
 /// `ci_variable:`/`ci_variable_file:` variables and its GitLab `id_tokens` variable), plus
-/// `CREDFILE_ROOT=root`. Returns the environment and the names it dropped (for the log: names
+/// `CREDFILE_RUN_ROOT=root`. Returns the environment and the names it dropped (for the log: names
 /// only).
 pub fn scrub(
     vars: impl IntoIterator<Item = (OsString, OsString)>,

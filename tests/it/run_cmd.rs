@@ -180,7 +180,7 @@ exit 3"#;
     assert_no_leak(&Canaries::global(), &environ, "the command's environment");
     let environ = String::from_utf8(environ).unwrap();
     assert!(
-        environ.contains(&format!("CREDFILE_ROOT={}\n", r.c.root().display())),
+        environ.contains(&format!("CREDFILE_RUN_ROOT={}\n", r.c.root().display())),
         "{environ}"
     );
     for dropped in [
@@ -403,7 +403,7 @@ fn an_unprivileged_user_gets_a_user_namespace_of_their_own() {
     u.manifest(&c.prefix, "  - path: a\n    secret: ${prefix}/a\n");
     let out_dir = u.dir.path().join("out");
     let script = format!(
-        "id -u > {o}/uid; sha256sum $CREDFILE_ROOT/a | cut -d' ' -f1 > {o}/sha; stat -L -c '%a %u' $CREDFILE_ROOT/a > {o}/stat",
+        "id -u > {o}/uid; sha256sum $CREDFILE_RUN_ROOT/a | cut -d' ' -f1 > {o}/sha; stat -L -c '%a %u' $CREDFILE_RUN_ROOT/a > {o}/stat",
         o = out_dir.display()
     );
     let out = c
