@@ -78,7 +78,7 @@ mod tests {
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
         let (kept, dropped) = scrub(vars, &["DEPLOY_KEY".into()], OsStr::new("/run/app"));
         let names: Vec<_> = kept.iter().map(|(k, _)| k.to_string_lossy()).collect();
-        assert_eq!(names, ["PATH", "AWS_REGION", "CREDFILE_ROOT"]);
+        assert_eq!(names, ["PATH", "AWS_REGION", "CREDFILE_RUN_ROOT"]);
         assert_eq!(kept[2].1, "/run/app");
         assert_eq!(
             dropped,
