@@ -181,3 +181,25 @@ fn the_repository_s_own_manifests_and_examples_trip_nothing() {
     }
     assert!(hits.is_empty(), "{hits:#?}");
 }
+
+/// systemd's credential lines: `LoadCredential[Encrypted]=NAME[:PATH]` and `credential_key:`
+/// name things and pass; `SetCredential=NAME:VALUE` carries the value itself and is caught.
+#[test]
+fn systemd_credential_lines() {
+    for ok in [
+        "# LoadCredentialEncrypted=db-password",
+        "# LoadCredential=db-password:/run/credfile/payments/db-password",
+        "LoadCredentialEncrypted=api.key:/var/lib/credfile/payments/api.key",
+        "    credential_key: host+tpm2",
+    ] {
+        assert!(kinds(ok).is_empty(), "{ok}: {:?}", kinds(ok));
+    }
+    for (bad, column) in [
+        ("# SetCredential=db-password:opensesame", 17),
+        ("SetCredential=db-password:Summer2024!", 15),
+        ("    # SetCredential=token:hunter2", 21),
+    ] {
+        let found = kinds(bad);
+        assert_eq!(found.first().map(|f| f.0), Some(column), "{bad}: {found:?}");
+    }
+}
