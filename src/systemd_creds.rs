@@ -8,7 +8,12 @@
 //! with the generation machinery (docs/src/layouts.md), never file by file behind its back.
 
 use std::io::{self, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use zeroize::Zeroizing;
 
@@ -21,6 +26,11 @@ const PROGRAM: &str = "systemd-creds";
 /// credfile passes (`--name`, `--with-key=auto|host|tpm2|host+tpm2`, `--not-after`) is there
 /// since. (`--tpm2-public-key` needs 252 and user-scoped credentials 256; credfile uses neither.)
 pub const MIN_VERSION: u32 = 250;
+
+/// How long one `systemd-creds` call may take when the command line says nothing
+/// (`--call-timeout`'s default): a TPM2 answers in well under a second, so a call still running
+/// after this is stuck, and the run fails rather than hang (docs/src/systemd-creds.md).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most `systemd-creds` may write on stderr that credfile keeps (for a message).
 const MAX_STDERR: u64 = 8 * 1024;
@@ -51,6 +61,31 @@ pub enum CredsError {
     /// damaged): for comparisons this means "differs".
     #[error("credential `{name}` does not decrypt: {}", Escaped(stderr))]
     Decrypt { name: String, stderr: String },
+    /// The child did not finish in time; it (and anything it started) was killed.
+    #[error("{call} did not finish within {seconds} s and was stopped", call = call.describe())]
+    TimedOut { call: Call, seconds: u64 },
+}
+
+/// Which `systemd-creds` call a [`CredsError::TimedOut`] was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Version,
+    Encrypt { name: String },
+    Decrypt { name: String },
+}
+
+impl Call {
+    fn describe(&self) -> String {
+        match self {
+            Call::Version => "`systemd-creds --version`".into(),
+            Call::Encrypt { name } => {
+                format!("systemd-creds sealing credential `{}`", Escaped(name))
+            }
+            Call::Decrypt { name } => {
+                format!("systemd-creds opening credential `{}`", Escaped(name))
+            }
+        }
+    }
 }
 
 impl CredsError {
@@ -61,19 +96,17 @@ impl CredsError {
             CredsError::Run { .. } => "check that systemd-creds in PATH is executable by credfile's user".into(),
             CredsError::Encrypt { .. } => "systemd-creds needs its key: the host key (/var/lib/systemd/credential.secret, or SYSTEMD_CREDENTIAL_SECRET; `systemd-creds setup` creates it) or a TPM2 for `credential_key: tpm2`; nothing was published".into(),
             CredsError::Decrypt { .. } => "the credential was sealed with another key or name, has expired, or was damaged; apply writes it again".into(),
+            CredsError::TimedOut { .. } => "systemd-creds hung: usually a TPM2 that does not answer (check `systemd-creds has-tpm2`, or seal with `credential_key: host`) or a stuck key file; `--call-timeout` sets the limit; nothing was published, the files are as they were".into(),
         }
     }
 }
 
 /// The version `systemd-creds --version` reports (its first line: `systemd 252 (252.38-1)`).
-pub fn version() -> Result<u32, CredsError> {
-    let out = Command::new(PROGRAM)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(spawn_error)?;
-    let text = String::from_utf8_lossy(&out.stdout);
+pub fn version(timeout: Duration) -> Result<u32, CredsError> {
+    let mut cmd = Command::new(PROGRAM);
+    cmd.arg("--version");
+    let (_, out, _) = pipe(cmd, b"", 64 * 1024, Call::Version, timeout)?;
+    let text = String::from_utf8_lossy(&out);
     let first = text.lines().next().unwrap_or("");
     first
         .strip_prefix("systemd ")
@@ -86,8 +119,8 @@ pub fn version() -> Result<u32, CredsError> {
 
 /// Refuses a host without systemd-creds, or with one older than [`MIN_VERSION`]. Runs in
 /// preflight, before anything is fetched.
-pub fn check() -> Result<u32, CredsError> {
-    let found = version()?;
+pub fn check(timeout: Duration) -> Result<u32, CredsError> {
+    let found = version(timeout)?;
     if found < MIN_VERSION {
         return Err(CredsError::TooOld {
             found,
@@ -98,12 +131,13 @@ pub fn check() -> Result<u32, CredsError> {
 }
 
 /// `systemd-creds encrypt --name=NAME --with-key=KEY [--not-after=T] - -`: the value on stdin,
-/// the credential (not secret: sealed) from stdout.
+/// the credential (not secret: sealed) from stdout. At most `timeout`.
 pub fn encrypt(
     name: &str,
     key: &str,
     not_after: Option<&str>,
     value: &[u8],
+    timeout: Duration,
 ) -> Result<Vec<u8>, CredsError> {
     let mut cmd = Command::new(PROGRAM);
     cmd.arg("encrypt")
@@ -115,7 +149,10 @@ pub fn encrypt(
     cmd.args(["-", "-"]);
     // Base64 of the value plus a header, and a TPM2's sealed blobs.
     let cap = value.len() * 2 + 64 * 1024;
-    let (ok, out, stderr) = pipe(cmd, value, cap)?;
+    let call = Call::Encrypt {
+        name: name.to_string(),
+    };
+    let (ok, out, stderr) = pipe(cmd, value, cap, call, timeout)?;
     if !ok || out.is_empty() {
         return Err(CredsError::Encrypt {
             name: name.to_string(),
@@ -126,14 +163,22 @@ pub fn encrypt(
 }
 
 /// `systemd-creds decrypt --name=NAME - -`: the credential on stdin, the value from stdout into
-/// a zeroizing buffer, for a comparison in memory (nothing about the value is kept).
-pub fn decrypt(name: &str, credential: &[u8]) -> Result<Zeroizing<Vec<u8>>, CredsError> {
+/// a zeroizing buffer, for a comparison in memory (nothing about the value is kept). At most
+/// `timeout`.
+pub fn decrypt(
+    name: &str,
+    credential: &[u8],
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, CredsError> {
     let mut cmd = Command::new(PROGRAM);
     cmd.arg("decrypt")
         .arg(format!("--name={name}"))
         .args(["-", "-"]);
     // A value is never longer than the credential that seals it.
-    let (ok, out, stderr) = pipe(cmd, credential, credential.len())?;
+    let call = Call::Decrypt {
+        name: name.to_string(),
+    };
+    let (ok, out, stderr) = pipe(cmd, credential, credential.len(), call, timeout)?;
     if !ok {
         return Err(CredsError::Decrypt {
             name: name.to_string(),
@@ -155,22 +200,27 @@ fn spawn_error(e: io::Error) -> CredsError {
 
 /// Runs `cmd` with `input` on its stdin. Returns whether it succeeded, at most `cap` bytes of
 /// its stdout (in a buffer allocated once, so no copy of a value is left behind by a regrowth)
-/// and the last line of its stderr.
+/// and the last line of its stderr. The child gets a process group of its own; after `timeout`
+/// the group is killed (a stuck TPM2 call, a wrapper's children), so its pipes close and the
+/// readers end, and the call fails as [`CredsError::TimedOut`].
 fn pipe(
     mut cmd: Command,
     input: &[u8],
     cap: usize,
+    call: Call,
+    timeout: Duration,
 ) -> Result<(bool, Zeroizing<Vec<u8>>, String), CredsError> {
-    let mut child: Child = cmd
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(spawn_error)?;
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let (out, err) = std::thread::scope(|s| {
+    let (status, out, err) = std::thread::scope(|s| {
         s.spawn(move || {
             if let Some(mut w) = stdin.take() {
                 // A child that exits early closes the pipe (EPIPE): its status says why.
@@ -184,15 +234,31 @@ fn pipe(
             }
             text
         });
-        let out = match stdout.take() {
+        let out = s.spawn(move || match stdout.take() {
             Some(r) => read_bounded(r, cap),
             None => Ok(Zeroizing::new(Vec::new())),
-        };
-        (out, err.join().unwrap_or_default())
+        });
+        let status = wait_bounded(&mut child, timeout);
+        let out = out
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reader failed")));
+        (status, out, err.join().unwrap_or_default())
     });
-    let status = child.wait().map_err(|e| CredsError::Run {
-        reason: e.to_string(),
-    })?;
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            tracing::warn!(call = %call.describe(), seconds = timeout.as_secs(), "systemd-creds timed out and was killed");
+            return Err(CredsError::TimedOut {
+                call,
+                seconds: timeout.as_secs(),
+            });
+        }
+        Err(e) => {
+            return Err(CredsError::Run {
+                reason: e.to_string(),
+            });
+        }
+    };
     let out = out.map_err(|e| CredsError::Run {
         reason: format!("reading its output: {e}"),
     })?;
@@ -206,6 +272,30 @@ fn pipe(
         .to_string();
     tracing::debug!(stderr = %Escaped(&text), "systemd-creds said");
     Ok((status.success(), out, last))
+}
+
+/// Waits for `child` at most `timeout`; then kills its process group and reaps it (`None`).
+/// The group is killed only while the child is unreaped, so its id cannot have been reused.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let group = Pid::from_raw(child.id() as i32);
+            let _ = killpg(group, Signal::SIGKILL);
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Reads all of `r` into one zeroizing buffer of `cap + 1` bytes; more than `cap` is an error.

@@ -73,7 +73,9 @@ pub fn round(
         for warning in guard::check(plan)? {
             tracing::warn!("{warning}");
         }
-        let mut checked = materialize::preflight(&plan.without_expansions())?;
+        // systemd-creds calls are bounded like AWS calls (docs/src/systemd-creds.md).
+        let creds_timeout = pipeline.settings.aws.tuning.call_timeout;
+        let mut checked = materialize::preflight(&plan.without_expansions(), creds_timeout)?;
         let fetched = pipeline.fetch_and_render(
             plan,
             FetchOptions {
@@ -91,7 +93,7 @@ pub fn round(
             .any(|f| matches!(f.content, manifest::Content::Expand { .. }))
         {
             // The expanded files are known now; check their destinations before writing.
-            checked = materialize::preflight(&fetched.plan)?;
+            checked = materialize::preflight(&fetched.plan, creds_timeout)?;
         }
         let plan = &fetched.plan;
         let rendered = fetched.rendered;

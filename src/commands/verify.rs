@@ -23,6 +23,9 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
             trail.caller_arn = fetched.caller_arn;
             (materialize::resolve(&fetched.plan)?, Some(fetched.rendered))
         };
+        let mut checked = checked;
+        // systemd-creds calls are bounded like AWS calls (docs/src/systemd-creds.md).
+        checked.creds_timeout = settings.aws.tuning.call_timeout;
         let verified = materialize::verify(&checked, rendered.as_deref())?;
         let drift = verified.drift;
         trail.drift = Some(drift.len());

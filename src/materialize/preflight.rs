@@ -4,6 +4,7 @@
 //! secret is in memory. What it returns, [`Checked`], is all the write stage trusts.
 
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
 
@@ -44,6 +45,9 @@ pub struct Checked {
     pub open_sets: Vec<Destination>,
     /// What the state file says credfile owns in this root (None: nothing yet).
     pub state: Option<state::State>,
+    /// How long one `systemd-creds` call may take (`--call-timeout`; the commands that seal
+    /// or open credentials set it, docs/src/systemd-creds.md).
+    pub creds_timeout: Duration,
 }
 
 impl Checked {
@@ -72,10 +76,12 @@ impl Checked {
     }
 }
 
-/// Checks every destination of the plan without changing anything.
-pub fn preflight(plan: &Plan) -> Result<Checked, WriteError> {
-    super::seal::check(&plan.delivery)?;
-    let checked = resolve(plan)?;
+/// Checks every destination of the plan without changing anything. `creds_timeout` bounds each
+/// `systemd-creds` call, this check's and the write's.
+pub fn preflight(plan: &Plan, creds_timeout: Duration) -> Result<Checked, WriteError> {
+    super::seal::check(&plan.delivery, creds_timeout)?;
+    let mut checked = resolve(plan)?;
+    checked.creds_timeout = creds_timeout;
     reach::check(&checked, plan)?;
     check_destinations(checked)
 }
@@ -111,6 +117,7 @@ pub fn private_root(
         files,
         open_sets: Vec::new(),
         state: None,
+        creds_timeout: crate::systemd_creds::DEFAULT_TIMEOUT,
     }
 }
 
@@ -252,5 +259,6 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
         files,
         open_sets: Vec::new(),
         state: None,
+        creds_timeout: crate::systemd_creds::DEFAULT_TIMEOUT,
     })
 }

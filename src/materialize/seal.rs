@@ -33,6 +33,8 @@ pub(super) struct Contents<'a> {
     /// The state file records other sealing settings (key, `not_after`): every credential is
     /// sealed again, even when it still decrypts to the same value.
     reseal: bool,
+    /// How long one systemd-creds call may take (`--call-timeout`).
+    timeout: std::time::Duration,
 }
 
 impl<'a> Contents<'a> {
@@ -43,6 +45,7 @@ impl<'a> Contents<'a> {
             delivery: &checked.delivery,
             euid: checked.euid,
             reseal,
+            timeout: checked.creds_timeout,
         }
     }
 
@@ -59,6 +62,7 @@ impl<'a> Contents<'a> {
                 key.as_str(),
                 not_after.as_deref(),
                 value,
+                self.timeout,
             )?)),
         }
     }
@@ -107,7 +111,7 @@ impl<'a> Contents<'a> {
             Delivery::Plain => Ok(current.as_slice() == value),
             Delivery::SystemdCreds { .. } if current.len() as u64 > limit => Ok(false),
             Delivery::SystemdCreds { .. } => {
-                match systemd_creds::decrypt(&credential_name(dest), &current) {
+                match systemd_creds::decrypt(&credential_name(dest), &current, self.timeout) {
                     Ok(plain) => Ok(plain.as_slice() == value),
                     Err(CredsError::Decrypt { stderr, .. }) => {
                         tracing::info!(path = %full.display(), reason = %crate::terminal::Escaped(&stderr), "the credential does not decrypt under its name: it is sealed again");
@@ -139,10 +143,10 @@ pub(super) fn label(delivery: &Delivery) -> Option<String> {
 }
 
 /// Preflight for the delivery: with `deliver: systemd-creds`, systemd-creds must be here and
-/// recent enough before anything is fetched.
-pub(super) fn check(delivery: &Delivery) -> Result<(), WriteError> {
+/// recent enough before anything is fetched; `--version` answers within `timeout`.
+pub(super) fn check(delivery: &Delivery, timeout: std::time::Duration) -> Result<(), WriteError> {
     if let Delivery::SystemdCreds { .. } = delivery {
-        let version = systemd_creds::check()?;
+        let version = systemd_creds::check(timeout)?;
         tracing::debug!(version, "systemd-creds is usable");
     }
     Ok(())

@@ -63,7 +63,7 @@ pub fn verify(checked: &Checked, rendered: Option<&[Rendered]>) -> Result<Verifi
         ..Verified::default()
     };
     if rendered.is_some() {
-        seal::check(&checked.delivery)?;
+        seal::check(&checked.delivery, checked.creds_timeout)?;
     }
     if rendered.is_none() {
         verified

@@ -465,3 +465,97 @@ fn a_path_that_is_no_credential_name_is_refused_at_validate_with_its_line() {
         out.stderr
     );
 }
+
+/// Waits (bounded) until `pid` is gone or a zombie: the killed child must not linger.
+fn gone(pid: &str) -> bool {
+    for _ in 0..1000 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// The names in `dir`, sorted, with where each link points.
+fn listing(dir: &Path) -> Vec<(String, Option<PathBuf>)> {
+    let mut names: Vec<(String, Option<PathBuf>)> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read_link(e.path()).ok(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_hanging_systemd_creds_is_stopped_at_the_call_timeout_and_the_set_stays() {
+    let Some(w) = World::new("creds-hang") else {
+        return;
+    };
+    let (db, _api) = two_files(&w);
+    w.run(&["apply"]).assert_code(0);
+    let root = w.case.root();
+    let before = listing(&root);
+    let inode = inode_of(root.join("current").join("db-password"));
+    let rotated = canary_value();
+    w.case.seeder.canaries().add(&rotated);
+    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+
+    // A systemd-creds that hangs on one call (in a child of its own, as a wrapper would), and
+    // is itself otherwise the real one.
+    let hang = w.case.path("hang-bin");
+    fs::create_dir_all(&hang).unwrap();
+    let pids = w.case.path("hang-pids");
+    fs::create_dir_all(&pids).unwrap();
+    write_script(
+        &hang.join("systemd-creds"),
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = \"$HANG_ON\" ]; then\n  sleep 600 &\n  echo $! > '{pids}'/$1.pid\n  wait\nfi\nexec {REAL} \"$@\"\n",
+            pids = pids.display()
+        ),
+    );
+    let path = format!("{}:{}", hang.display(), std::env::var("PATH").unwrap());
+    for (hang_on, said) in [
+        ("encrypt", "systemd-creds sealing credential `db-password`"),
+        ("decrypt", "systemd-creds opening credential `"),
+        ("--version", "`systemd-creds --version`"),
+    ] {
+        let out = w
+            .case
+            .credfile()
+            .env("SYSTEMD_CREDENTIAL_SECRET", w.key.to_string_lossy())
+            .env("PATH", &path)
+            .env("HANG_ON", hang_on)
+            .run(["apply", "--env", "test", "--call-timeout", "1"]);
+        out.assert_code(6);
+        assert!(
+            out.stderr.contains(said)
+                && out.stderr.contains("did not finish within 1 s")
+                && out.stderr.contains("--call-timeout"),
+            "{hang_on}: {}",
+            out.stderr
+        );
+        // The hung child and what it started were killed, not left behind.
+        let pid = fs::read_to_string(pids.join(format!("{hang_on}.pid"))).unwrap();
+        assert!(
+            gone(pid.trim()),
+            "{hang_on}: the hung child is still running"
+        );
+        // The target is as it was: same names, same links, the old credential in place.
+        assert_eq!(listing(&root), before, "{hang_on}: the root changed");
+        assert_eq!(inode_of(root.join("current").join("db-password")), inode);
+        let now = w.decrypt("db-password", &root.join("db-password"));
+        assert_eq!(now.stdout, db.as_bytes(), "{hang_on}");
+    }
+    // Once systemd-creds answers again, the rotation goes through.
+    w.run(&["apply"]).assert_code(0);
+    let now = w.decrypt("db-password", &root.join("db-password"));
+    assert_eq!(now.stdout, rotated.as_bytes());
+}
