@@ -559,3 +559,171 @@ fn a_hanging_systemd_creds_is_stopped_at_the_call_timeout_and_the_set_stays() {
     let now = w.decrypt("db-password", &root.join("db-password"));
     assert_eq!(now.stdout, rotated.as_bytes());
 }
+
+impl World {
+    /// `systemd-creds decrypt` as if it were `at` (`--timestamp`): whether the credential
+    /// still opens then, i.e. which `not_after` it was sealed with.
+    fn opens_at(&self, name: &str, file: &Path, at: &str) -> bool {
+        Command::new(REAL)
+            .args([
+                "decrypt",
+                &format!("--name={name}"),
+                &format!("--timestamp={at}"),
+            ])
+            .arg(file)
+            .arg("-")
+            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+#[test]
+fn layout_files_seals_in_place_writes_nothing_unchanged_rotates_and_cleans() {
+    let Some(w) = World::new("creds-files") else {
+        return;
+    };
+    let (db, api) = two_files(&w);
+    let text = fs::read_to_string(w.case.path("credfile.yaml")).unwrap();
+    fs::write(
+        w.case.path("credfile.yaml"),
+        text.replace(ENV, &format!("{ENV}    layout: files\n")),
+    )
+    .unwrap();
+    w.run(&["apply"]).assert_code(0);
+    let root = w.case.root();
+    assert!(
+        !root.join("current").exists(),
+        "a generation in layout: files"
+    );
+    for (name, value) in [("db-password", &db), ("api.key", &api)] {
+        let file = root.join(name);
+        assert!(fs::symlink_metadata(&file).unwrap().is_file(), "{name}");
+        let out = w.decrypt(name, &file);
+        assert!(out.status.success(), "decrypt {name}: {out:?}");
+        assert_eq!(out.stdout, value.as_bytes(), "{name}: not the exact bytes");
+        assert!(!w.decrypt("another-name", &file).status.success());
+    }
+    let stamp = |n: &str| (inode_of(root.join(n)), mtime_of(root.join(n)));
+    let before = [stamp("db-password"), stamp("api.key")];
+
+    let again = w.run(&["apply", "--output", "json"]);
+    again.assert_code(0);
+    let s = statuses(&again);
+    assert_eq!(
+        (s["db-password"].as_str(), s["api.key"].as_str()),
+        ("unchanged", "unchanged"),
+        "{s:?}"
+    );
+    assert_eq!(
+        [stamp("db-password"), stamp("api.key")],
+        before,
+        "an unchanged apply wrote"
+    );
+
+    let rotated = canary_value();
+    w.case.seeder.canaries().add(&rotated);
+    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+    let out = w.run(&["apply", "--output", "json"]);
+    out.assert_code(0);
+    let s = statuses(&out);
+    assert_eq!(
+        (s["db-password"].as_str(), s["api.key"].as_str()),
+        ("updated", "unchanged"),
+        "{s:?}"
+    );
+    assert_ne!(
+        stamp("db-password").0,
+        before[0].0,
+        "replaced by a rename, a new inode"
+    );
+    assert_eq!(stamp("api.key"), before[1], "the unchanged one was touched");
+    assert_eq!(
+        w.decrypt("db-password", &root.join("db-password")).stdout,
+        rotated.as_bytes()
+    );
+    w.run(&["verify"]).assert_code(0);
+
+    fs::write(root.join("foreign.cred"), "not credfile's").unwrap();
+    w.run(&["clean"]).assert_code(0);
+    let left: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["foreign.cred".to_string()]);
+}
+
+#[test]
+fn changing_not_after_or_the_key_seals_every_credential_again_once() {
+    let Some(w) = World::new("creds-reseal") else {
+        return;
+    };
+    let (db, api) = two_files(&w);
+    w.run(&["apply"]).assert_code(0);
+    let root = w.case.root();
+    let live = |n: &str| root.join("current").join(n);
+    let names = ["db-password", "api.key"];
+    let inodes = || names.map(|n| inode_of(live(n)));
+    let far = "2200-01-01";
+    assert!(w.opens_at("db-password", &live("db-password"), far));
+
+    for (env, until) in [
+        (
+            "    deliver: systemd-creds\n    credential_key: host\n    not_after: \"2099-12-31\"\n",
+            true,
+        ),
+        (
+            "    deliver: systemd-creds\n    credential_key: auto\n    not_after: \"2099-12-31\"\n",
+            true,
+        ),
+        (ENV, false),
+    ] {
+        let text = fs::read_to_string(w.case.path("credfile.yaml")).unwrap();
+        let (head, files) = text.split_once("files:\n").unwrap();
+        let head = head
+            .lines()
+            .filter(|l| {
+                !["deliver:", "credential_key:", "not_after:"]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        fs::write(
+            w.case.path("credfile.yaml"),
+            format!("{head}{env}files:\n{files}"),
+        )
+        .unwrap();
+        let old = inodes();
+        let out = w.run(&["apply", "--output", "json"]);
+        out.assert_code(0);
+        let s = statuses(&out);
+        for n in names {
+            assert_eq!(s[n], "updated", "{env}: {s:?}");
+        }
+        let new = inodes();
+        assert!(
+            old.iter().zip(&new).all(|(a, b)| a != b),
+            "{env}: not every credential was rewritten"
+        );
+        for (n, value) in names.iter().zip([&db, &api]) {
+            let out = w.decrypt(n, &live(n));
+            assert_eq!(out.stdout, value.as_bytes(), "{env}: {n}");
+            // Sealed with the new settings: with not_after, it stops opening after that date.
+            assert_eq!(w.opens_at(n, &live(n), far), !until, "{env}: {n}");
+        }
+        // The same settings again: nothing is written.
+        let again = w.run(&["apply", "--output", "json"]);
+        again.assert_code(0);
+        let s = statuses(&again);
+        for n in names {
+            assert_eq!(s[n], "unchanged", "{env}: {s:?}");
+        }
+        assert_eq!(inodes(), new, "{env}: an unchanged apply rewrote");
+    }
+}
