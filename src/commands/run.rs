@@ -48,7 +48,7 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
         args.root.as_deref(),
         &fenced,
     )?;
-    let who = who(args.run_as.as_deref())?;
+    let who = who(args.run_as.as_deref(), &plan, &args.manifest.manifest)?;
     let plan = with_default_owners(plan, &who);
     // Preflight: owners resolve and can reach their files; the namespace and the tmpfs exist
     // (or the kernel's refusal is said) before any secret is fetched.
@@ -146,19 +146,26 @@ fn refresh(
     Ok(())
 }
 
-/// Who the command runs as: the caller in a user namespace of their own ids (unprivileged);
-/// under sudo, the invoking user; as root, `--run-as` or root.
+/// Who the command runs as (docs/src/run.md): the caller in a user namespace of their own ids
+/// (unprivileged); under sudo, the invoking user; as root, `--run-as`, else the environment's
+/// `run_as`, else root.
 struct Who {
     userns: Option<OwnIds>,
     user: Option<(String, u32, u32)>,
 }
 
-fn who(run_as: Option<&str>) -> Result<Who, Error> {
+fn who(run_as: Option<&str>, plan: &Plan, manifest: &std::path::Path) -> Result<Who, Error> {
     let refuse = |user: &str, reason: &str| NsError::RunAs {
         user: user.to_string(),
         reason: reason.to_string(),
     };
+    let from_manifest = |why: &str| {
+        if let Some(user) = &plan.run_as {
+            tracing::info!(run_as = %user, "the manifest's `run_as` is not used: {why}");
+        }
+    };
     if !Uid::effective().is_root() {
+        from_manifest("credfile is not root, so the command runs as you");
         if let Some(user) = run_as {
             return Err(refuse(user, "credfile is not root, so the command runs as you").into());
         }
@@ -171,29 +178,46 @@ fn who(run_as: Option<&str>) -> Result<Who, Error> {
         });
     }
     if let Some(invoker) = crate::sudo::invoker()? {
+        from_manifest("under sudo the command runs as the invoking user");
         let (uid, gid) = invoker.ids();
         return Ok(Who {
             userns: None,
             user: Some((invoker.name, uid, gid)),
         });
     }
-    let Some(name) = run_as else {
+    let found = |u: Result<Option<User>, nix::Error>| match u {
+        Ok(Some(u)) => Some(Who {
+            userns: None,
+            user: Some((u.name, u.uid.as_raw(), u.gid.as_raw())),
+        }),
+        _ => None,
+    };
+    if let Some(name) = run_as {
+        from_manifest("--run-as was given");
+        let user = match name.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => User::from_name(name),
+        };
+        return found(user).ok_or_else(|| refuse(name, "no such user on this host").into());
+    }
+    let Some(principal) = &plan.run_as else {
         return Ok(Who {
             userns: None,
             user: None,
         });
     };
-    let found = match name.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
-        Err(_) => User::from_name(name),
+    let user = match principal {
+        Principal::Id(uid) => User::from_uid(Uid::from_raw(*uid)),
+        Principal::Name(name) => User::from_name(name),
     };
-    match found {
-        Ok(Some(u)) => Ok(Who {
-            userns: None,
-            user: Some((u.name, u.uid.as_raw(), u.gid.as_raw())),
-        }),
-        _ => Err(refuse(name, "no such user on this host").into()),
-    }
+    found(user).ok_or_else(|| {
+        NsError::RunAsUnknown {
+            user: principal.to_string(),
+            file: manifest.to_path_buf(),
+            line: plan.run_as_line,
+        }
+        .into()
+    })
 }
 
 /// Files without an `owner` (or `group`) belong to the user the command runs as.

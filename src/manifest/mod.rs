@@ -285,6 +285,10 @@ pub struct Plan {
     pub delivery: Delivery,
     /// The environment's change hook (argv, no shell); empty: none.
     pub on_change: Vec<String>,
+    /// `credfile run` as root without `--run-as`: who the command runs as (docs/src/run.md),
+    /// and the manifest line that says so.
+    pub run_as: Option<Principal>,
+    pub run_as_line: usize,
     pub files: Vec<FileSpec>,
 }
 
@@ -343,6 +347,9 @@ pub struct Environment {
     pub require_memory_fs: bool,
     /// KMS key ARNs that encrypt this environment's secrets; used by `credfile policy` only.
     pub kms_keys: Vec<String>,
+    /// `credfile run` as root: who the command runs as, and the line saying so (0: not set).
+    pub run_as: Option<Principal>,
+    pub run_as_line: usize,
     vars: Vec<(String, String)>,
 }
 

@@ -68,6 +68,8 @@ pub struct Environment {
     pub credential_key: Option<CredentialKey>,
     /// `deliver: systemd-creds`: the time after which the credentials no longer decrypt.
     pub not_after: Option<String>,
+    /// `credfile run` as root: the user the command runs as (docs/src/run.md).
+    pub run_as: Option<String>,
 }
 
 /// How an environment's files reach the host (docs/src/systemd-creds.md).

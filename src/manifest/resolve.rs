@@ -124,6 +124,8 @@ impl Manifest {
             layout: e.layout,
             delivery: e.delivery.clone(),
             on_change: e.on_change.clone(),
+            run_as: e.run_as.clone(),
+            run_as_line: e.run_as_line,
             files,
         })
     }

@@ -299,3 +299,44 @@ fn hooks_and_templates_are_checked() {
     assert!(!all.contains("\n31:"), "{all}");
     assert!(all.contains("cannot read template file"), "{all}");
 }
+
+#[test]
+fn run_as_is_a_user_name_or_uid_with_its_line() {
+    let with = |value: &str| {
+        GOOD.replace(
+            "    vars: { prefix: payments/staging }\n",
+            &format!("    vars: {{ prefix: payments/staging }}\n    run_as: {value}\n"),
+        )
+    };
+    for (value, want) in [
+        ("deploy", Principal::Name("deploy".into())),
+        ("_svc.app-1", Principal::Name("_svc.app-1".into())),
+        ("1001", Principal::Id(1001)),
+        ("\"0\"", Principal::Id(0)),
+    ] {
+        let m = from_text(Path::new("m.yaml"), &with(value), &PlainFiles).unwrap();
+        let plan = m.resolve("staging", None).unwrap();
+        assert_eq!(plan.run_as, Some(want), "{value}");
+        assert_eq!(plan.run_as_line, 13, "{value}");
+        assert_eq!(m.resolve("production", None).unwrap().run_as, None);
+    }
+    for bad in [
+        "\"-rf\"",
+        "../etc",
+        "\"a b\"",
+        "9999999999",
+        "\"\"",
+        "1abc",
+        "\"$(id)\"",
+    ] {
+        let errs = errors(&with(bad));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        assert!(
+            errs[0].starts_with("13:13: ") && errs[0].contains("is not a user name or numeric uid"),
+            "{bad}: {errs:?}"
+        );
+    }
+    // Environment-level only: not a default.
+    let text = GOOD.replace("  mode: \"0440\"\n", "  mode: \"0440\"\n  run_as: deploy\n");
+    assert!(!errors(&text).is_empty());
+}

@@ -78,6 +78,13 @@ pub enum NsError {
     },
     #[error("--run-as {user}: {reason}")]
     RunAs { user: String, reason: String },
+    /// The manifest's `run_as` names no user of this host.
+    #[error("{}:{line}: `run_as: {user}`: no such user on this host", file.display())]
+    RunAsUnknown {
+        user: String,
+        file: PathBuf,
+        line: usize,
+    },
 }
 
 impl NsError {
@@ -88,6 +95,7 @@ impl NsError {
             NsError::Root { .. } => "the root must be an existing directory reached without symlinks (it stays empty on the host: the files exist only inside the run); create it, or choose another root".into(),
             NsError::Helper(_) => "this is a bug or a killed helper; nothing was written to disk".into(),
             NsError::Inside { hint, .. } => hint.clone(),
+            NsError::RunAsUnknown { .. } => "create the user, or name another in `run_as` (a user name or uid of this host); `--run-as` overrides it; nothing was fetched".into(),
             NsError::RunAs { .. } => "--run-as takes a user of this host (name or uid), and only when credfile runs as root without sudo (under sudo the command runs as you)".into(),
         }
     }

@@ -540,3 +540,76 @@ exit 0"#;
     );
     r.assert_nothing_left();
 }
+
+#[test]
+fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_otherwise() {
+    if !is_root() {
+        eprintln!("skipped: run_as applies when credfile runs as root");
+        return;
+    }
+    let u = Throwaway::add();
+    let c = Case::new("runcmd", "runas");
+    let value = canary_value();
+    c.seeder.create_string(&c.name("a"), &value);
+    // A root that root owns (the check of the path to it), the out directory the user's.
+    let root = u.dir.path().join("r");
+    fs::create_dir(&root).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    let out_dir = u.dir.path().join("out");
+    let manifest = |run_as: &str, secret: &str| {
+        fs::write(
+            u.dir.path().join("credfile.yaml"),
+            format!(
+                "version: 1\napp: runu\ndefaults:\n  region: us-east-1\n  root: {}\nenvironments:\n  test:\n    vars: {{ prefix: {} }}\n    run_as: {run_as}\n    layout: files\nfiles:\n  - path: a\n    secret: ${{prefix}}/{secret}\n",
+                root.display(),
+                c.prefix
+            ),
+        )
+        .unwrap();
+    };
+    let script = format!(
+        "id -u > {o}/uid; echo \"$USER\" > {o}/user; sha256sum $CREDFILE_RUN_ROOT/a | cut -d' ' -f1 > {o}/sha; stat -L -c '%u' $CREDFILE_RUN_ROOT/a > {o}/owner",
+        o = out_dir.display()
+    );
+    let read = |n: &str| {
+        fs::read_to_string(out_dir.join(n))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let run = |extra: &[&str]| {
+        for n in ["uid", "user", "sha", "owner"] {
+            let _ = fs::remove_file(out_dir.join(n));
+        }
+        let mut args = vec!["run", "--env", "test"];
+        args.extend(extra);
+        args.extend(["--", "sh", "-c", &script]);
+        c.credfile().cwd(u.dir.path()).run(args)
+    };
+    // By name and by uid: the command is the user's, and so are the files.
+    for run_as in [u.name.clone(), u.uid.to_string()] {
+        manifest(&run_as, "a");
+        run(&[]).assert_code(0);
+        assert_eq!(read("uid"), u.uid.to_string(), "run_as: {run_as}");
+        assert_eq!(read("user"), u.name, "run_as: {run_as}");
+        assert_eq!(read("owner"), u.uid.to_string(), "run_as: {run_as}");
+        assert_eq!(read("sha"), sha(value.as_bytes()));
+    }
+    // The flag wins over the manifest.
+    run(&["--run-as", "0"]).assert_code(0);
+    assert_eq!((read("uid"), read("owner")), ("0".into(), "0".into()));
+    // A user the host does not have: refused by file and line before anything is fetched
+    // (the secret does not exist: a fetch would fail with exit 4).
+    manifest(&format!("cfnone{}", random_hex(4)), "never-fetched");
+    let out = run(&[]);
+    out.assert_code(6);
+    assert!(
+        out.stderr.contains("credfile.yaml:9: `run_as: cfnone")
+            && out.stderr.contains("no such user"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(read("uid"), "", "the command ran");
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    assert!(host_mounts_of(&root).is_empty());
+}

@@ -309,8 +309,40 @@ impl Validator<'_> {
             identity,
             require_memory_fs: e.require_memory_fs,
             kms_keys,
+            run_as: self.run_as(&at(&base, &[key("run_as")]), e.run_as.as_deref()),
+            run_as_line: self.line_if(e.run_as.is_some(), &at(&base, &[key("run_as")])),
             vars,
         }
+    }
+
+    /// `run_as`: a numeric uid, or a user name as `useradd` takes one (a letter or `_` first,
+    /// then letters, digits, `_`, `.` and `-`, at most 32): nothing a shell or a path could
+    /// read differently. Whether the user exists is checked by `credfile run` on the host.
+    fn run_as(&mut self, p: &[Seg], value: Option<&str>) -> Option<Principal> {
+        let v = value?;
+        if let Some(id) = v
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse::<u32>().ok())
+            .flatten()
+        {
+            return Some(Principal::Id(id));
+        }
+        let mut bytes = v.bytes();
+        let ok = v.len() <= 32
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if ok {
+            return Some(Principal::Name(v.to_string()));
+        }
+        self.problem(
+            p,
+            format!("`run_as` `{v}` is not a user name or numeric uid"),
+            Some("give the user `credfile run` starts the command as when it runs as root, by name (`app`, `deploy_1`) or uid (`1001`)"),
+        );
+        None
     }
 
     fn identity(&mut self, base: &[Seg], i: &raw::Identity, allow_static: bool) -> IdentitySpec {
