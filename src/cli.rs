@@ -317,6 +317,11 @@ pub struct RunCommandArgs {
     #[arg(long, value_enum, default_value_t = crate::fetch::FetchMode::Auto, env = "CREDFILE_FETCH")]
     pub fetch: crate::fetch::FetchMode,
 
+    /// Append one JSON line when the run ends (files, their sources, the command's exit code);
+    /// `-` writes it on stderr as a log record. Refused under sudo.
+    #[arg(long, env = "CREDFILE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

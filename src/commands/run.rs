@@ -24,12 +24,14 @@ pub use inside::main as inside_main;
 use crate::cli::RunCommandArgs;
 use crate::error::Error;
 use crate::manifest::{Plan, Principal, SourceKind};
-use crate::materialize;
+use crate::materialize::{self, Destination, Outcome, Status};
 use crate::namespace::channel::{self, Listener, SIGNAL};
-use crate::namespace::supervise::Caught;
+use crate::namespace::supervise::{Caught, Ended};
 use crate::namespace::{self, INSIDE_ARG, NsError, OwnIds, env};
+use crate::output::{AuditLine, FetchStats};
+use crate::pipeline::Trail;
 use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
-use crate::render::Rendered;
+use crate::render::{Rendered, SourceInfo};
 
 pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
     // Before any other thread exists: the forwarded signals are taken on a signalfd.
@@ -41,6 +43,7 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
     let fenced = [
         ("--root", args.root.is_some()),
         ("--run-as", args.run_as.is_some()),
+        ("--audit-log", args.audit_log.is_some()),
     ];
     let plan = pipeline::plan(
         &args.manifest.manifest,
@@ -48,6 +51,39 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
         args.root.as_deref(),
         &fenced,
     )?;
+    // One audit line for the run, written when it ends: its files and their sources as last
+    // applied, and the command's exit code (or credfile's, when it failed first).
+    let mut trail = Trail::default();
+    let result = supervise(args, settings, plan.clone(), &down, &started, &mut trail);
+    let exit_code = match &result {
+        Ok(ended) => u8::try_from(ended.exit_code()).unwrap_or(u8::MAX),
+        Err(e) => e.code(),
+    };
+    {
+        let _held = crate::every::critical();
+        let mut line = AuditLine::new(
+            "run",
+            &plan,
+            trail.caller_arn.as_deref(),
+            &trail.files,
+            exit_code,
+        );
+        line.fetch = trail.fetch;
+        line.write(args.audit_log.as_deref(), settings.log_format);
+    }
+    exit_with(result?)
+}
+
+/// Everything after the manifest: preflight, the helper and its namespace, the first set, the
+/// command, and the `--every` rounds until the command ends (its exit, returned).
+fn supervise(
+    args: &RunCommandArgs,
+    settings: &Settings,
+    plan: Plan,
+    down: &Mutex<Option<UnixStream>>,
+    started: &AtomicBool,
+    trail: &mut Trail,
+) -> Result<Ended, Error> {
     let who = who(args.run_as.as_deref(), &plan, &args.manifest.manifest)?;
     let plan = with_default_owners(plan, &who);
     // Preflight: owners resolve and can reach their files; the namespace and the tmpfs exist
@@ -62,14 +98,20 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
     let mut pipeline = Pipeline::new(settings)?;
     let options = FetchOptions {
         mode: args.fetch,
+        want_caller: args.audit_log.is_some(),
         ..FetchOptions::default()
     };
-    let fetched = pipeline.fetch_and_render(&plan, options)?;
+    let fetched = pipeline.fetch_and_render(&plan, options);
+    trail.fetch = Some(FetchStats::new(args.fetch, pipeline.settings.aws.calls()));
+    let fetched = fetched?;
+    trail.caller_arn = fetched.caller_arn.clone();
     let files = fetched.rendered.len();
     // From the first set on, the command may start at any moment: signals are its.
     started.store(true, Ordering::SeqCst);
-    if let Some(ended) = helper.apply(&fetched.plan, &fetched.rendered)? {
-        exit_with(ended);
+    let first = helper.apply(&fetched.plan, &fetched.rendered);
+    trail.files = helper.files.clone();
+    if let Some(ended) = first? {
+        return Ok(ended);
     }
     drop(fetched);
     match helper.next_event()? {
@@ -94,21 +136,26 @@ pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     round += 1;
                     last = Instant::now();
-                    refresh(&mut helper, &mut pipeline, &plan, options, args, round)?;
-                    continue;
+                    let ended = refresh(&mut helper, &mut pipeline, &plan, options, args, round);
+                    trail.files = helper.files.clone();
+                    match ended? {
+                        Some(ended) => return Ok(ended),
+                        None => continue,
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
             },
             None => helper.events.recv().map_err(|_| gone())?,
         };
         if let Some(code) = ended(&event) {
-            exit_with(code);
+            return Ok(code);
         }
         return Err(helper.failure(event));
     }
 }
 
-/// One `--every` round: a failure keeps the set in place and is said on stderr.
+/// One `--every` round: a failure keeps the set in place and is said on stderr. `Some`: the
+/// command ended meanwhile.
 fn refresh(
     helper: &mut Helper,
     pipeline: &mut Pipeline,
@@ -116,13 +163,13 @@ fn refresh(
     options: FetchOptions,
     args: &RunCommandArgs,
     round: u64,
-) -> Result<(), Error> {
+) -> Result<Option<Ended>, Error> {
     pipeline.settings.aws.take_calls();
     let result = pipeline
         .fetch_and_render(plan, options)
         .and_then(|f| helper.apply(&f.plan, &f.rendered));
     match result {
-        Ok(Some(code)) => exit_with(code),
+        Ok(Some(code)) => return Ok(Some(code)),
         Ok(None) => {}
         Err(e) => {
             pipeline.forget_session();
@@ -132,7 +179,7 @@ fn refresh(
                 exit_code = e.code(),
                 "round failed; the files stay as they were"
             );
-            return Ok(());
+            return Ok(None);
         }
     }
     let changed = helper.changed;
@@ -143,7 +190,7 @@ fn refresh(
         helper.signal(signal as i32)?;
         tracing::info!(round, signal = signal.as_str(), "told the command");
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Who the command runs as (docs/src/run.md): the caller in a user namespace of their own ids
@@ -266,6 +313,10 @@ struct Helper {
     events: mpsc::Receiver<Value>,
     /// Files changed by the last set applied.
     changed: usize,
+    /// For the audit line: each file of the last set applied with its sources (ids and
+    /// versions), its status the most telling over the run (a file created, then unchanged,
+    /// stays `created`; one rotated is `updated`), then the files that left the set.
+    files: Vec<(Outcome, Vec<SourceInfo>)>,
 }
 
 impl Helper {
@@ -307,6 +358,7 @@ impl Helper {
             down: stream,
             events,
             changed: 0,
+            files: Vec::new(),
         };
         match helper.next_event()? {
             e if kind(&e) == "ready" => Ok(helper),
@@ -319,11 +371,7 @@ impl Helper {
     }
 
     /// Sends a set and waits for the helper to apply it; `Some`: the command ended meanwhile.
-    fn apply(
-        &mut self,
-        plan: &Plan,
-        rendered: &[Rendered],
-    ) -> Result<Option<namespace::supervise::Ended>, Error> {
+    fn apply(&mut self, plan: &Plan, rendered: &[Rendered]) -> Result<Option<Ended>, Error> {
         let checked = materialize::resolve(plan)?;
         materialize::check_reach(&checked, plan)?;
         wire::send_set(&mut self.down, &checked, rendered).map_err(io)?;
@@ -335,7 +383,57 @@ impl Helper {
             return Err(self.failure(event));
         }
         self.changed = event["changed"].as_u64().unwrap_or(0) as usize;
+        self.record(&event, checked.files, rendered);
         Ok(None)
+    }
+
+    /// Folds an `applied` event into [`Helper::files`].
+    fn record(&mut self, event: &Value, files: Vec<Destination>, rendered: &[Rendered]) {
+        let words = |k: &str| -> Vec<String> {
+            event[k]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let statuses = words("statuses");
+        let before = std::mem::take(&mut self.files);
+        let earlier = |dest: &Destination| {
+            before
+                .iter()
+                .find(|(o, _)| o.dest.path == dest.path && o.status != Status::Removed)
+                .map(|(o, _)| o.status)
+        };
+        for (i, (dest, r)) in files.into_iter().zip(rendered).enumerate() {
+            let now = statuses
+                .get(i)
+                .and_then(|w| wire::status_of(w))
+                .unwrap_or(Status::Updated);
+            let status = match (now, earlier(&dest)) {
+                (Status::Unchanged, Some(was)) => was,
+                (now, _) => now,
+            };
+            self.files
+                .push((Outcome { status, dest }, r.sources.clone()));
+        }
+        for path in words("removed") {
+            let dest = Destination {
+                path: path.into(),
+                mode: 0,
+                uid: 0,
+                gid: 0,
+            };
+            self.files.push((
+                Outcome {
+                    status: Status::Removed,
+                    dest,
+                },
+                Vec::new(),
+            ));
+        }
     }
 
     fn signal(&mut self, signal: i32) -> Result<(), Error> {

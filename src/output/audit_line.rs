@@ -49,6 +49,7 @@ pub struct AuditLine {
     pub caller_arn: Option<String>,
     /// the role session of an assumed-role caller
     pub session_name: Option<String>,
+    /// credfile's exit code; for `run`, the command's (128+N after signal N) once it started
     pub exit_code: u8,
     /// verify: the number of differences
     pub drift: Option<usize>,

@@ -54,7 +54,7 @@ pub fn failure_command(_: &mut SchemaGenerator) -> Schema {
 
 /// The commands that write an audit line.
 pub fn audit_command(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "type": "string", "enum": ["apply", "plan", "verify", "clean"] })
+    json_schema!({ "type": "string", "enum": ["apply", "plan", "verify", "clean", "run"] })
 }
 
 fn generator() -> SchemaGenerator {

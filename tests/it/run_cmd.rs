@@ -14,7 +14,9 @@ use std::time::Duration;
 use sha2::Digest;
 
 use crate::support::case::Case;
-use crate::support::{Canaries, assert_no_leak, canary_value, is_root, random_hex};
+use crate::support::{
+    Canaries, assert_no_leak, canary_value, is_root, random_hex, validate_audit_line,
+};
 
 /// Waits (bounded) for `path` to appear: an event the command signals, not a guessed time.
 fn wait_for(path: &Path) -> bool {
@@ -612,4 +614,83 @@ fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_other
     assert_eq!(read("uid"), "", "the command ran");
     assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
     assert!(host_mounts_of(&root).is_empty());
+}
+
+#[test]
+fn audit_log_records_the_files_their_sources_and_the_commands_exit_code() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = RunCase::new("audit");
+    let value = canary_value();
+    r.c.seeder.create_string(&r.c.name("db"), &value);
+    let ci_value = canary_value();
+    Canaries::global().add(&ci_value);
+    r.c.manifest(
+        "",
+        "  - path: db/password\n    secret: ${prefix}/db\n  - path: token\n    ci_variable: RUN_AUDIT_TOKEN\n",
+    );
+    let log = r.c.path("audit.log");
+    let log_arg = log.display().to_string();
+    let out = r.c.credfile().env("RUN_AUDIT_TOKEN", &ci_value).run(r.args(
+        &["--audit-log", &log_arg],
+        "test -r ROOT/db/password && exit 5",
+    ));
+    out.assert_code(5);
+    let text = fs::read(&log).unwrap();
+    assert_no_leak(&Canaries::global(), &text, "the audit log");
+    let lines: Vec<serde_json::Value> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    validate_audit_line(line);
+    assert_eq!(line["command"], "run");
+    assert_eq!(line["environment"], "test");
+    assert_eq!(line["exit_code"], 5, "the command's exit code");
+    let files = line["files"].as_array().unwrap();
+    let summary: Vec<(String, String, String, bool)> = files
+        .iter()
+        .map(|f| {
+            let s = &f["secrets"][0];
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["status"].as_str().unwrap().to_string(),
+                s["id"].as_str().unwrap().to_string(),
+                !s["version_id"].as_str().unwrap().is_empty(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("db/password".into(), "created".into(), r.c.name("db"), true),
+            (
+                "token".into(),
+                "created".into(),
+                "RUN_AUDIT_TOKEN".into(),
+                false
+            ),
+        ]
+    );
+
+    // A run that fails before the command starts still writes its line, with credfile's code.
+    r.c.manifest("", "  - path: a\n    secret: ${prefix}/absent\n");
+    let out =
+        r.c.credfile()
+            .run(r.args(&["--audit-log", &log_arg], "touch OUT/ran"));
+    out.assert_code(4);
+    assert!(!r.o("ran").exists());
+    let text = fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    validate_audit_line(&last);
+    assert_eq!(
+        (&last["command"], &last["exit_code"]),
+        (&"run".into(), &4.into())
+    );
+    r.assert_nothing_left();
 }

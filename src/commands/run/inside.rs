@@ -177,8 +177,13 @@ fn writer(
                 };
                 let result = apply(&private, &mut size, set);
                 match result {
-                    Ok(changed) => {
-                        say(json!({"event": "applied", "changed": changed}));
+                    Ok(done) => {
+                        say(json!({
+                            "event": "applied",
+                            "changed": done.changed,
+                            "statuses": done.statuses,
+                            "removed": done.removed,
+                        }));
                         if !applied_once {
                             applied_once = true;
                             let _ = first.send(true);
@@ -200,9 +205,16 @@ fn writer(
     std::process::exit(0);
 }
 
+/// What one set did, for the supervisor's audit line: how many files changed, each file's
+/// status in the set's order, and the paths that left the set. Paths and statuses only.
+struct Done {
+    changed: usize,
+    statuses: Vec<&'static str>,
+    removed: Vec<String>,
+}
+
 /// One set: the tmpfs grows to hold it if needed, then the same preflight and write as apply.
-/// Returns how many files changed (created, updated, removed).
-fn apply(private: &Private, size: &mut u64, set: wire::Set) -> Result<usize, (String, String)> {
+fn apply(private: &Private, size: &mut u64, set: wire::Set) -> Result<Done, (String, String)> {
     let needed = tmpfs_size(set.bytes()).ok_or_else(|| {
         let e = NsError::Root {
             root: private.root.clone(),
@@ -223,12 +235,24 @@ fn apply(private: &Private, size: &mut u64, set: wire::Set) -> Result<usize, (St
     let wrote = crate::materialize::check_destinations(set.checked)
         .and_then(|checked| crate::materialize::write(&checked, &set.rendered, false));
     match wrote {
-        Ok(applied) => Ok(applied
-            .outcomes
-            .iter()
-            .chain(&applied.removed)
-            .filter(|o| o.status.changed())
-            .count()),
+        Ok(applied) => Ok(Done {
+            changed: applied
+                .outcomes
+                .iter()
+                .chain(&applied.removed)
+                .filter(|o| o.status.changed())
+                .count(),
+            statuses: applied
+                .outcomes
+                .iter()
+                .map(|o| wire::status_word(o.status))
+                .collect(),
+            removed: applied
+                .removed
+                .iter()
+                .map(|o| o.dest.path.to_string_lossy().into_owned())
+                .collect(),
+        }),
         Err(e) => Err((
             format!("in the private namespace: {e}"),
             e.hint().unwrap_or_default(),

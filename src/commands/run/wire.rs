@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Layout;
-use crate::materialize::{Checked, Destination};
+use crate::materialize::{Checked, Destination, Status};
 use crate::namespace::channel::{self, SET_END, SET_FILE, SET_HEADER};
 use crate::render::Rendered;
 
@@ -136,4 +136,26 @@ pub fn read_set(
         ),
         rendered,
     })
+}
+
+/// A file's status in the helper's `applied` event (the audit line's words).
+pub fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Created => "created",
+        Status::Updated => "updated",
+        Status::Unchanged => "unchanged",
+        Status::Removed => "removed",
+    }
+}
+
+/// [`status_word`] read back; an unknown word is none.
+pub fn status_of(word: &str) -> Option<Status> {
+    [
+        Status::Created,
+        Status::Updated,
+        Status::Unchanged,
+        Status::Removed,
+    ]
+    .into_iter()
+    .find(|s| status_word(*s) == word)
 }
