@@ -78,13 +78,14 @@ mod tests {
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
         let (kept, dropped) = scrub(vars, &["DEPLOY_KEY".into()], OsStr::new("/run/app"));
         let names: Vec<_> = kept.iter().map(|(k, _)| k.to_string_lossy()).collect();
-        assert_eq!(names, ["PATH", "AWS_REGION", "CREDFILE_RUN_ROOT"]);
+        assert_eq!(names, ["PATH", "AWS_REGION", ROOT_VARIABLE]);
         assert_eq!(kept[2].1, "/run/app");
         assert_eq!(
             dropped,
             [
                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
                 "AWS_SESSION_TOKEN",
+                "CREDFILE_ROOT",
                 "DEPLOY_KEY",
                 "VAULT_TOKEN"
             ]
