@@ -31,6 +31,7 @@ mod render;
 mod sudo;
 mod systemd_creds;
 mod terminal;
+mod vault;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 //! Fetch: read every value the plan needs, each exactly once, from its source.
 //!
-//! One seam per source: [`secrets_manager`], [`parameter_store`], [`ci_variable`]. This module
+//! One seam per source: [`secrets_manager`], [`parameter_store`], [`ci_variable`], [`vault`]. This module
 //! deduplicates, dispatches by [`SourceKind`], runs every call under one concurrency bound and
 //! collects the outcome all or nothing. A new source is one new file here plus a variant of
 //! `manifest::SourceKind`.
@@ -8,6 +8,7 @@
 pub mod ci_variable;
 pub mod parameter_store;
 pub mod secrets_manager;
+pub mod vault;
 
 pub use secrets_manager::FetchMode;
 
@@ -74,6 +75,22 @@ pub struct FetchError {
 
 impl FetchError {
     pub fn hint(&self) -> Option<String> {
+        // Vault's failures carry their own hint in their message (path, mount, what to
+        // grant); the AWS advice below is for the others.
+        let vault = |f: &Failure| {
+            f.code
+                .as_deref()
+                .is_some_and(|c| c.starts_with(vault::CODE_PREFIX))
+        };
+        if self.failures.iter().all(|(_, f)| vault(f)) {
+            return Some(
+                if self.failures.iter().any(|(_, f)| f.status == Some(403)) {
+                    "`credfile policy --vault --env ENV` prints the Vault policy granting exactly what the environment reads".into()
+                } else {
+                    "nothing was written; fix the cause named above and run again".into()
+                },
+            );
+        }
         let has = |code: &str| self.failures.iter().any(|(_, f)| f.is_code(code));
         let kinds: std::collections::BTreeSet<SourceKind> =
             self.failures.iter().map(|(r, _)| r.kind).collect();
@@ -189,6 +206,18 @@ pub async fn fetch_all(
     refs: Vec<SecretRef>,
     mode: FetchMode,
 ) -> Result<FetchSet, FetchError> {
+    fetch_sources(config, None, refs, mode).await
+}
+
+/// [`fetch_all`] with Vault too: `vault` is the signed-in client when the plan reads Vault
+/// (`None` then is an internal error for a Vault reference). Every call of every source runs
+/// under the one bound, [`CONCURRENCY`].
+pub async fn fetch_sources(
+    config: Option<&SdkConfig>,
+    vault: Option<&crate::vault::Client>,
+    refs: Vec<SecretRef>,
+    mode: FetchMode,
+) -> Result<FetchSet, FetchError> {
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks: JoinSet<Step> = JoinSet::new();
     let mut secrets_client = None;
@@ -239,6 +268,20 @@ pub async fn fetch_all(
             }
             // Taken out of `by_kind` above.
             (SourceKind::SecretPrefix, Some(_)) => {}
+            (SourceKind::Vault, _) => match vault {
+                Some(client) => vault::spawn(&mut tasks, &limit, client, refs),
+                None => failures.extend(refs.into_iter().map(|r| {
+                    (
+                        r,
+                        Failure {
+                            code: Some("VaultNoClient".into()),
+                            status: None,
+                            message: "no Vault sign-in was made (internal error)".into(),
+                            kind: FailureKind::Request,
+                        },
+                    )
+                })),
+            },
             (SourceKind::ParameterPath, Some(config)) => {
                 let client = ssm_client
                     .get_or_insert_with(|| Tuned::new(crate::aws::ssm_client(config, aws), aws));

@@ -240,7 +240,7 @@ async fn get_one(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
     let out = crate::aws::call_waiting_turn(client.tuning, |attempts| {
         let req = client.get_secret_value().secret_id(&r.id);
         let req = match &r.pin {
-            Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) => req,
+            Pin::Current | Pin::ParamVersion(_) | Pin::ParamLabel(_) | Pin::KvVersion(_) => req,
             Pin::Stage(stage) => req.version_stage(stage),
             Pin::VersionId(id) => req.version_id(id),
         };

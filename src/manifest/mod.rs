@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use raw::{CredentialKey, Dialect, Encoding, Format, Layout, WebIdentity};
+pub use raw::{CredentialKey, Dialect, Encoding, Format, Layout, VaultMethod, WebIdentity};
 
 /// The default mode of a file: readable by its owner only.
 pub const DEFAULT_MODE: u32 = 0o400;
@@ -34,6 +34,7 @@ pub mod rules;
 pub mod suppress;
 pub mod template;
 mod validate;
+pub mod vault;
 
 pub use checks::is_session_char;
 pub use error::{Diagnostic, ManifestError};
@@ -84,6 +85,8 @@ pub enum Pin {
     ParamVersion(u64),
     /// A parameter's label (`name:label`).
     ParamLabel(String),
+    /// A Vault KV v2 secret's version (`version: 3`).
+    KvVersion(u64),
 }
 
 /// Where a value comes from. A new source is a variant here, its syntax in `manifest::validate`
@@ -104,6 +107,8 @@ pub enum SourceKind {
     /// An environment variable holding the path of a file with the value (GitLab's file-type
     /// variables): `ci_variable_file:`.
     CiVariableFile,
+    /// A Vault (or OpenBao) KV secret, version 1 or 2: `vault: MOUNT/PATH`.
+    Vault,
 }
 
 impl SourceKind {
@@ -116,6 +121,7 @@ impl SourceKind {
             SourceKind::SecretPrefix => "secret prefix",
             SourceKind::CiVariable => "CI variable",
             SourceKind::CiVariableFile => "CI file variable",
+            SourceKind::Vault => "Vault secret",
         }
     }
 
@@ -128,6 +134,7 @@ impl SourceKind {
             SourceKind::SecretPrefix => "secretsmanager_prefix",
             SourceKind::CiVariable => "ci_variable",
             SourceKind::CiVariableFile => "ci_variable_file",
+            SourceKind::Vault => "vault",
         }
     }
 
@@ -175,6 +182,7 @@ impl fmt::Display for SecretRef {
             Pin::VersionId(v) => write!(f, "{id} (version {})", crate::terminal::Escaped(v)),
             Pin::ParamVersion(v) => write!(f, "{id} (version {v})"),
             Pin::ParamLabel(l) => write!(f, "{id} (label {})", crate::terminal::Escaped(l)),
+            Pin::KvVersion(v) => write!(f, "{id} (version {v})"),
         }
     }
 }
@@ -290,12 +298,21 @@ pub struct Plan {
     pub run_as: Option<Principal>,
     pub run_as_line: usize,
     pub files: Vec<FileSpec>,
+    /// Where Vault is and how to sign in, when the environment says (docs/src/vault.md).
+    pub vault: Option<VaultSpec>,
 }
 
 impl Plan {
     /// Whether any file reads from AWS; an environment of CI variables only needs no identity.
     pub fn needs_aws(&self) -> bool {
         self.secret_refs().iter().any(|r| r.kind.needs_aws())
+    }
+
+    /// Whether any file reads from Vault: only then does a run sign in to Vault.
+    pub fn needs_vault(&self) -> bool {
+        self.secret_refs()
+            .iter()
+            .any(|r| r.kind == SourceKind::Vault)
     }
 
     /// The plan without its `Expand` entries: what can be checked before anything is fetched.
@@ -350,8 +367,56 @@ pub struct Environment {
     /// `credfile run` as root: who the command runs as, and the line saying so (0: not set).
     pub run_as: Option<Principal>,
     pub run_as_line: usize,
+    pub vault: Option<VaultSpec>,
     vars: Vec<(String, String)>,
 }
+
+/// An environment's `vault:` block, merged with the defaults' and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultSpec {
+    pub address: String,
+    pub namespace: Option<String>,
+    /// PEM roots to trust instead of the system's (read as the invoker under sudo).
+    pub ca_file: Option<PathBuf>,
+    pub auth: VaultAuthSpec,
+    /// The manifest line of the `vault:` block, for messages.
+    pub line: usize,
+}
+
+/// How credfile signs in to Vault (docs/src/vault.md, "Signing in").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultAuthSpec {
+    /// `None`: `jwt` inside CI, `token` by hand.
+    pub method: Option<VaultMethod>,
+    /// `auth/<mount>`; `None`: the method's name.
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub audience: String,
+    pub token_env: String,
+    pub token_file: PathBuf,
+    pub server_id: Option<String>,
+    pub role_id: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_env: Option<String>,
+    pub secret_id_file: Option<PathBuf>,
+    pub wrapped: bool,
+}
+
+impl VaultAuthSpec {
+    /// The mount path of `method` (`auth/<this>/login`).
+    pub fn mount_for(&self, method: VaultMethod) -> String {
+        self.mount
+            .clone()
+            .unwrap_or_else(|| method.name().to_string())
+    }
+}
+
+/// The `aud` a Vault JWT role expects from GitHub Actions when `audience` is not set.
+pub const DEFAULT_VAULT_AUDIENCE: &str = "vault";
+/// The variable holding GitLab's `id_tokens` JWT for Vault when `token_env` is not set.
+pub const DEFAULT_VAULT_TOKEN_ENV: &str = "VAULT_ID_TOKEN";
+/// Where a pod's service-account token is mounted.
+pub const DEFAULT_K8S_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// How an environment gets its AWS identity (docs/src/identity.md).
 #[derive(Debug, Clone, PartialEq, Eq)]

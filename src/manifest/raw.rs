@@ -33,6 +33,7 @@ pub struct Defaults {
     pub dir_mode: Option<String>,
     pub layout: Option<Layout>,
     pub on_change: Option<Vec<String>>,
+    pub vault: Option<Vault>,
 }
 
 /// One environment. The `defaults` keys are repeated here rather than flattened, because serde's
@@ -70,6 +71,9 @@ pub struct Environment {
     pub not_after: Option<String>,
     /// `credfile run` as root: the user the command runs as (docs/src/run.md).
     pub run_as: Option<String>,
+    /// Where Vault is and how to sign in (docs/src/vault.md); fields not set here come from
+    /// `defaults.vault`.
+    pub vault: Option<Vault>,
 }
 
 /// How an environment's files reach the host (docs/src/systemd-creds.md).
@@ -107,6 +111,67 @@ impl CredentialKey {
             CredentialKey::Host => "host",
             CredentialKey::Tpm2 => "tpm2",
             CredentialKey::HostTpm2 => "host+tpm2",
+        }
+    }
+}
+
+/// `vault:` on an environment or the defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vault {
+    pub address: Option<String>,
+    pub namespace: Option<String>,
+    pub ca_file: Option<String>,
+    pub auth: Option<VaultAuth>,
+}
+
+/// `vault.auth:`. Which keys a method takes is checked in validation, each with a hint; a
+/// secret (`secret_id`, a token) has no key here: it comes from a variable or a file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAuth {
+    pub method: Option<VaultMethod>,
+    /// Where the auth method is mounted (`auth/<mount>`); default: the method's name.
+    pub mount: Option<String>,
+    /// jwt, kubernetes, aws: the Vault role to sign in as.
+    pub role: Option<String>,
+    /// jwt on GitHub Actions: the `aud` requested from the token endpoint.
+    pub audience: Option<String>,
+    /// jwt on GitLab CI: the variable holding the `id_tokens` JWT.
+    pub token_env: Option<String>,
+    /// kubernetes: the service-account token file.
+    pub token_file: Option<String>,
+    /// aws: the `X-Vault-AWS-IAM-Server-ID` header value the role requires.
+    pub server_id: Option<String>,
+    /// approle: the role id itself (an identifier, not a secret) or a file holding it.
+    pub role_id: Option<String>,
+    pub role_id_file: Option<String>,
+    /// approle: the variable or the file holding the secret id.
+    pub secret_id_env: Option<String>,
+    pub secret_id_file: Option<String>,
+    /// approle: the secret id is a response-wrapping token, unwrapped first.
+    #[serde(default)]
+    pub wrapped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultMethod {
+    Jwt,
+    Kubernetes,
+    Aws,
+    Approle,
+    Token,
+}
+
+impl VaultMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            VaultMethod::Jwt => "jwt",
+            VaultMethod::Kubernetes => "kubernetes",
+            VaultMethod::Aws => "aws",
+            VaultMethod::Approle => "approle",
+            VaultMethod::Token => "token",
         }
     }
 }
@@ -216,10 +281,12 @@ pub struct File {
     pub ci_variable: Option<String>,
     /// credfile's environment variable holding the path of a file with the value.
     pub ci_variable_file: Option<String>,
+    /// A Vault KV secret, `MOUNT/PATH` (docs/src/vault.md).
+    pub vault: Option<String>,
     pub key: Option<String>,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,
-    /// A parameter's version number.
+    /// A parameter's version number, or a KV v2 secret's.
     pub version: Option<u64>,
     /// A parameter's label.
     pub label: Option<String>,
@@ -255,6 +322,7 @@ pub struct Value {
     pub parameter: Option<String>,
     pub ci_variable: Option<String>,
     pub ci_variable_file: Option<String>,
+    pub vault: Option<String>,
     pub key: Option<String>,
     pub version_stage: Option<String>,
     pub version_id: Option<String>,

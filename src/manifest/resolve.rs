@@ -127,6 +127,7 @@ impl Manifest {
             run_as: e.run_as.clone(),
             run_as_line: e.run_as_line,
             files,
+            vault: e.vault.clone(),
         })
     }
 }

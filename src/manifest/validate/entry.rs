@@ -85,7 +85,7 @@ impl Validator<'_> {
                 if f.keys.is_some() || f.parameters_path.is_some() || prefix {
                     self.expansion(&base, f, &fields, &applicable)
                 } else if !fields.any() {
-                    self.problem(&base, format!("file `{}` has no source", f.path), Some("a raw file takes `secret:`, `parameter:`, `ci_variable:` or `ci_variable_file:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
+                    self.problem(&base, format!("file `{}` has no source", f.path), Some("a raw file takes `secret:`, `parameter:`, `vault:`, `ci_variable:` or `ci_variable_file:` (and optionally `key:`); several values need `format: dotenv` or `json` with `values:`"));
                     None
                 } else {
                     self.source(&base, &fields, &applicable).map(|mut source| {
@@ -103,6 +103,7 @@ impl Validator<'_> {
                     ("parameter", f.parameter.is_some()),
                     ("ci_variable", f.ci_variable.is_some()),
                     ("ci_variable_file", f.ci_variable_file.is_some()),
+                    ("vault", f.vault.is_some()),
                     ("key", f.key.is_some()),
                     ("version_stage", f.version_stage.is_some()),
                     ("version_id", f.version_id.is_some()),
@@ -148,7 +149,7 @@ impl Validator<'_> {
                     }
                     let fields = Fields::of_value(v, f.allow_cross_account);
                     if !fields.any() {
-                        self.problem(&vbase, format!("value `{name}` has no source"), Some("each value takes `secret:`, `parameter:`, `ci_variable:` or `ci_variable_file:`"));
+                        self.problem(&vbase, format!("value `{name}` has no source"), Some("each value takes `secret:`, `parameter:`, `vault:`, `ci_variable:` or `ci_variable_file:`"));
                         continue;
                     }
                     if let Some(mut source) = self.source(&vbase, &fields, &applicable) {
@@ -305,6 +306,7 @@ impl Validator<'_> {
                 "ci_variable_file",
                 fields.ci_variable_file,
             ),
+            (SourceKind::Vault, "vault", fields.vault),
         ]
         .into_iter()
         .filter_map(|(kind, k, v)| v.map(|v| (kind, k, v)))
@@ -338,7 +340,8 @@ impl Validator<'_> {
             ("label", fields.label.is_some(), SourceKind::Parameter),
         ];
         for (k, present, owner) in selectors {
-            if present && owner != kind {
+            let vault_version = k == "version" && kind == SourceKind::Vault;
+            if present && owner != kind && !vault_version {
                 self.problem(
                     &at(base, &[key(k)]),
                     format!(
@@ -364,6 +367,7 @@ impl Validator<'_> {
                         SourceKind::SecretPrefix => check_secret_prefix(&id),
                         SourceKind::Parameter => check_parameter_name(&id),
                         SourceKind::ParameterPath => check_parameter_path(&id),
+                        SourceKind::Vault => crate::manifest::vault::check_path(&id),
                         SourceKind::CiVariable | SourceKind::CiVariableFile => {
                             if !is_ident(&id) {
                                 Some(
@@ -395,6 +399,7 @@ impl Validator<'_> {
                             Some(match kind {
                                 SourceKind::Secret => "`secret:` takes a Secrets Manager name or ARN, never a value",
                                 SourceKind::Parameter => "`parameter:` takes a Parameter Store name (`/app/db/url` or `name`) or ARN, never a value",
+                                SourceKind::Vault => "`vault:` takes a KV secret's path, MOUNT/PATH (e.g. secret/orders/db, without `data/`), never a value",
                                 _ => "`ci_variable:` and `ci_variable_file:` take the name of an environment variable, never a value",
                             }),
                         );
@@ -477,7 +482,29 @@ impl Validator<'_> {
             }
             (None, None) => Pin::Current,
         };
+        if kind == SourceKind::Vault {
+            for env in envs.iter().filter(|e| e.vault.is_none()) {
+                self.problem(
+                    &secret_at,
+                    format!(
+                        "environment `{}` reads a Vault secret but has no `vault:` block",
+                        env.name
+                    ),
+                    Some("add `vault: { address: https://..., auth: {...} }` under the environment or `defaults`, or limit the file with `environments:`"),
+                );
+            }
+        }
         let pin = match (kind, fields.version, fields.label) {
+            (SourceKind::Vault, Some(v), _) => {
+                if v == 0 {
+                    self.problem(
+                        &at(base, &[key("version")]),
+                        "`version` is a KV v2 version number, 1 or more",
+                        None,
+                    );
+                }
+                Pin::KvVersion(v)
+            }
             (SourceKind::Parameter, Some(_), Some(_)) => {
                 self.problem(
                     &at(base, &[key("label")]),
@@ -529,7 +556,7 @@ impl Validator<'_> {
         for (k, present) in [
             ("key", f.key.is_some()),
             ("encoding", f.encoding.is_some()),
-            ("version", f.version.is_some()),
+            ("version", f.version.is_some() && f.vault.is_none()),
             ("label", f.label.is_some()),
         ] {
             if present {
@@ -589,14 +616,14 @@ impl Validator<'_> {
         if let Some(prefix) = fields.secret.filter(|s| s.contains('*')) {
             return self.secret_prefix(base, f, fields, envs, prefix);
         }
-        if fields.secret.is_none()
+        if fields.secret.is_none() == fields.vault.is_none()
             || fields.parameter.is_some()
             || fields.ci_variable.is_some()
             || fields.ci_variable_file.is_some()
         {
             self.problem(
                 &at(base, &[key("keys")]),
-                "`keys: all` needs `secret:` (a Secrets Manager secret holding a JSON object)",
+                "`keys: all` needs `secret:` (a Secrets Manager secret holding a JSON object) or `vault:` (a KV secret)",
                 None,
             );
             return None;
@@ -678,6 +705,7 @@ struct Fields<'a> {
     parameter: Option<&'a str>,
     ci_variable: Option<&'a str>,
     ci_variable_file: Option<&'a str>,
+    vault: Option<&'a str>,
     key: Option<&'a str>,
     version_stage: Option<&'a str>,
     version_id: Option<&'a str>,
@@ -693,6 +721,7 @@ impl<'a> Fields<'a> {
             parameter: f.parameter.as_deref(),
             ci_variable: f.ci_variable.as_deref(),
             ci_variable_file: f.ci_variable_file.as_deref(),
+            vault: f.vault.as_deref(),
             key: f.key.as_deref(),
             version_stage: f.version_stage.as_deref(),
             version_id: f.version_id.as_deref(),
@@ -708,6 +737,7 @@ impl<'a> Fields<'a> {
             parameter: v.parameter.as_deref(),
             ci_variable: v.ci_variable.as_deref(),
             ci_variable_file: v.ci_variable_file.as_deref(),
+            vault: v.vault.as_deref(),
             key: v.key.as_deref(),
             version_stage: v.version_stage.as_deref(),
             version_id: v.version_id.as_deref(),
@@ -722,5 +752,6 @@ impl<'a> Fields<'a> {
             || self.parameter.is_some()
             || self.ci_variable.is_some()
             || self.ci_variable_file.is_some()
+            || self.vault.is_some()
     }
 }

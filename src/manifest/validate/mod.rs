@@ -2,6 +2,9 @@
 
 mod delivery;
 mod entry;
+mod vault;
+
+pub use vault::RULE_VAULT_PLAIN_HTTP;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -175,6 +178,7 @@ impl Validator<'_> {
             dir_mode: self.dir_mode(&at(&dpath, &[key("dir_mode")]), d.dir_mode.as_deref()),
             layout: d.layout,
             on_change: self.argv(&at(&dpath, &[key("on_change")]), d.on_change.as_ref()),
+            vault: d.vault.clone(),
         };
         if raw.environments.0.is_empty() {
             self.problem(
@@ -311,6 +315,7 @@ impl Validator<'_> {
             kms_keys,
             run_as: self.run_as(&at(&base, &[key("run_as")]), e.run_as.as_deref()),
             run_as_line: self.line_if(e.run_as.is_some(), &at(&base, &[key("run_as")])),
+            vault: self.vault(&base, e.vault.as_ref(), d.vault.as_ref()),
             vars,
         }
     }
@@ -635,4 +640,6 @@ struct Settings {
     dir_mode: Option<u32>,
     layout: Option<Layout>,
     on_change: Option<Vec<String>>,
+    /// `defaults.vault`, merged key by key under each environment's.
+    vault: Option<raw::Vault>,
 }
