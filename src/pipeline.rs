@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::fetch::{self, FetchMode, FetchSet};
 use crate::format::LogFormat;
+use crate::identity::vault::VaultSession;
 use crate::identity::{self, Session};
 use crate::manifest::{self, Plan};
 use crate::materialize::Outcome;
@@ -89,7 +90,19 @@ pub struct FetchOptions {
 pub struct Pipeline {
     rt: tokio::runtime::Runtime,
     session: Option<Session>,
+    /// The Vault sign-in, while its token may be used (docs/src/vault.md): revoked when the
+    /// pipeline is dropped, whatever the outcome.
+    vault: Option<VaultSession>,
     pub settings: Settings,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(vault) = self.vault.take() {
+            let _held = crate::every::critical();
+            self.rt.block_on(vault.end());
+        }
+    }
 }
 
 impl Pipeline {
@@ -101,6 +114,7 @@ impl Pipeline {
         Ok(Pipeline {
             rt,
             session: None,
+            vault: None,
             settings: settings.clone(),
         })
     }
@@ -132,15 +146,28 @@ impl Pipeline {
         })
     }
 
-    /// Identity (only when a file reads from AWS: CI variables need none) and fetch, reusing
-    /// the session of an earlier call until it nears expiry.
+    /// Identity (only when a file reads from AWS: CI variables need none; Vault only when a
+    /// file reads Vault) and fetch, reusing the sessions of an earlier call while they last.
     pub fn fetch(&mut self, plan: &Plan, opts: FetchOptions) -> Result<Values, Error> {
         let aws = &self.settings.aws;
         let cached = &mut self.session;
+        let vault = &mut self.vault;
         self.rt.block_on(async {
-            if !plan.needs_aws() {
-                tracing::info!("every value comes from CI variables: no AWS identity needed");
-                let fetched = fetch::fetch_all(None, aws, plan.secret_refs(), opts.mode).await?;
+            let needs_vault = plan.needs_vault();
+            let vault_aws = needs_vault
+                && plan.vault.as_ref().is_some_and(|v| {
+                    identity::vault::method(&v.auth, &|k| std::env::var(k).ok())
+                        == manifest::VaultMethod::Aws
+                });
+            if !plan.needs_aws() && !vault_aws {
+                if needs_vault {
+                    vault_session(vault, plan, aws, None).await?;
+                } else {
+                    tracing::info!("every value comes from CI variables: no AWS identity needed");
+                }
+                let client = vault.as_ref().map(|v| &v.client);
+                let fetched =
+                    fetch::fetch_sources(None, client, aws, plan.secret_refs(), opts.mode).await?;
                 return Ok(Values {
                     caller_arn: None,
                     fetched,
@@ -169,8 +196,12 @@ impl Pipeline {
                 (None, true) => identity::caller_arn(session).await,
                 (None, false) => None,
             };
-            match fetch::fetch_all(Some(&session.config), aws, plan.secret_refs(), opts.mode).await
-            {
+            if needs_vault {
+                vault_session(vault, plan, aws, Some(session)).await?;
+            }
+            let client = vault.as_ref().map(|v| &v.client);
+            let config = plan.needs_aws().then_some(&session.config);
+            match fetch::fetch_sources(config, client, aws, plan.secret_refs(), opts.mode).await {
                 Ok(fetched) => Ok(Values {
                     caller_arn,
                     fetched,
@@ -182,6 +213,33 @@ impl Pipeline {
             }
         })
     }
+}
+
+/// Signs in to Vault, or keeps the earlier round's token while it may be used (renewing it
+/// before it expires); a token that may not be kept is revoked and a new one obtained.
+async fn vault_session(
+    cached: &mut Option<VaultSession>,
+    plan: &Plan,
+    aws: &aws::Context,
+    session: Option<&Session>,
+) -> Result<(), Error> {
+    if let Some(current) = cached.as_mut() {
+        if current.keep().await {
+            return Ok(());
+        }
+        if let Some(old) = cached.take() {
+            old.end().await;
+        }
+    }
+    let signed_in = identity::vault::sign_in(plan, aws.tuning, session).await?;
+    tracing::info!(
+        method = signed_in.method.name(),
+        address = signed_in.client.address(),
+        namespace = signed_in.client.namespace().unwrap_or(""),
+        "Vault session"
+    );
+    *cached = Some(signed_in);
+    Ok(())
 }
 
 /// `region R, account A` of a session, for a fetch error. When no guard checked the account and

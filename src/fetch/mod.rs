@@ -199,22 +199,13 @@ impl<C> std::ops::Deref for Tuned<C> {
 
 /// Fetches `refs` (already deduplicated). All or nothing: any failure fails the fetch, and every
 /// failing value is named. `config` is `None` when the plan needs no AWS identity (CI variables
-/// only); an AWS reference then is an internal error. `mode` is how Secrets Manager is read.
-pub async fn fetch_all(
-    config: Option<&SdkConfig>,
-    aws: &crate::aws::Context,
-    refs: Vec<SecretRef>,
-    mode: FetchMode,
-) -> Result<FetchSet, FetchError> {
-    fetch_sources(config, None, refs, mode).await
-}
-
-/// [`fetch_all`] with Vault too: `vault` is the signed-in client when the plan reads Vault
-/// (`None` then is an internal error for a Vault reference). Every call of every source runs
-/// under the one bound, [`CONCURRENCY`].
+/// and Vault only); an AWS reference then is an internal error. `vault` is the signed-in Vault
+/// client when the plan reads Vault. `mode` is how Secrets Manager is read. Every call of
+/// every source runs under the one bound, [`CONCURRENCY`].
 pub async fn fetch_sources(
     config: Option<&SdkConfig>,
     vault: Option<&crate::vault::Client>,
+    aws: &crate::aws::Context,
     refs: Vec<SecretRef>,
     mode: FetchMode,
 ) -> Result<FetchSet, FetchError> {

@@ -44,6 +44,7 @@ async fn read(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {
         .kv_read(&r.id, version)
         .await
         .map_err(|e| failure(&e))?;
+    tracing::debug!(path = %r.id, mount = %secret.mount, kv = ?secret.kv, "read a Vault KV secret");
     let version_id = secret.version.map(|v| v.to_string()).unwrap_or_default();
     Ok(Fetched {
         arn: provenance(&r.id, secret.version),

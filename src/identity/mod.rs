@@ -15,6 +15,8 @@
 
 mod oidc;
 mod retry;
+pub mod vault;
+mod vault_aws;
 
 use std::time::SystemTime;
 
@@ -75,6 +77,14 @@ pub enum IdentityError {
         actual: String,
         arn: String,
     },
+    #[error(transparent)]
+    Vault(#[from] vault::VaultAuthError),
+}
+
+impl From<crate::vault::VaultError> for IdentityError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        IdentityError::Vault(e.into())
+    }
 }
 
 impl IdentityError {
@@ -111,6 +121,7 @@ impl IdentityError {
                 crate::sudo::SUDOERS_EXAMPLE
             ),
             IdentityError::BadOverride { .. } => "unset it, or set it to github, gitlab or none".into(),
+            IdentityError::Vault(e) => e.hint(),
             IdentityError::AccountMismatch { env, .. } => format!(
                 "you are signed in to the wrong account for `{env}`: use that account's role or profile, or fix `account:` in the manifest"
             ),

@@ -25,8 +25,8 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 pub use error::VaultError;
-pub use kv::{KvSecret, KvVersion, Mount};
-pub use token::{Token, TokenInfo};
+pub use kv::Mount;
+pub use token::Token;
 
 /// A response larger than this is not a secret or a token (Vault's own default request limit
 /// is 32 MiB; a KV secret is at most a few hundred KiB in practice).
@@ -107,8 +107,6 @@ impl Reply {
     }
 }
 
-pub use crate::manifest::vault::is_loopback;
-
 /// Whether `address` may carry a token (the manifest's rule, checked again here).
 pub fn check_address(address: &str) -> Result<(), String> {
     match crate::manifest::vault::check_address(address) {
@@ -159,10 +157,6 @@ impl Client {
 
     pub fn namespace(&self) -> Option<&str> {
         self.inner.namespace.as_deref()
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.inner.limits
     }
 
     /// `GET /v1/<path>` with the client's token. `capability` names what a 403 asks to grant.

@@ -4,8 +4,6 @@ mod delivery;
 mod entry;
 mod vault;
 
-pub use vault::RULE_VAULT_PLAIN_HTTP;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
