@@ -198,6 +198,22 @@ pub struct PolicyArgs {
     /// Print one document alone (as IAM takes it) instead of both.
     #[arg(long, value_enum)]
     pub only: Option<PolicyDocument>,
+
+    /// Print the Vault policy (HCL) granting what the environment reads from Vault, instead of
+    /// the IAM policy (docs/src/vault.md).
+    #[arg(long, conflicts_with_all = ["trust", "only", "vault_role"])]
+    pub vault: bool,
+
+    /// With --vault: a mount that is KV version 1 (its paths are granted as written, not under
+    /// `data/`); repeat for several.
+    #[arg(long = "kv-v1", value_name = "MOUNT", requires = "vault")]
+    pub kv_v1: Vec<String>,
+
+    /// Print the Vault JWT role (JSON) for a pipeline: `github:OWNER/REPO[:environment:ENV]`
+    /// or `gitlab[@HOST]:GROUP/PROJECT`, bound to it, with the environment's policy and a
+    /// short token TTL.
+    #[arg(long, value_name = "PROVIDER:PATH", conflicts_with_all = ["trust", "only"])]
+    pub vault_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

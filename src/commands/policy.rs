@@ -1,5 +1,5 @@
-//! `credfile policy`: the IAM (and trust) policy an environment needs, offline, from the
-//! manifest alone.
+//! `credfile policy`: the IAM (and trust) policy an environment needs, or its Vault policy and
+//! JWT role, offline, from the manifest alone.
 
 use crate::cli::{PolicyArgs, PolicyDocument};
 use crate::error::Error;
@@ -8,6 +8,17 @@ use crate::{manifest, policy, sudo};
 pub fn run(args: &PolicyArgs) -> Result<(), Error> {
     sudo::check_invocation(&args.manifest.manifest, &[])?;
     let manifest = manifest::load(&args.manifest.manifest, &sudo::Fence)?;
+    if args.vault {
+        print!(
+            "{}",
+            policy::vault::policy_hcl(&manifest, &args.env, &args.kv_v1)?
+        );
+        return Ok(());
+    }
+    if let Some(spec) = &args.vault_role {
+        print!("{}", policy::vault::role_json(&manifest, &args.env, spec)?);
+        return Ok(());
+    }
     let generated = policy::generate(&manifest, &args.env, &args.trust)?;
     if generated.wildcard_account {
         tracing::warn!(

@@ -49,6 +49,7 @@ pub(super) fn sources(f: &raw::File) -> Vec<(Vec<Seg>, Kind, &str)> {
         Kind::Ci,
         f.ci_variable.as_ref(),
     );
+    push(o, Vec::new(), "vault", Kind::Vault, f.vault.as_ref());
     push(
         o,
         Vec::new(),
@@ -74,6 +75,7 @@ pub(super) fn sources(f: &raw::File) -> Vec<(Vec<Seg>, Kind, &str)> {
                 Kind::Ci,
                 v.ci_variable.as_ref(),
             );
+            push(o, at.clone(), "vault", Kind::Vault, v.vault.as_ref());
             push(
                 o,
                 at,
@@ -109,6 +111,8 @@ pub(super) enum Kind {
     /// A CI variable: the CI system scopes it (GitHub environment secrets share names on
     /// purpose), so the sharing rules leave it out; `ci-variable-tier` reports it.
     Ci,
+    /// A Vault KV path; its "region" is the Vault address and its "account" the namespace.
+    Vault,
 }
 
 impl Kind {
@@ -117,6 +121,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::Parameter => "parameter",
             Kind::Ci => "CI variable",
+            Kind::Vault => "Vault secret",
         }
     }
 }
@@ -222,6 +227,22 @@ pub(super) fn references(file: &Path, text: &str, m: &raw::Manifest, envs: &[Env
                     Err(SubstError::Unclosed | SubstError::Undefined(_)) => continue,
                 };
                 let (region, account, name) = match id.strip_prefix("arn:") {
+                    // The same path on the same Vault (and namespace) is the same secret.
+                    _ if kind == Kind::Vault => {
+                        let vault = |f: fn(&raw::Vault) -> Option<&String>| {
+                            e.raw
+                                .vault
+                                .as_ref()
+                                .and_then(f)
+                                .or_else(|| m.defaults.vault.as_ref().and_then(f))
+                                .map(|s| s.trim_end_matches('/').to_string())
+                        };
+                        (
+                            vault(|v| v.address.as_ref()),
+                            vault(|v| v.namespace.as_ref()),
+                            id.clone(),
+                        )
+                    }
                     // A parameter ARN drops the name's leading `/`: compare names without it.
                     Some(rest) if kind == Kind::Parameter => {
                         let parts: Vec<&str> = rest.splitn(5, ':').collect();

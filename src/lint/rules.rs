@@ -32,6 +32,7 @@ pub fn check_manifests(inputs: &[(PathBuf, String)], files: &dyn manifest::Files
             let envs = effective_environments(&m);
             doc.environments(&envs);
             doc.web_identity_named(&envs);
+            doc.vault_token(&m, &envs);
             doc.modes(&m);
             doc.roots(&envs, path);
             doc.file_paths(&m);
@@ -160,6 +161,37 @@ impl Doc<'_> {
                     format!(
                         "protected environment `{}` does not name its `identity.web_identity`: which identity assumes the role depends on the variables the run happens to see",
                         e.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `vault-token-auth`: `method: token` is a standing credential; refused at run time in CI
+    /// and in protected environments (an error here then).
+    fn vault_token(&mut self, m: &raw::Manifest, envs: &[Env<'_>]) {
+        use crate::manifest::raw::VaultMethod;
+        let method_of = |v: Option<&raw::Vault>| v.and_then(|v| v.auth.as_ref()).map(|a| a.method);
+        for e in envs {
+            let (method, at) = match method_of(e.raw.vault.as_ref()) {
+                Some(method) => (
+                    method,
+                    env_path(e.name, &[key("vault"), key("auth"), key("method")]),
+                ),
+                None => (
+                    method_of(m.defaults.vault.as_ref()).flatten(),
+                    vec![key("defaults"), key("vault"), key("auth"), key("method")],
+                ),
+            };
+            if method == Some(VaultMethod::Token) {
+                self.add(
+                    "vault-token-auth",
+                    if e.protected { Level::Error } else { Level::Warning },
+                    &at,
+                    format!(
+                        "environment `{}` signs in to Vault with a long-lived token (`method: token`){}",
+                        e.name,
+                        if e.protected { ", which a protected environment refuses" } else { "; it is refused in CI" }
                     ),
                 );
             }

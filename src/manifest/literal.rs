@@ -107,6 +107,9 @@ const MANIFEST_KEYS: &[&str] = &[
     "key",
     "token_env",
     "credential_key",
+    "token_file",
+    "secret_id_env",
+    "secret_id_file",
     "values",
     "secrets",
     "id-token",
@@ -577,6 +580,10 @@ const KNOWN_TOKEN_PREFIXES: &[&str] = &[
     "xoxb-",
     "xoxp-",
     "sk_live_",
+    // Vault service, batch and recovery tokens (OpenBao's too).
+    "hvs.",
+    "hvb.",
+    "hvr.",
 ];
 
 fn column_of(line: &str, byte: usize) -> usize {

@@ -113,6 +113,18 @@ pub const RULES: &[Rule] = &[
         help: "A variable no entry uses is dead configuration, or a sign that an entry references the wrong variable: remove it or use it.",
     },
     Rule {
+        id: "vault-plain-http",
+        level: Level::Error,
+        summary: "Vault is reached over https (plain http only on this host).",
+        help: "`vault.address` is http:// to another host: the Vault token and every value would cross the network in clear text. Use https:// (with `ca_file:` for a private CA); http is accepted on 127.0.0.1, ::1 and localhost only.",
+    },
+    Rule {
+        id: "vault-token-auth",
+        level: Level::Warning,
+        summary: "Vault sign-in uses the pipeline's or host's identity, not a long-lived token.",
+        help: "`vault.auth.method: token` reads VAULT_TOKEN or ~/.vault-token: a standing credential, refused in CI and in protected environments. Use `jwt` in pipelines, `aws` or `kubernetes` on hosts and pods, or `approle` with the secret id from a protected CI variable. An error in a protected environment.",
+    },
+    Rule {
         id: "ci-variable-tier",
         level: Level::Warning,
         summary: "Values come from a secret manager, not from CI variables.",

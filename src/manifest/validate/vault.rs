@@ -6,7 +6,7 @@ use crate::manifest::raw::VaultMethod;
 use crate::manifest::vault::{check_address, check_name};
 
 /// Lint rule of a plain-http Vault address off this host; validation refuses it too.
-pub const RULE_VAULT_PLAIN_HTTP: &str = "vault-plain-http";
+const RULE_VAULT_PLAIN_HTTP: &str = "vault-plain-http";
 
 impl Validator<'_> {
     /// The environment's Vault settings: its own `vault:` keys over the defaults'. `None`
