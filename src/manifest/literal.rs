@@ -580,10 +580,6 @@ const KNOWN_TOKEN_PREFIXES: &[&str] = &[
     "xoxb-",
     "xoxp-",
     "sk_live_",
-    // Vault service, batch and recovery tokens (OpenBao's too).
-    "hvs.",
-    "hvb.",
-    "hvr.",
 ];
 
 fn column_of(line: &str, byte: usize) -> usize {

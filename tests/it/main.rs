@@ -38,3 +38,4 @@ mod sudo_reads;
 mod sudo_support;
 mod systemd_creds;
 mod trust;
+mod vault;
