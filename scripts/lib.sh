@@ -210,15 +210,15 @@ credfile_lint_pipelines() {
     "$bin/yamllint" --strict -c "$CREDFILE_ROOT/.yamllint.yaml" "$gh" "$CREDFILE_ROOT/action.yml" \
         "$CREDFILE_ROOT/templates"
     "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "$ex/github/deploy.yml" \
-        "$gh/ci.yml" "$gh/release.yml"
+        "$ex/vault/github-deploy.yml" "$gh/ci.yml" "$gh/release.yml"
     "$bin/check-jsonschema" --builtin-schema vendor.github-actions "$CREDFILE_ROOT/action.yml"
     "$bin/check-jsonschema" --builtin-schema vendor.gitlab-ci "$ex/gitlab/.gitlab-ci.yml" \
-        "$ex/gitlab/component.gitlab-ci.yml" "$ex/gitlab/sudo.gitlab-ci.yml"
+        "$ex/gitlab/component.gitlab-ci.yml" "$ex/gitlab/sudo.gitlab-ci.yml" "$ex/vault/gitlab-ci.yml"
     credfile_lint_component "$CREDFILE_ROOT/templates/credfile.yml"
     "$bin/zizmor" --offline --no-progress --strict-collection --persona=pedantic \
-        "$ex/github/deploy.yml" "$CREDFILE_ROOT/action.yml" "$gh"
+        "$ex/github/deploy.yml" "$ex/vault/github-deploy.yml" "$CREDFILE_ROOT/action.yml" "$gh"
     (cd "$CREDFILE_ROOT" && "$bin/actionlint" .github/workflows/ci.yml .github/workflows/release.yml \
-        pipeline-examples/github/deploy.yml)
+        pipeline-examples/github/deploy.yml pipeline-examples/vault/github-deploy.yml)
     shellcheck -s sh "$CREDFILE_ROOT/scripts/install.sh" "$CREDFILE_ROOT/scripts/action-checksums.sh" \
         "$CREDFILE_ROOT"/action/*.sh
     shellcheck "$CREDFILE_ROOT/scripts/dist.sh"

@@ -368,6 +368,7 @@ fn placeholder(word: &str) -> Option<&'static str> {
         "USER" => "nobody",
         "SIGNAL" => "HUP",
         "CMD" => "true",
+        "MOUNT" => "legacy",
         _ => return None,
     })
 }

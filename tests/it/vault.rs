@@ -418,5 +418,35 @@ fn the_vault_role_and_the_manifest_rules() {
     let out = case.credfile().run(["validate"]);
     out.assert_code(2);
     // A Vault token (`hvs.` and a long random run) is caught as a high-entropy literal.
-    assert!(out.stderr.contains("looks like a literal secret"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("looks like a literal secret"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_pipeline_example_manifest_validates_and_prints_its_policy() {
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipeline-examples/vault/credfile.yaml"
+    );
+    let run = crate::support::Credfile::new("http://127.0.0.1:9");
+    run.run(["validate", "--manifest", manifest]).assert_code(0);
+    let out = run.run([
+        "policy",
+        "--vault",
+        "--env",
+        "production",
+        "--manifest",
+        manifest,
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("path \"secret/data/payments/production/db\""),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("staging"), "{}", out.stdout);
 }
