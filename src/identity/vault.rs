@@ -46,6 +46,13 @@ pub enum VaultAuthError {
     Unwrap(VaultError),
     #[error("Vault AWS sign-in: {reason}")]
     AwsRequest { reason: String },
+    /// Vault refused the identity credfile presented; `presented` says which one (a token's
+    /// issuer, subject and audience, or the AWS caller), so the mismatch with the role shows.
+    #[error("{source}; credfile presented {presented}")]
+    Refused {
+        source: VaultError,
+        presented: String,
+    },
     #[error(transparent)]
     Vault(#[from] VaultError),
 }
@@ -60,6 +67,10 @@ impl VaultAuthError {
             VaultAuthError::NoPipeline => "set `vault.auth.method` (approle, aws, kubernetes or token) for a run outside CI".into(),
             VaultAuthError::Unwrap(_) => "a wrapping token works once and expires: hand credfile a fresh one (`vault write -wrap-ttl=5m -f auth/approle/role/ROLE/secret-id`); if it was already unwrapped by someone else, treat the secret id as compromised".into(),
             VaultAuthError::AwsRequest { .. } => "the AWS identity must be available (an instance role, AWS_PROFILE, or the environment's `identity:`)".into(),
+            VaultAuthError::Refused { source: VaultError::Login { method: "jwt" | "kubernetes", mount, .. }, .. } => format!(
+                "the role must accept this token: its `bound_audiences` and `bound_claims` (and `bound_issuer` of the `{mount}` mount) must match the claims above (`credfile policy --vault-role github:OWNER/REPO` or `gitlab:GROUP/PROJECT` prints a matching jwt role)"
+            ),
+            VaultAuthError::Refused { source, .. } => source.hint(),
             VaultAuthError::Vault(e) => e.hint(),
         }
     }
@@ -195,7 +206,7 @@ pub async fn sign_in(
             let body = serde_json::json!({ "role": role, "jwt": jwt.expose_secret() });
             base.login("jwt", &mount, &body)
                 .await
-                .map_err(VaultAuthError::from)?
+                .map_err(|e| refused(e, || presented_jwt(jwt.expose_secret())))?
         }
         VaultMethod::Kubernetes => {
             let jwt = read_file("service-account token", &auth.token_file)?;
@@ -207,7 +218,7 @@ pub async fn sign_in(
             let body = serde_json::json!({ "role": role, "jwt": jwt.trim() });
             base.login("kubernetes", &mount, &body)
                 .await
-                .map_err(VaultAuthError::from)?
+                .map_err(|e| refused(e, || presented_jwt(jwt.trim())))?
         }
         VaultMethod::Approle => {
             let role_id = match (&auth.role_id, &auth.role_id_file) {
@@ -244,6 +255,42 @@ pub async fn sign_in(
         token,
         method,
     })
+}
+
+/// A refused sign-in ([`VaultError::Login`]) names what was presented; other errors pass.
+fn refused(e: VaultError, presented: impl FnOnce() -> Option<String>) -> VaultAuthError {
+    match (&e, presented()) {
+        (VaultError::Login { .. }, Some(presented)) => VaultAuthError::Refused {
+            source: e,
+            presented,
+        },
+        _ => VaultAuthError::Vault(e),
+    }
+}
+
+/// A JWT's `iss`, `sub` and `aud`, unverified and escaped: who the token says it is (claims
+/// name a repository or a service account, never a secret; the signature stays out).
+fn presented_jwt(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let field = |k: &str| match claims.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    };
+    let parts: Vec<String> = ["iss", "sub", "aud"]
+        .iter()
+        .filter_map(|k| field(k).map(|v| format!("{k}={}", crate::terminal::sanitize(&v))))
+        .collect();
+    (!parts.is_empty()).then(|| format!("a token with {}", parts.join(", ")))
 }
 
 /// The pipeline's ID token for Vault: GitHub's token endpoint with `audience`, or GitLab's

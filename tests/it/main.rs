@@ -39,3 +39,4 @@ mod sudo_support;
 mod systemd_creds;
 mod trust;
 mod vault;
+mod vault_auth;

@@ -9,17 +9,17 @@ use std::fs;
 use crate::support::{Canaries, Case, OpenBao, assert_no_leak, canary_value};
 
 /// A canary registered in the global registry (the runner checks every output against it).
-fn canary() -> String {
+pub(crate) fn canary() -> String {
     let v = canary_value();
     Canaries::global().add(&v);
     v
 }
 
-fn vault_env(bao: &OpenBao, auth: &str) -> String {
+pub(crate) fn vault_env(bao: &OpenBao, auth: &str) -> String {
     format!("    vault:\n      address: {}\n{auth}", bao.addr)
 }
 
-fn state_text(case: &Case) -> String {
+pub(crate) fn state_text(case: &Case) -> String {
     fs::read_to_string(case.root().join(".credfile-state.json")).unwrap()
 }
 
