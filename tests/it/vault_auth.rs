@@ -228,3 +228,65 @@ fn jwt_from_a_gitlab_job_under_the_printed_role() {
     assert!(out.stderr.contains("aud"), "{}", out.stderr);
     assert!(!case.root().exists(), "nothing may be written");
 }
+
+#[test]
+fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
+    use crate::support::k8s::{TokenReviewer, service_account_token};
+    let bao = OpenBao::start();
+    let case = Case::new("vaultk8s", "k8s");
+    let value = seed(&bao, &case);
+    let reviewer = TokenReviewer::start("shop", "orders");
+    bao.ok(&["auth", "enable", "kubernetes"]);
+    let config = serde_json::json!({
+        "kubernetes_host": reviewer.url(),
+        "kubernetes_ca_cert": crate::support::k8s::ca_cert_pem(),
+        "disable_local_ca_jwt": true,
+    });
+    bao.ok_stdin(&["write", "auth/kubernetes/config", "-"], &config.to_string());
+    let token_file = case.path("sa-token");
+    fs::write(&token_file, &reviewer.token).unwrap();
+    case.manifest(
+        &vault_env(
+            &bao,
+            &format!(
+                "      auth: {{ method: kubernetes, role: orders, token_file: {} }}\n",
+                token_file.display()
+            ),
+        ),
+        FILES,
+    );
+    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
+    policy.assert_code(0);
+    bao.ok_stdin(&["policy", "write", "credfile-vaultk8s-test", "-"], &policy.stdout);
+    bao.ok(&[
+        "write",
+        "auth/kubernetes/role/orders",
+        "bound_service_account_names=orders",
+        "bound_service_account_namespaces=shop",
+        "token_policies=credfile-vaultk8s-test",
+        "token_ttl=5m",
+    ]);
+    let out = case.credfile().run(["apply", "--env", "test"]);
+    out.assert_code(0);
+    assert_eq!(
+        fs::read_to_string(case.root().join("current/db.password")).unwrap(),
+        value
+    );
+    assert_eq!(reviewer.verdicts(), [true], "bao asked the reviewer once");
+
+    // Another pod's token (well-formed, same account name, unknown to the API server).
+    fs::remove_dir_all(case.root()).unwrap();
+    let wrong = service_account_token("shop", "orders", "00000000-0000-4000-8000-000000000000");
+    crate::support::Canaries::global().add(&wrong);
+    fs::write(&token_file, &wrong).unwrap();
+    let out = case.credfile().run(["apply", "--env", "test"]);
+    out.assert_code(3);
+    for want in [
+        "Vault sign-in (kubernetes, `kubernetes`) refused",
+        "sub=system:serviceaccount:shop:orders",
+    ] {
+        assert!(out.stderr.contains(want), "missing {want:?} in {}", out.stderr);
+    }
+    assert_eq!(reviewer.verdicts(), [true, false]);
+    assert!(!case.root().exists(), "nothing may be written");
+}

@@ -14,6 +14,7 @@
 pub mod canary;
 pub mod case;
 pub mod dist;
+pub mod k8s;
 pub mod moto;
 pub mod oidc;
 pub mod openbao;
