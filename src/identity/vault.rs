@@ -70,6 +70,9 @@ impl VaultAuthError {
             VaultAuthError::Refused { source: VaultError::Login { method: "jwt" | "kubernetes", mount, .. }, .. } => format!(
                 "the role must accept this token: its `bound_audiences` and `bound_claims` (and `bound_issuer` of the `{mount}` mount) must match the claims above (`credfile policy --vault-role github:OWNER/REPO` or `gitlab:GROUP/PROJECT` prints a matching jwt role)"
             ),
+            VaultAuthError::Refused { source: VaultError::Login { method: "aws", mount, .. }, .. } => format!(
+                "the `{mount}` mount must accept this request: `vault.auth.server_id` must equal the method's `iam_server_id_header_value`, the role's `bound_iam_principal_arn` must name this AWS identity, and a signature refused means the request was altered on the way (a proxy) or this host's clock is off"
+            ),
             VaultAuthError::Refused { source, .. } => source.hint(),
             VaultAuthError::Vault(e) => e.hint(),
         }
@@ -243,11 +246,20 @@ pub async fn sign_in(
             let session = aws_session.ok_or_else(|| VaultAuthError::AwsRequest {
                 reason: "no AWS identity was established (internal error)".into(),
             })?;
-            let body =
+            let (body, url) =
                 super::vault_aws::login_body(session, &role, auth.server_id.as_deref()).await?;
+            let presented = match &auth.server_id {
+                Some(id) => format!(
+                    "a GetCallerIdentity request signed for {url} with X-Vault-AWS-IAM-Server-ID `{}`",
+                    crate::terminal::sanitize(id)
+                ),
+                None => format!(
+                    "a GetCallerIdentity request signed for {url} without X-Vault-AWS-IAM-Server-ID (no `server_id`)"
+                ),
+            };
             base.login("aws", &mount, &body)
                 .await
-                .map_err(VaultAuthError::from)?
+                .map_err(|e| refused(e, || Some(presented)))?
         }
     };
     Ok(VaultSession {

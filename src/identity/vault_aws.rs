@@ -19,12 +19,13 @@ const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const GLOBAL_STS: &str = "https://sts.amazonaws.com/";
 const GLOBAL_REGION: &str = "us-east-1";
 
-/// The `auth/aws/login` body: the signed request's method, URL, body and headers (base64).
+/// The `auth/aws/login` body: the signed request's method, URL, body and headers (base64);
+/// and the URL it is signed for (for messages).
 pub async fn login_body(
     session: &Session,
     role: &str,
     server_id: Option<&str>,
-) -> Result<serde_json::Value, VaultAuthError> {
+) -> Result<(serde_json::Value, String), VaultAuthError> {
     let fail = |reason: String| VaultAuthError::AwsRequest { reason };
     let provider = session
         .config
@@ -103,11 +104,12 @@ pub async fn login_body(
             .push(serde_json::Value::String(value));
     }
     let headers_json = serde_json::Value::Object(map).to_string();
-    Ok(serde_json::json!({
+    let body = serde_json::json!({
         "role": role,
         "iam_http_request_method": "POST",
         "iam_request_url": b64(url.as_bytes()),
         "iam_request_body": b64(BODY.as_bytes()),
         "iam_request_headers": b64(headers_json.as_bytes()),
-    }))
+    });
+    Ok((body, url))
 }

@@ -40,3 +40,4 @@ mod systemd_creds;
 mod trust;
 mod vault;
 mod vault_auth;
+mod vault_aws;

@@ -242,7 +242,10 @@ fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
         "kubernetes_ca_cert": crate::support::k8s::ca_cert_pem(),
         "disable_local_ca_jwt": true,
     });
-    bao.ok_stdin(&["write", "auth/kubernetes/config", "-"], &config.to_string());
+    bao.ok_stdin(
+        &["write", "auth/kubernetes/config", "-"],
+        &config.to_string(),
+    );
     let token_file = case.path("sa-token");
     fs::write(&token_file, &reviewer.token).unwrap();
     case.manifest(
@@ -257,7 +260,10 @@ fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
     );
     let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
     policy.assert_code(0);
-    bao.ok_stdin(&["policy", "write", "credfile-vaultk8s-test", "-"], &policy.stdout);
+    bao.ok_stdin(
+        &["policy", "write", "credfile-vaultk8s-test", "-"],
+        &policy.stdout,
+    );
     bao.ok(&[
         "write",
         "auth/kubernetes/role/orders",
@@ -285,7 +291,11 @@ fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
         "Vault sign-in (kubernetes, `kubernetes`) refused",
         "sub=system:serviceaccount:shop:orders",
     ] {
-        assert!(out.stderr.contains(want), "missing {want:?} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?} in {}",
+            out.stderr
+        );
     }
     assert_eq!(reviewer.verdicts(), [true, false]);
     assert!(!case.root().exists(), "nothing may be written");

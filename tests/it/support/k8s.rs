@@ -118,9 +118,15 @@ fn serve(
         let (status, answer) = if method != "POST"
             || target.split('?').next() != Some("/apis/authentication.k8s.io/v1/tokenreviews")
         {
-            ("404 Not Found", serde_json::json!({"kind": "Status", "status": "Failure", "code": 404}))
+            (
+                "404 Not Found",
+                serde_json::json!({"kind": "Status", "status": "Failure", "code": 404}),
+            )
         } else if !bearer {
-            ("401 Unauthorized", serde_json::json!({"kind": "Status", "status": "Failure", "code": 401}))
+            (
+                "401 Unauthorized",
+                serde_json::json!({"kind": "Status", "status": "Failure", "code": 401}),
+            )
         } else {
             let review: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let token = review["spec"]["token"].as_str().unwrap_or("").to_string();
@@ -160,7 +166,9 @@ fn serve(
 pub fn ca_cert_pem() -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=credfile-test-kubernetes"])
         .arg("-keyout")
         .arg(dir.path().join("key.pem"))
@@ -168,6 +176,10 @@ pub fn ca_cert_pem() -> String {
         .arg(dir.path().join("cert.pem"))
         .output()
         .expect("run openssl");
-    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read_to_string(dir.path().join("cert.pem")).unwrap()
 }

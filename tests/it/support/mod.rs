@@ -11,6 +11,7 @@
 //!   the secret itself.
 //! * small file-metadata helpers.
 
+pub mod aws_auth;
 pub mod canary;
 pub mod case;
 pub mod dist;

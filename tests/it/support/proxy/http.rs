@@ -8,20 +8,20 @@ use std::time::Duration;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEAD_LINES: usize = 200;
 
-pub(super) struct Request {
-    pub(super) method: String,
-    pub(super) target: String,
-    pub(super) version: String,
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) version: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
-pub(super) struct Response {
-    pub(super) status: u16,
-    pub(super) reason: String,
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) body: Vec<u8>,
-    pub(super) mangle: Option<Mangle>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) mangle: Option<Mangle>,
 }
 
 /// How [`Proxy::mangle_next`] breaks a response.
@@ -35,7 +35,7 @@ pub enum Mangle {
     Garbage,
 }
 
-pub(super) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -50,7 +50,7 @@ fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
 }
 
 impl Request {
-    pub(super) fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         if self.version.eq_ignore_ascii_case("HTTP/1.0") {
             has_token(&self.headers, "connection", "keep-alive")
         } else {
@@ -60,7 +60,7 @@ impl Request {
 }
 
 impl Response {
-    pub(super) fn new(
+    pub(crate) fn new(
         status: u16,
         content_type: &str,
         body: Vec<u8>,
@@ -177,7 +177,7 @@ fn read_body(
 }
 
 /// Ok(None) on a clean EOF between requests.
-pub(super) fn read_request(
+pub(crate) fn read_request(
     r: &mut impl BufRead,
     w: &mut impl Write,
 ) -> io::Result<Option<Request>> {
@@ -211,7 +211,7 @@ pub(super) fn read_request(
     }))
 }
 
-pub(super) fn write_response(
+pub(crate) fn write_response(
     w: &mut impl Write,
     resp: &Response,
     keep_alive: bool,
@@ -266,7 +266,7 @@ pub(super) fn write_response(
     w.flush()
 }
 
-pub(super) fn forward(upstream: &str, req: &Request) -> io::Result<Response> {
+pub(crate) fn forward(upstream: &str, req: &Request) -> io::Result<Response> {
     let stream = TcpStream::connect(upstream)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;

@@ -18,7 +18,7 @@
 //! applies first to any request of its action.
 
 mod aws;
-mod http;
+pub(crate) mod http;
 mod quota;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
