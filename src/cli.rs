@@ -35,6 +35,8 @@ pub struct Cli {
 
     /// Seconds allowed for one AWS call, all attempts and backoff included, and for each
     /// systemd-creds call.
+    /// Seconds allowed for one AWS or Vault call, all attempts and backoff (a throttled call's
+    /// waiting its turn) included.
     #[arg(long, global = true, default_value_t = 60, env = "CREDFILE_CALL_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=900))]
     pub call_timeout: u64,
 }

@@ -29,8 +29,15 @@ pub enum VaultError {
         mount: Option<String>,
         version: Option<u64>,
     },
-    #[error("Vault kept refusing `{path}` for its rate (HTTP {status}) until the call timeout")]
-    Throttled { path: String, status: u16 },
+    #[error("{}", throttled_text(path, *status, errors, *seconds))]
+    Throttled {
+        path: String,
+        status: u16,
+        /// Vault's `errors` of the last answer (`Vault is sealed`, the quota's name).
+        errors: Vec<String>,
+        /// How long credfile waited its turn (the call timeout).
+        seconds: u64,
+    },
     #[error("Vault answered HTTP {status} on `{path}`{}", errors_text(errors))]
     Status {
         path: String,
@@ -70,6 +77,23 @@ fn mount_text(mount: &Option<String>) -> String {
         .as_ref()
         .map(|m| format!(" (mount `{m}`)"))
         .unwrap_or_default()
+}
+
+fn throttled_text(path: &str, status: u16, errors: &[String], seconds: u64) -> String {
+    let what = if status == 429 {
+        "kept refusing"
+    } else {
+        "kept failing"
+    };
+    let why = if status == 429 {
+        " (its rate limit)"
+    } else {
+        ""
+    };
+    format!(
+        "Vault {what} `{path}`{why}: HTTP {status}{} for {seconds}s, until the call timeout",
+        errors_text(errors)
+    )
 }
 
 fn errors_text(errors: &[String]) -> String {
@@ -129,7 +153,8 @@ impl VaultError {
                 }
                 h
             }
-            VaultError::Throttled { .. } => "a Vault rate-limit quota or an overloaded server: stagger deploys across hosts (--jitter) or allow more time with --call-timeout".into(),
+            VaultError::Throttled { status: 429, .. } => "a Vault rate-limit quota: stagger deploys across hosts (--jitter), raise the quota, or allow more time with --call-timeout".into(),
+            VaultError::Throttled { .. } => "Vault is failing (sealed, a standby without forwarding, or overloaded): check `vault status` (`bao status`) and the server's log, then retry; --call-timeout sets how long credfile waits".into(),
             VaultError::Status { status, .. } if *status >= 500 => "Vault failed (sealed, standby without forwarding, or overloaded); retry later".into(),
             VaultError::Status { .. } | VaultError::Response { .. } => "check `vault.address` points at Vault's API (it answers /v1/sys/health)".into(),
             VaultError::NotKv { .. } => "`vault:` reads KV secrets (version 1 or 2); check the mount".into(),

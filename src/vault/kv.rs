@@ -50,8 +50,33 @@ impl Client {
         if let Some(m) = self.cached_mount_of(path) {
             return Ok(m);
         }
-        let lookup = format!("sys/internal/ui/mounts/{}", path.trim_start_matches('/'));
+        // Parallel reads on one mount ask once: the others wait here and find it cached.
         let first = path.split('/').next().unwrap_or(path);
+        let mut failed = self.inner.mount_lookups.lock().await;
+        if let Some(m) = self.cached_mount_of(path) {
+            return Ok(m);
+        }
+        // A lookup that already waited out the call timeout (a sealed or unreachable Vault)
+        // is not waited out again for each path on that mount.
+        if let Some(e) = failed.get(first) {
+            return Err(e.clone());
+        }
+        let result = self.look_up_mount(path, first).await;
+        if let Err(e) = &result
+            && matches!(
+                e,
+                VaultError::Throttled { .. }
+                    | VaultError::Network { .. }
+                    | VaultError::Timeout { .. }
+            )
+        {
+            failed.insert(first.to_string(), e.clone());
+        }
+        result
+    }
+
+    async fn look_up_mount(&self, path: &str, first: &str) -> Result<Mount, VaultError> {
+        let lookup = format!("sys/internal/ui/mounts/{}", path.trim_start_matches('/'));
         let reply = match self.read(&lookup).await {
             Ok(reply) => reply,
             Err(VaultError::Denied { errors, .. }) => {

@@ -72,6 +72,9 @@ struct Inner {
     limits: Limits,
     /// Mount metadata by mount path (`secret/`), for the run.
     mounts: Mutex<HashMap<String, Mount>>,
+    /// Held while a mount is looked up, so concurrent reads on one mount make one lookup;
+    /// inside, the lookups that failed for good, by first path component.
+    mount_lookups: tokio::sync::Mutex<HashMap<String, VaultError>>,
 }
 
 /// A connection pool to one Vault, optionally carrying a token. Cloning is cheap and shares
@@ -138,6 +141,7 @@ impl Client {
                 namespace: settings.namespace.filter(|n| !n.is_empty()),
                 limits: settings.limits,
                 mounts: Mutex::new(HashMap::new()),
+                mount_lookups: tokio::sync::Mutex::new(HashMap::new()),
             }),
             token: None,
         })
@@ -211,9 +215,15 @@ impl Client {
             let waits_turn = status == 429 || (status >= 500 && status != 501);
             if waits_turn {
                 if left.is_zero() {
+                    let errors = match error {
+                        VaultError::Status { errors, .. } => errors,
+                        _ => Vec::new(),
+                    };
                     return Err(VaultError::Throttled {
                         path: path.to_string(),
                         status,
+                        errors,
+                        seconds: limits.call_timeout.as_secs(),
                     });
                 }
                 tokio::time::sleep(crate::aws::throttle_wait(throttled).min(left)).await;

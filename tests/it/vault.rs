@@ -450,3 +450,91 @@ fn the_pipeline_example_manifest_validates_and_prints_its_policy() {
     );
     assert!(!out.stdout.contains("staging"), "{}", out.stdout);
 }
+
+#[test]
+fn a_429_waits_its_turn_and_a_failing_server_ends_at_the_call_timeout() {
+    use crate::support::Proxy;
+    let bao = OpenBao::start();
+    let proxy = Proxy::start(&bao.addr);
+    let case = Case::new("vault429", "throttle");
+    let mut files = String::new();
+    let mut values = Vec::new();
+    for i in 0..4 {
+        let value = canary();
+        bao.ok(&[
+            "kv",
+            "put",
+            &format!("secret/{}/s{i}", case.prefix),
+            &format!("password={value}"),
+        ]);
+        files.push_str(&format!(
+            "  - path: s{i}\n    vault: \"secret/${{prefix}}/s{i}\"\n    key: password\n"
+        ));
+        values.push(value);
+    }
+    case.manifest(
+        &format!(
+            "    vault:\n      address: {}\n      auth: {{ method: token }}\n",
+            proxy.endpoint()
+        ),
+        &files,
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["apply", "--env", "test"];
+        args.extend(extra);
+        case.credfile()
+            .env("VAULT_TOKEN", &bao.root_token)
+            .run(args)
+    };
+    // Vault's rate-limit quota answers 429 to the next 5 requests: credfile waits its turn.
+    proxy.fail_next("Vault", 5, 429, "rate limit quota exceeded");
+    let out = run(&[]);
+    out.assert_code(0);
+    for (i, value) in values.iter().enumerate() {
+        assert_eq!(
+            &fs::read_to_string(case.root().join(format!("current/s{i}"))).unwrap(),
+            value
+        );
+    }
+    // lookup-self, one mount lookup, four reads: each answered once, after the 5 refusals.
+    let seen = proxy.count("Vault");
+    assert_eq!(seen, 5 + 6, "{:?}", proxy.requests());
+    let reads = proxy
+        .requests()
+        .iter()
+        .filter(|(_, r)| r.contains(&format!("/v1/secret/data/{}/s", case.prefix)))
+        .count();
+    assert_eq!(reads, 4, "{:?}", proxy.requests());
+
+    // A sealed server (503 forever) ends at --call-timeout, and says so.
+    fs::remove_dir_all(case.root()).unwrap();
+    proxy.reset_counts();
+    proxy.fail_next_with_message("Vault", usize::MAX, 503, "", "Vault is sealed");
+    let out = run(&["--call-timeout", "2"]);
+    assert_ne!(out.status_code, 0);
+    for want in [
+        "Vault kept failing",
+        "HTTP 503: Vault is sealed for 2s, until the call timeout",
+        "`vault status`",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?} in {}",
+            out.stderr
+        );
+    }
+    assert!(
+        proxy.count("Vault") > 2,
+        "it waited its turn, more than once"
+    );
+    // The mount lookup is waited out once, not once per path on the mount.
+    let mut looked_up: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|(_, r)| r.contains("/sys/internal/ui/mounts/"))
+        .map(|(_, r)| r)
+        .collect();
+    looked_up.dedup();
+    assert_eq!(looked_up.len(), 1, "{looked_up:?}");
+    assert!(!case.root().exists(), "nothing may be written");
+}

@@ -17,6 +17,13 @@ pub(super) fn error_response(
     request_id: String,
 ) -> Response {
     match protocol {
+        Protocol::Vault => Response::new(
+            status,
+            "application/json",
+            json!({ "errors": [message] }).to_string().into_bytes(),
+            Vec::new(),
+            request_id,
+        ),
         Protocol::Query => {
             let kind = if status >= 500 { "Receiver" } else { "Sender" };
             let body = format!(

@@ -9,7 +9,8 @@
 //! * Action of a request: `X-Amz-Target: secretsmanager.GetSecretValue` ->
 //!   `GetSecretValue` (JSON protocol); form body `Action=AssumeRole&...` ->
 //!   `AssumeRole` (STS query protocol); `/moto-api/...` -> `moto-api`;
-//!   otherwise `unknown`.
+//!   `/v1/...` -> `Vault` (an OpenBao upstream; logged as `METHOD PATH`, errors as
+//!   Vault's `{"errors": [...]}`); otherwise `unknown`.
 //! * Every request is recorded (and counted) before any rule applies, so
 //!   injected failures and retries are counted too.
 //!
@@ -121,6 +122,8 @@ enum Protocol {
     Json,
     /// awsQuery (STS): XML ErrorResponse.
     Query,
+    /// Vault's HTTP API (`/v1/...`): `{"errors": [...]}`.
+    Vault,
     Other,
 }
 
@@ -430,7 +433,12 @@ fn process(shared: &Shared, req: &Request) -> Response {
         return control;
     }
     let (action, protocol) = classify(req);
-    let body_text = String::from_utf8_lossy(&req.body).into_owned();
+    // A Vault request is logged by its method and path (its body may hold a credential).
+    let body_text = if protocol == Protocol::Vault {
+        format!("{} {}", req.method, req.target)
+    } else {
+        String::from_utf8_lossy(&req.body).into_owned()
+    };
     let body_json: Option<Value> = if protocol == Protocol::Json {
         serde_json::from_slice(&req.body).ok()
     } else {
@@ -562,6 +570,9 @@ fn process(shared: &Shared, req: &Request) -> Response {
                 ),
             }
         }
+        Decision::Throttle if protocol == Protocol::Vault => {
+            error_response(protocol, 429, "", "rate limit quota exceeded", request_id)
+        }
         Decision::Throttle => {
             let code = if protocol == Protocol::Query {
                 "Throttling"
@@ -645,6 +656,10 @@ fn control(shared: &Shared, req: &Request) -> Option<Response> {
 }
 
 fn classify(req: &Request) -> (String, Protocol) {
+    // Vault (OpenBao) behind the proxy: every API request is action `Vault`.
+    if req.target.starts_with("/v1/") {
+        return ("Vault".to_string(), Protocol::Vault);
+    }
     if let Some(target) = header(&req.headers, "x-amz-target") {
         let action = target.rsplit('.').next().unwrap_or(target);
         return (action.to_string(), Protocol::Json);
