@@ -22,6 +22,17 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 static CRITICAL: Mutex<()> = Mutex::new(());
 
+/// What must happen before a signal ends the process (revoking the run's Vault token,
+/// docs/src/vault.md "Signing in"); set and replaced by the pipeline as its sessions change.
+type OnStop = Box<dyn FnOnce() + Send>;
+static ON_STOP: Mutex<Option<OnStop>> = Mutex::new(None);
+
+/// Sets (or with `None` clears) what the signal thread runs before it ends the process. It
+/// runs after any round's critical part, bounded by the caller (it must not hang).
+pub fn on_stop(f: Option<OnStop>) {
+    *ON_STOP.lock().unwrap_or_else(|e| e.into_inner()) = f;
+}
+
 /// Held around what a signal must not cut in half. Uncontended (and so free) outside `--every`.
 pub fn critical() -> MutexGuard<'static, ()> {
     CRITICAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -42,6 +53,10 @@ pub fn catch_signals() -> std::io::Result<()> {
             let name = signal.map_or("a signal", |s| s.as_str());
             tracing::info!(signal = name, "stopping: no round in progress will commit");
             let _held = critical();
+            let last = ON_STOP.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(f) = last {
+                f();
+            }
             use std::io::Write;
             let _ = std::io::stdout().flush();
             std::process::exit(0);

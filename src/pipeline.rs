@@ -100,6 +100,7 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         if let Some(vault) = self.vault.take() {
             let _held = crate::every::critical();
+            crate::every::on_stop(None);
             self.rt.block_on(vault.end());
         }
     }
@@ -227,11 +228,14 @@ async fn vault_session(
         if current.keep().await {
             return Ok(());
         }
+        crate::every::on_stop(None);
         if let Some(old) = cached.take() {
             old.end().await;
         }
     }
     let signed_in = identity::vault::sign_in(plan, aws.tuning, session).await?;
+    // A signal between rounds ends the process without unwinding: it revokes the token first.
+    crate::every::on_stop(signed_in.revoker());
     tracing::info!(
         method = signed_in.method.name(),
         address = signed_in.client.address(),

@@ -103,6 +103,37 @@ impl VaultSession {
         }
     }
 
+    /// What revokes this session's token from the signal thread of `apply --every` (which
+    /// ends the process without unwinding): a blocking call on its own runtime and pool,
+    /// bounded to a few seconds. `None` for a token credfile does not own.
+    pub fn revoker(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        if !self.token.owned {
+            return None;
+        }
+        let client = self.client.detached().ok()?;
+        let accessor = self.token.accessor.clone();
+        Some(Box::new(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let revoked = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), client.revoke_self()).await
+            });
+            match revoked {
+                Ok(Ok(())) => tracing::info!(accessor = %accessor, "revoked the Vault token"),
+                Ok(Err(e)) => {
+                    tracing::warn!(accessor = %accessor, error = %e, "cannot revoke the Vault token; it expires with its TTL")
+                }
+                Err(_) => {
+                    tracing::warn!(accessor = %accessor, "Vault did not answer the revocation in time; the token expires with its TTL")
+                }
+            }
+        }))
+    }
+
     /// For the next round of `apply --every`: whether the token may be used again, renewing
     /// it when a third or less of its TTL is left. `false`: sign in anew (and [`Self::end`]
     /// this one).

@@ -66,6 +66,8 @@ type Http = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>
 
 struct Inner {
     http: Http,
+    /// What the client was made from (for [`Client::detached`]).
+    settings: Settings,
     /// `https://vault.example:8200`, without a trailing slash.
     base: String,
     namespace: Option<String>,
@@ -131,12 +133,14 @@ impl Client {
             Some(pem) => builder.with_tls_config(tls_with_roots(pem).map_err(config)?),
         };
         let connector = builder.https_or_http().enable_http1().build();
+        let kept = settings.clone();
         let http: Http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                settings: kept,
                 base: settings.address.trim_end_matches('/').to_string(),
                 namespace: settings.namespace.filter(|n| !n.is_empty()),
                 limits: settings.limits,
@@ -153,6 +157,15 @@ impl Client {
             inner: self.inner.clone(),
             token: Some(Arc::new(SecretString::from(token.expose().to_string()))),
         }
+    }
+
+    /// The same settings and token over a new connection pool: for a call made on another
+    /// runtime than the one the pool's connections live on (the signal thread's revocation).
+    pub fn detached(&self) -> Result<Client, VaultError> {
+        Ok(Client {
+            token: self.token.clone(),
+            ..Client::new(self.inner.settings.clone())?
+        })
     }
 
     pub fn address(&self) -> &str {

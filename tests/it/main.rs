@@ -41,3 +41,4 @@ mod trust;
 mod vault;
 mod vault_auth;
 mod vault_aws;
+mod vault_every;

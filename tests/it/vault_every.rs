@@ -1,0 +1,162 @@
+//! `apply --every` with a Vault source (docs/src/vault.md, "Signing in"): the token credfile
+//! signed in for is kept between rounds and renewed before it expires (seen through bao: same
+//! accessor, a renewal time, one login), and revoked when SIGTERM stops the loop.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{Case, OpenBao, Proxy};
+use crate::vault::canary;
+
+/// Polls `what` until it holds, failing the test after `limit` (a deadline, not a measurement).
+fn wait_for(limit: Duration, label: &str, mut what: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !what() {
+        assert!(Instant::now() < deadline, "timed out waiting for {label}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The token of policy `policy` bao knows of: (accessor, lookup data).
+fn token_with_policy(bao: &OpenBao, policy: &str) -> Option<(String, serde_json::Value)> {
+    let (code, out, _) = bao.cli(&["list", "-format=json", "auth/token/accessors"]);
+    if code != 0 {
+        return None;
+    }
+    let accessors: Vec<String> = serde_json::from_str(&out).unwrap_or_default();
+    accessors.into_iter().find_map(|a| {
+        let data = lookup(bao, &a)?;
+        let has = data["policies"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == policy));
+        has.then_some((a, data))
+    })
+}
+
+fn lookup(bao: &OpenBao, accessor: &str) -> Option<serde_json::Value> {
+    let (code, out, _) = bao.cli(&["token", "lookup", "-format=json", "-accessor", accessor]);
+    (code == 0).then(|| serde_json::from_str::<serde_json::Value>(&out).unwrap()["data"].clone())
+}
+
+#[test]
+fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
+    let bao = Arc::new(OpenBao::start());
+    let proxy = Arc::new(Proxy::start(&bao.addr));
+    let case = Case::new("vaultevery", "every");
+    let value = canary();
+    bao.ok(&[
+        "kv",
+        "put",
+        &format!("secret/{}/db", case.prefix),
+        &format!("password={value}"),
+    ]);
+    case.manifest(
+        &format!(
+            "    vault:\n      address: {}\n      auth: {{ method: approle, role_id: every-role, secret_id_env: EVERY_SECRET_ID }}\n",
+            proxy.endpoint()
+        ),
+        "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n",
+    );
+    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
+    policy.assert_code(0);
+    bao.ok_stdin(
+        &["policy", "write", "credfile-vaultevery-test", "-"],
+        &policy.stdout,
+    );
+    bao.ok(&["auth", "enable", "approle"]);
+    // A short token TTL, so a few rounds of one second reach the renewal point (a third left).
+    bao.ok(&[
+        "write",
+        "auth/approle/role/every",
+        "role_id=every-role",
+        "token_policies=credfile-vaultevery-test",
+        "token_ttl=6s",
+        "token_max_ttl=5m",
+    ]);
+    let secret_id = bao
+        .ok(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/every/secret-id",
+        ])
+        .trim()
+        .to_string();
+    crate::support::Canaries::global().add(&secret_id);
+
+    let seen: Arc<Mutex<Option<(String, usize)>>> = Arc::default();
+    let driver = Arc::new(Mutex::new(None));
+    let (bao2, proxy2, seen2, driver2) = (bao.clone(), proxy.clone(), seen.clone(), driver.clone());
+    let reads = format!("GET /v1/secret/data/{}/db", case.prefix);
+    let out = case
+        .credfile()
+        .env("EVERY_SECRET_ID", &secret_id)
+        .timeout(Duration::from_secs(90))
+        .on_spawn(move |pid| {
+            let (bao, proxy, seen, reads) =
+                (bao2.clone(), proxy2.clone(), seen2.clone(), reads.clone());
+            let count = move |p: &Proxy| p.requests().iter().filter(|(_, r)| *r == reads).count();
+            *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
+                let mut accessor = String::new();
+                wait_for(Duration::from_secs(30), "credfile's token in bao", || {
+                    match token_with_policy(&bao, "credfile-vaultevery-test") {
+                        Some((a, _)) => {
+                            accessor = a;
+                            true
+                        }
+                        None => false,
+                    }
+                });
+                // The same token, renewed by a later round (bao records the renewal).
+                wait_for(Duration::from_secs(40), "a renewal", || {
+                    lookup(&bao, &accessor).is_some_and(|d| !d["last_renewal_time"].is_null())
+                });
+                // One more round reads with it, then stop.
+                let after = count(&proxy);
+                wait_for(Duration::from_secs(20), "a round after the renewal", || {
+                    count(&proxy) > after
+                });
+                *seen.lock().unwrap() = Some((accessor, count(&proxy)));
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }));
+        })
+        .run(["apply", "--env", "test", "--every", "1s"]);
+    if let Some(h) = driver.lock().unwrap().take() {
+        h.join().expect("the driver's assertions");
+    }
+    out.assert_code(0);
+    let (accessor, rounds) = seen.lock().unwrap().clone().expect("the driver ran");
+    assert!(rounds >= 3, "{rounds} rounds");
+    // One login for every round; the renewals went through renew-self.
+    let logins = proxy
+        .requests()
+        .iter()
+        .filter(|(_, r)| r == "POST /v1/auth/approle/login")
+        .count();
+    assert_eq!(logins, 1, "{:?}", proxy.requests());
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|(_, r)| r == "POST /v1/auth/token/renew-self"),
+        "{:?}",
+        proxy.requests()
+    );
+    assert!(
+        out.stderr.contains("renewed the Vault token"),
+        "{}",
+        out.stderr
+    );
+    // SIGTERM between rounds revoked it: bao no longer knows the accessor.
+    assert!(
+        out.stderr.contains("revoked the Vault token"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lookup(&bao, &accessor).is_none(),
+        "the token outlived SIGTERM"
+    );
+}
