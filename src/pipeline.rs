@@ -120,9 +120,15 @@ impl Pipeline {
         })
     }
 
-    /// The next call signs in again (after a failed round, in case the session is why).
+    /// The next call signs in again (after a failed round, in case the session is why; or for
+    /// another environment, which has its own identity and Vault role): the AWS session is
+    /// dropped, the Vault token revoked.
     pub fn forget_session(&mut self) {
         self.session = None;
+        if let Some(vault) = self.vault.take() {
+            crate::every::on_stop(None);
+            self.rt.block_on(vault.end());
+        }
     }
 
     /// Identity on its own (`whoami`): `check_caller` asks STS who we are.

@@ -42,3 +42,4 @@ mod vault;
 mod vault_auth;
 mod vault_aws;
 mod vault_every;
+mod vault_leaks;
