@@ -43,3 +43,4 @@ mod vault_auth;
 mod vault_aws;
 mod vault_every;
 mod vault_leaks;
+mod vault_sudo;
