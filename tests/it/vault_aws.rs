@@ -48,6 +48,7 @@ fn world(server_id: &str) -> (OpenBao, AwsAuth, Case, String) {
             bound_arn: CALLER.into(),
             policies: vec!["credfile-vaultaws-test".into()],
             ttl: "5m".into(),
+            renewable: true,
         },
     );
     (bao, auth, case, value)
@@ -86,6 +87,7 @@ fn aws_iam_sign_in_is_verified_and_the_token_minted_and_revoked() {
             bound_arn: "arn:aws:iam::123456789012:role/other-*".into(),
             policies: vec![],
             ttl: "5m".into(),
+            renewable: true,
         },
     );
     fs::remove_dir_all(case.root()).unwrap();

@@ -149,6 +149,7 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
         "{}",
         out.stderr
     );
+    assert!(!out.stderr.contains("round failed"), "{}", out.stderr);
     // SIGTERM between rounds revoked it: bao no longer knows the accessor.
     assert!(
         out.stderr.contains("revoked the Vault token"),
@@ -158,5 +159,99 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
     assert!(
         lookup(&bao, &accessor).is_none(),
         "the token outlived SIGTERM"
+    );
+}
+
+#[test]
+fn every_signs_in_anew_when_the_token_is_not_renewable() {
+    use crate::support::aws_auth::{AwsAuth, AwsRole};
+    use crate::support::moto_endpoint;
+    let bao = Arc::new(OpenBao::start());
+    let auth = Arc::new(AwsAuth::start(
+        &bao.addr,
+        &bao.root_token,
+        &moto_endpoint(),
+        None,
+        ("testing", "testing"),
+    ));
+    let case = Case::new("vaultrenew", "every-new");
+    let value = canary();
+    bao.ok(&[
+        "kv",
+        "put",
+        &format!("secret/{}/db", case.prefix),
+        &format!("password={value}"),
+    ]);
+    case.manifest(
+        &format!(
+            "    vault:\n      address: {}\n      auth: {{ method: aws, role: deploy }}\n",
+            auth.addr()
+        ),
+        "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n",
+    );
+    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
+    policy.assert_code(0);
+    bao.ok_stdin(
+        &["policy", "write", "credfile-vaultrenew-test", "-"],
+        &policy.stdout,
+    );
+    auth.role(
+        "deploy",
+        AwsRole {
+            bound_arn: "arn:aws:sts::123456789012:user/moto".into(),
+            policies: vec!["credfile-vaultrenew-test".into()],
+            ttl: "4s".into(),
+            renewable: false,
+        },
+    );
+    let first: Arc<Mutex<Option<(String, bool)>>> = Arc::default();
+    let driver = Arc::new(Mutex::new(None));
+    let (bao2, auth2, first2, driver2) = (bao.clone(), auth.clone(), first.clone(), driver.clone());
+    let out = case
+        .credfile()
+        .timeout(Duration::from_secs(90))
+        .on_spawn(move |pid| {
+            let (bao, auth, first) = (bao2.clone(), auth2.clone(), first2.clone());
+            *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
+                let mut accessor = String::new();
+                wait_for(Duration::from_secs(30), "credfile's first token", || {
+                    match token_with_policy(&bao, "credfile-vaultrenew-test") {
+                        Some((a, _)) => {
+                            accessor = a;
+                            true
+                        }
+                        None => false,
+                    }
+                });
+                // Near its end it cannot be renewed: a second login, the first token revoked.
+                wait_for(Duration::from_secs(40), "a second login", || {
+                    auth.logins().len() >= 2
+                });
+                wait_for(Duration::from_secs(10), "the first token revoked", || {
+                    lookup(&bao, &accessor).is_none()
+                });
+                *first.lock().unwrap() = Some((accessor, true));
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }));
+        })
+        .run(["apply", "--env", "test", "--every", "1s"]);
+    if let Some(h) = driver.lock().unwrap().take() {
+        h.join().expect("the driver's assertions");
+    }
+    out.assert_code(0);
+    assert!(first.lock().unwrap().is_some(), "the driver ran");
+    assert!(
+        !out.stderr.contains("renewed the Vault token"),
+        "{}",
+        out.stderr
+    );
+    // It signed in anew before the token expired: no round failed for it.
+    assert!(!out.stderr.contains("round failed"), "{}", out.stderr);
+    // Every token credfile got is gone after SIGTERM.
+    assert!(
+        token_with_policy(&bao, "credfile-vaultrenew-test").is_none(),
+        "a token outlived the run"
     );
 }

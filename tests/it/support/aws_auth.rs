@@ -29,6 +29,8 @@ pub struct AwsRole {
     pub bound_arn: String,
     pub policies: Vec<String>,
     pub ttl: String,
+    /// Whether the minted token may be renewed (`renew-self`).
+    pub renewable: bool,
 }
 
 struct Config {
@@ -283,7 +285,7 @@ fn verify(config: &Config, role_name: &str, body: &serde_json::Value) -> Result<
     let create = serde_json::json!({
         "policies": role.policies,
         "ttl": role.ttl,
-        "renewable": true,
+        "renewable": role.renewable,
         "display_name": format!("aws-{}", principal.rsplit('/').next().unwrap_or("")),
         "meta": { "canonical_arn": principal, "role": role_name },
     });
