@@ -149,6 +149,19 @@ credfile_ensure_sudo() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null
 }
 
+# The openssl CLI makes the self-signed certificate OpenBao's kubernetes auth requires
+# (tests/it/support/k8s.rs). Debian's package, as the release ships it.
+credfile_ensure_openssl() {
+    command -v openssl >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        credfile_log "installing openssl (the Vault kubernetes sign-in test)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+    else
+        credfile_die "install the openssl command (tests/it/support/k8s.rs makes a test certificate with it)"
+    fi
+}
+
 # The fleet engines' tests (tests/it/engines.rs): Ansible over a real sshd, the Kubernetes schemas,
 # the SSM script's shell lint and systemd-analyze for the units. ansible-core 2.19 is the last
 # series for Python 3.11 (2.20 needs 3.12); ansible-lint 26.10 supports it. Debian's packages come
