@@ -33,10 +33,8 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 20, env = "CREDFILE_ATTEMPT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=300))]
     pub attempt_timeout: u64,
 
-    /// Seconds allowed for one AWS call, all attempts and backoff included, and for each
-    /// systemd-creds call.
     /// Seconds allowed for one AWS or Vault call, all attempts and backoff (a throttled call's
-    /// waiting its turn) included.
+    /// waiting its turn) included, and for each systemd-creds call.
     #[arg(long, global = true, default_value_t = 60, env = "CREDFILE_CALL_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=900))]
     pub call_timeout: u64,
 }
