@@ -14,6 +14,7 @@
 #   credfile_aws_env       print the hermetic AWS environment for MOTO_ENDPOINT
 #                          as NAME=VALUE lines (for `env -i`)
 #   credfile_ensure_mdbook mdbook (crates.io, pinned) into ~/.cache/credfile-tools; sets CREDFILE_MDBOOK
+#   credfile_ensure_postgresql  Debian's PostgreSQL 15 (initdb, pg_ctl, psql) for the lease tests
 
 CREDFILE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CREDFILE_VENV="$CREDFILE_ROOT/.venv"
@@ -213,6 +214,29 @@ credfile_ensure_fleet_tools() {
     "$CREDFILE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
         "${CREDFILE_FLEET_PY_REQUIREMENTS[@]}"
     printf '%s\n' "$want" >"$stamp"
+}
+
+# PostgreSQL for the dynamic-credential tests (OpenBao's database engine against a real server;
+# tests/it/support/postgres.rs runs initdb and pg_ctl in a throwaway directory, never the
+# package's cluster). Debian's major version is the pin: bookworm ships 15. No recommends, and
+# the package's own cluster stays stopped (tests start their own on a free port).
+CREDFILE_POSTGRES_MAJOR=15
+credfile_ensure_postgresql() {
+    local bin="/usr/lib/postgresql/$CREDFILE_POSTGRES_MAJOR/bin"
+    if [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/psql" ]; then
+        return 0
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        credfile_log "installing postgresql-$CREDFILE_POSTGRES_MAJOR (Debian) for the Vault lease tests"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "postgresql-$CREDFILE_POSTGRES_MAJOR" "postgresql-client-$CREDFILE_POSTGRES_MAJOR" >/dev/null
+        if command -v pg_ctlcluster >/dev/null 2>&1; then
+            pg_ctlcluster "$CREDFILE_POSTGRES_MAJOR" main stop >/dev/null 2>&1 || true
+        fi
+    else
+        credfile_die "install postgresql-$CREDFILE_POSTGRES_MAJOR (the Vault lease tests need initdb, pg_ctl and psql in $bin)"
+    fi
 }
 
 # The pipeline examples must pass the linters their users run, with no network.

@@ -37,6 +37,7 @@ credfile_ensure_sudo
 credfile_ensure_fleet_tools
 credfile_ensure_systemd_creds
 credfile_ensure_openssl
+credfile_ensure_postgresql
 
 credfile_log "lint pipeline-examples/ (yamllint, check-jsonschema, zizmor, ansible-lint) and scripts/ (shellcheck)"
 credfile_lint_pipelines

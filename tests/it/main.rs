@@ -41,6 +41,7 @@ mod trust;
 mod vault;
 mod vault_auth;
 mod vault_aws;
+mod vault_dynamic;
 mod vault_every;
 mod vault_leaks;
 mod vault_sudo;

@@ -19,6 +19,8 @@ pub mod k8s;
 pub mod moto;
 pub mod oidc;
 pub mod openbao;
+pub mod openbao_engines;
+pub mod postgres;
 pub mod proxy;
 pub mod runner;
 pub mod seed;
