@@ -288,15 +288,17 @@ impl ScratchBao {
             .spawn()
             .expect("start bao");
         let addr = format!("http://127.0.0.1:{port}");
+        // Owned from here on: dropped (killed and waited for) on every path out.
+        let bao = ScratchBao { addr, token, child };
         for _ in 0..300 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && api(&addr, &token, "GET", "sys/health", None).0 == 200
+                && api(&bao.addr, &bao.token, "GET", "sys/health", None).0 == 200
             {
-                return ScratchBao { addr, token, child };
+                return bao;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("bao server -dev did not answer on {addr}");
+        panic!("bao server -dev did not answer on {}", bao.addr);
     }
 }
 
