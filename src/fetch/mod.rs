@@ -9,6 +9,7 @@ pub mod ci_variable;
 pub mod parameter_store;
 pub mod secrets_manager;
 pub mod vault;
+pub mod vault_dynamic;
 
 pub use secrets_manager::FetchMode;
 

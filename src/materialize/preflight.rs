@@ -48,6 +48,9 @@ pub struct Checked {
     /// How long one `systemd-creds` call may take (`--call-timeout`; the commands that seal
     /// or open credentials set it, docs/src/systemd-creds.md).
     pub creds_timeout: Duration,
+    /// The Vault records the next state file holds (leases and certificates behind the set);
+    /// set by the run once it knows them. `None`: none.
+    pub vault: Option<crate::fetch::vault_dynamic::records::VaultRecords>,
 }
 
 impl Checked {
@@ -260,5 +263,6 @@ pub fn resolve(plan: &Plan) -> Result<Checked, WriteError> {
         open_sets: Vec::new(),
         state: None,
         creds_timeout: crate::systemd_creds::DEFAULT_TIMEOUT,
+        vault: None,
     })
 }

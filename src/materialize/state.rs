@@ -18,6 +18,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use super::{Checked, Destination, Dir, WriteError, file_type, files};
+use crate::fetch::vault_dynamic::records::VaultRecords;
 use crate::manifest::Layout;
 use crate::render::SourceInfo;
 
@@ -49,6 +50,10 @@ pub struct State {
     /// `not_after`); other settings seal every credential again (docs/src/systemd-creds.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealing: Option<String>,
+    /// Vault's leases and certificates behind the set (docs/src/vault-dynamic.md): ids and
+    /// times, never a value.
+    #[serde(default, skip_serializing_if = "VaultRecords::is_empty")]
+    pub vault: VaultRecords,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +108,7 @@ impl State {
             files,
             pending_hooks: Vec::new(),
             sealing: super::seal::label(&checked.delivery),
+            vault: checked.vault.clone().unwrap_or_default(),
         }
     }
 
@@ -391,6 +397,7 @@ mod tests {
                 .collect(),
             pending_hooks: Vec::new(),
             sealing: None,
+            vault: VaultRecords::default(),
         }
     }
 
