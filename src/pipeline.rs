@@ -12,7 +12,8 @@ use crate::format::LogFormat;
 use crate::identity::vault::VaultSession;
 use crate::identity::{self, Session};
 use crate::manifest::{self, Plan};
-use crate::materialize::Outcome;
+use crate::fetch::vault_dynamic::{self, Decided, Live};
+use crate::materialize::{self, Outcome};
 use crate::output::{AuditLine, FetchStats};
 use crate::render::{self, Rendered, SourceInfo};
 use crate::{aws, sudo};
@@ -139,10 +140,24 @@ impl Pipeline {
 
     /// Identity, fetch and render.
     pub fn fetch_and_render(&mut self, plan: &Plan, opts: FetchOptions) -> Result<Fetched, Error> {
+        self.fetch_and_render_with(plan, opts, Vec::new())
+    }
+
+    /// [`Pipeline::fetch_and_render`] with values decided elsewhere: the leases' and
+    /// certificates' of [`Pipeline::dynamic`].
+    pub fn fetch_and_render_with(
+        &mut self,
+        plan: &Plan,
+        opts: FetchOptions,
+        extra: Vec<(manifest::SecretRef, fetch::Fetched)>,
+    ) -> Result<Fetched, Error> {
         let Values {
             caller_arn,
-            fetched,
+            mut fetched,
         } = self.fetch(plan, opts)?;
+        for (r, value) in extra {
+            fetched.insert(r, value);
+        }
         let expanded = render::expand(plan, &fetched)?;
         let rendered = render::render_all(&expanded.files, &fetched)?;
         drop(fetched);
@@ -174,7 +189,7 @@ impl Pipeline {
                 }
                 let client = vault.as_ref().map(|v| &v.client);
                 let fetched =
-                    fetch::fetch_sources(None, client, aws, plan.secret_refs(), opts.mode).await?;
+                    fetch::fetch_sources(None, client, aws, fetched_refs(plan), opts.mode).await?;
                 return Ok(Values {
                     caller_arn: None,
                     fetched,
@@ -208,7 +223,7 @@ impl Pipeline {
             }
             let client = vault.as_ref().map(|v| &v.client);
             let config = plan.needs_aws().then_some(&session.config);
-            match fetch::fetch_sources(config, client, aws, plan.secret_refs(), opts.mode).await {
+            match fetch::fetch_sources(config, client, aws, fetched_refs(plan), opts.mode).await {
                 Ok(fetched) => Ok(Values {
                     caller_arn,
                     fetched,
@@ -219,6 +234,128 @@ impl Pipeline {
                 }
             }
         })
+    }
+}
+
+/// The references the fetch stage reads: all but leases and certificates, which
+/// [`Pipeline::dynamic`] decided before.
+fn fetched_refs(plan: &Plan) -> Vec<manifest::SecretRef> {
+    plan.secret_refs()
+        .into_iter()
+        .filter(|r| {
+            !matches!(
+                r.kind,
+                manifest::SourceKind::VaultLease | manifest::SourceKind::VaultPki
+            )
+        })
+        .collect()
+}
+
+impl Pipeline {
+    /// Leases and certificates (docs/src/vault-dynamic.md), decided against the state file's
+    /// records and the live set before the fetch. `dry_run` (`plan`): nothing changes in
+    /// Vault. `None` when the plan has none.
+    pub fn dynamic(
+        &mut self,
+        plan: &Plan,
+        checked: &materialize::Checked,
+        dry_run: bool,
+    ) -> Result<Option<Decided>, Error> {
+        if !plan.has_dynamic() {
+            return Ok(None);
+        }
+        let state = checked.state.as_ref();
+        let old = state.map(|s| s.vault.clone()).unwrap_or_default();
+        let kept_token = materialize::vault::read_token(checked)?;
+        let live = |dir: &Path| -> Option<Live> {
+            let paths: Vec<std::path::PathBuf> = state?
+                .files
+                .iter()
+                .filter(|f| f.path.parent() == Some(dir))
+                .map(|f| f.path.clone())
+                .collect();
+            if paths.is_empty() {
+                return None;
+            }
+            let bytes = materialize::vault::read_live(checked, &paths).ok()??;
+            Some(
+                paths
+                    .iter()
+                    .zip(bytes)
+                    .filter_map(|(p, b)| Some((p.file_name()?.to_str()?.to_string(), b)))
+                    .collect(),
+            )
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let needs_pki = plan.files.iter().any(|f| {
+            f.dynamic()
+                .is_some_and(|r| r.kind == manifest::SourceKind::VaultPki)
+        });
+        let aws = self.settings.aws.clone();
+        let vault = &mut self.vault;
+        let session = self.session.as_ref();
+        self.rt.block_on(async {
+            if needs_pki && !dry_run {
+                vault_session(vault, plan, &aws, session).await?;
+            }
+            let pki = vault.as_ref().map(|v| v.client.clone());
+            let inputs = vault_dynamic::Inputs {
+                plan,
+                old,
+                kept_token,
+                live: &live,
+                now,
+                dry_run,
+            };
+            vault_dynamic::decide(inputs, pki.as_ref(), aws.tuning)
+                .await
+                .map(Some)
+                .map_err(dynamic_error)
+        })
+    }
+
+    /// After the hooks of an apply with leases: revokes what was retired (when every hook
+    /// succeeded) and records what is left.
+    pub fn finish_dynamic(
+        &mut self,
+        checked: &materialize::Checked,
+        decided: &Decided,
+        hooks_ok: bool,
+    ) -> Result<(), Error> {
+        let records = self
+            .rt
+            .block_on(vault_dynamic::finish(decided, hooks_ok));
+        Ok(materialize::vault::set_records(checked, records)?)
+    }
+
+    /// `clean`: revokes the recorded leases and the kept token; the lease ids it could not
+    /// revoke.
+    pub fn revoke_leases(
+        &mut self,
+        plan: &Plan,
+        checked: &materialize::Checked,
+    ) -> Result<Vec<String>, Error> {
+        let records = materialize::vault::read_records(checked)?.unwrap_or_default();
+        let kept = materialize::vault::read_token(checked)?;
+        if records.leases.is_empty() && records.retired.is_empty() && kept.is_none() {
+            return Ok(Vec::new());
+        }
+        let tuning = self.settings.aws.tuning;
+        let left = self
+            .rt
+            .block_on(vault_dynamic::revoke_all(&records, kept, plan, tuning));
+        materialize::vault::forget_token(checked)?;
+        Ok(left)
+    }
+}
+
+/// A lease or certificate failure as the stage it belongs to: sign-in or fetch.
+fn dynamic_error(e: vault_dynamic::DynamicError) -> Error {
+    match e {
+        vault_dynamic::DynamicError::SignIn(e) => Error::Identity(e),
+        other => Error::Fetch(other.into_fetch()),
     }
 }
 

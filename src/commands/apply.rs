@@ -76,13 +76,21 @@ pub fn round(
         // systemd-creds calls are bounded like AWS calls (docs/src/systemd-creds.md).
         let creds_timeout = pipeline.settings.aws.tuning.call_timeout;
         let mut checked = materialize::preflight(&plan.without_expansions(), creds_timeout)?;
-        let fetched = pipeline.fetch_and_render(
+        // Leases and certificates: kept, renewed or replaced against the state file's records
+        // (docs/src/vault-dynamic.md).
+        let mut decided = pipeline.dynamic(plan, &checked, round.dry_run)?;
+        let extra = decided
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.values))
+            .unwrap_or_default();
+        let fetched = pipeline.fetch_and_render_with(
             plan,
             FetchOptions {
                 mode: args.fetch,
                 jitter: args.jitter,
                 want_caller: args.audit_log.is_some(),
             },
+            extra,
         );
         trail.fetch = Some(FetchStats::new(args.fetch, pipeline.settings.aws.calls()));
         let fetched = fetched?;
@@ -97,10 +105,18 @@ pub fn round(
         }
         let plan = &fetched.plan;
         let rendered = fetched.rendered;
+        checked.vault = decided.as_ref().map(|d| d.records.clone());
 
         let applied = {
             let _held = crate::every::critical();
-            materialize::write(&checked, &rendered, round.dry_run)?
+            let applied = materialize::write(&checked, &rendered, round.dry_run)?;
+            // The token the new leases belong to, kept next to the state file.
+            if let Some(token) = decided.as_ref().and_then(|d| d.keep_token.as_ref())
+                && !round.dry_run
+            {
+                materialize::vault::keep_token(&checked, token)?;
+            }
+            applied
         };
         let selected = hooks::select(plan, &applied);
         let results: Vec<HookResult> = if round.dry_run {
@@ -115,8 +131,16 @@ pub fn round(
             let results = hooks::run(plan, selected, Duration::from_secs(args.hook_timeout));
             // A hook that ran is no longer owed; one that failed stays owed to the next run
             // (which runs it even when nothing changed, and exits 8 until it succeeds).
-            if let Err(e) = materialize::hooks_ran(&checked, hooks::still_owed(plan, &results)) {
+            let owed = hooks::still_owed(plan, &results);
+            let hooks_ok = owed.is_empty() && !results.iter().any(|r| r.status.failed());
+            if let Err(e) = materialize::hooks_ran(&checked, owed) {
                 tracing::warn!(error = %e, "cannot clear the record of pending hooks; the next run will run them again");
+            }
+            // Old leases are revoked only once the new set's hooks reloaded its consumers.
+            if let Some(d) = &decided
+                && let Err(e) = pipeline.finish_dynamic(&checked, d, hooks_ok)
+            {
+                tracing::warn!(error = %e, "cannot record the revoked leases; the next apply or clean revokes them");
             }
             results
         };

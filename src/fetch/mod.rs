@@ -162,6 +162,12 @@ pub struct FetchSet {
 }
 
 impl FetchSet {
+    /// Adds values fetched elsewhere: a lease's or a certificate's, decided against the state
+    /// file before the fetch (`vault_dynamic`).
+    pub fn insert(&mut self, r: SecretRef, f: Fetched) {
+        self.values.insert(r, f);
+    }
+
     pub fn get(&self, r: &SecretRef) -> Option<&Fetched> {
         self.values.get(r)
     }
@@ -274,6 +280,21 @@ pub async fn fetch_sources(
                     )
                 })),
             },
+            // Leases and certificates are decided before the fetch (vault_dynamic).
+            (SourceKind::VaultLease | SourceKind::VaultPki, _) => {
+                failures.extend(refs.into_iter().map(|r| {
+                    (
+                        r,
+                        Failure {
+                            code: Some("VaultDynamic".into()),
+                            status: None,
+                            message: "a lease or certificate reached the fetch (internal error)"
+                                .into(),
+                            kind: FailureKind::Request,
+                        },
+                    )
+                }))
+            }
             (SourceKind::ParameterPath, Some(config)) => {
                 let client = ssm_client
                     .get_or_insert_with(|| Tuned::new(crate::aws::ssm_client(config, aws), aws));

@@ -35,6 +35,7 @@ pub mod suppress;
 pub mod template;
 mod validate;
 pub mod vault;
+pub mod vault_dynamic;
 
 pub use checks::is_session_char;
 pub use error::{Diagnostic, ManifestError};
@@ -109,6 +110,12 @@ pub enum SourceKind {
     CiVariableFile,
     /// A Vault (or OpenBao) KV secret, version 1 or 2: `vault: MOUNT/PATH`.
     Vault,
+    /// Dynamic credentials with a lease: `vault_lease: database/creds/ROLE`
+    /// (docs/src/vault-dynamic.md).
+    VaultLease,
+    /// A certificate: `vault_pki: {mount, role, ...}`; the id is the request
+    /// ([`vault_dynamic::PkiRequest`]).
+    VaultPki,
 }
 
 impl SourceKind {
@@ -122,6 +129,8 @@ impl SourceKind {
             SourceKind::CiVariable => "CI variable",
             SourceKind::CiVariableFile => "CI file variable",
             SourceKind::Vault => "Vault secret",
+            SourceKind::VaultLease => "Vault lease",
+            SourceKind::VaultPki => "Vault certificate",
         }
     }
 
@@ -135,6 +144,8 @@ impl SourceKind {
             SourceKind::CiVariable => "ci_variable",
             SourceKind::CiVariableFile => "ci_variable_file",
             SourceKind::Vault => "vault",
+            SourceKind::VaultLease => "vault_lease",
+            SourceKind::VaultPki => "vault_pki",
         }
     }
 
@@ -263,6 +274,21 @@ pub struct FileSpec {
 }
 
 impl FileSpec {
+    /// A `vault_lease:` or `vault_pki:` entry's reference.
+    pub fn dynamic(&self) -> Option<&SecretRef> {
+        match &self.content {
+            Content::Expand { source }
+                if matches!(
+                    source.secret.kind,
+                    SourceKind::VaultLease | SourceKind::VaultPki
+                ) =>
+            {
+                Some(&source.secret)
+            }
+            _ => None,
+        }
+    }
+
     pub fn sources(&self) -> Vec<&Source> {
         match &self.content {
             Content::Raw { source, .. } | Content::Expand { source } => vec![source],
@@ -313,6 +339,12 @@ impl Plan {
         self.secret_refs()
             .iter()
             .any(|r| r.kind == SourceKind::Vault)
+    }
+
+    /// Whether any entry is a lease or a certificate: those are decided against the state
+    /// file's records before the fetch (docs/src/vault-dynamic.md).
+    pub fn has_dynamic(&self) -> bool {
+        self.files.iter().any(|f| f.dynamic().is_some())
     }
 
     /// The plan without its `Expand` entries: what can be checked before anything is fetched.

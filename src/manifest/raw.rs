@@ -260,6 +260,32 @@ pub enum Keys {
     All,
 }
 
+/// `vault_pki:` (docs/src/vault-dynamic.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultPki {
+    /// The pki mount, e.g. `pki`.
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub alt_names: Vec<String>,
+    #[serde(default)]
+    pub ip_sans: Vec<String>,
+    /// The certificate's lifetime (`72h`, `30m`, `90s` or seconds); default: the role's.
+    pub ttl: Option<Duration>,
+    /// Issue anew when this much is left; default: a third of the lifetime.
+    pub renew_before: Option<Duration>,
+}
+
+/// A duration: seconds, or a number with `s`, `m`, `h` or `d`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Duration {
+    Seconds(u64),
+    Text(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
@@ -295,6 +321,11 @@ pub struct File {
     pub keys: Option<Keys>,
     /// One file per parameter below this Parameter Store path, under `path` as a directory.
     pub parameters_path: Option<String>,
+    /// Dynamic credentials, e.g. `database/creds/orders-app`: one file per key of the answer,
+    /// under `path` as a directory (docs/src/vault-dynamic.md).
+    pub vault_lease: Option<String>,
+    /// A certificate from a pki mount: `cert.pem`, `key.pem` and `chain.pem` under `path`.
+    pub vault_pki: Option<VaultPki>,
     pub values: Option<OrderedMap<Value>>,
     pub template: Option<String>,
     pub template_file: Option<String>,

@@ -121,6 +121,7 @@ pub fn private_root(
         open_sets: Vec::new(),
         state: None,
         creds_timeout: crate::systemd_creds::DEFAULT_TIMEOUT,
+        vault: None,
     }
 }
 

@@ -10,7 +10,7 @@
 //! - the state file's Vault records, updated after the hooks ran (retired leases revoked).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::Read as _;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +42,9 @@ fn io(path: PathBuf, op: &'static str) -> impl Fn(Errno) -> WriteError {
     }
 }
 
+/// A file's bytes and its metadata.
+type Read = (Zeroizing<Vec<u8>>, nix::sys::stat::FileStat);
+
 /// Reads a regular file `name` in `dir` without following a link, at most `max` bytes; `None`
 /// when it does not exist. `owner`: the uids it may belong to (empty: any).
 fn read_at(
@@ -50,7 +53,7 @@ fn read_at(
     full: &Path,
     max: u64,
     owners: &[u32],
-) -> Result<Option<(Zeroizing<Vec<u8>>, nix::sys::stat::FileStat)>, WriteError> {
+) -> Result<Option<Read>, WriteError> {
     let fd = match openat(
         dir,
         name,
@@ -228,6 +231,16 @@ pub fn read_live(
         }
     }
     Ok(Some(out))
+}
+
+/// The state file's Vault records, under a shared lock (`clean` and `verify`, which do not
+/// preflight). `None`: no state file.
+pub fn read_records(checked: &Checked) -> Result<Option<VaultRecords>, WriteError> {
+    let dirs = Dirs::new(checked, false)?;
+    let Some(root) = dirs.root.clone() else {
+        return Ok(None);
+    };
+    Ok(state::read(&root, checked.euid)?.map(|s| s.vault))
 }
 
 /// Replaces the state file's Vault records (after the hooks ran and retired leases were

@@ -72,6 +72,9 @@ impl Validator<'_> {
             .argv(&at(&base, &[key("on_change")]), f.on_change.as_ref())
             .unwrap_or_default();
         let content = match f.format {
+            _ if f.vault_lease.is_some() || f.vault_pki.is_some() => {
+                self.dynamic(&base, f, &applicable)
+            }
             Format::Raw => {
                 if f.values.is_some() {
                     self.problem(
@@ -368,6 +371,8 @@ impl Validator<'_> {
                         SourceKind::Parameter => check_parameter_name(&id),
                         SourceKind::ParameterPath => check_parameter_path(&id),
                         SourceKind::Vault => crate::manifest::vault::check_path(&id),
+                        // Their own entries (validate::dynamic), never a `Fields` key.
+                        SourceKind::VaultLease | SourceKind::VaultPki => None,
                         SourceKind::CiVariable | SourceKind::CiVariableFile => {
                             if !is_ident(&id) {
                                 Some(

@@ -1,6 +1,7 @@
 //! Stage two: raw serde structs -> validated types, every problem reported with its position.
 
 mod delivery;
+mod dynamic;
 mod entry;
 mod vault;
 
