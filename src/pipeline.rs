@@ -7,12 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::fetch::vault_dynamic::{self, Decided, Live};
 use crate::fetch::{self, FetchMode, FetchSet};
 use crate::format::LogFormat;
 use crate::identity::vault::VaultSession;
 use crate::identity::{self, Session};
 use crate::manifest::{self, Plan};
-use crate::fetch::vault_dynamic::{self, Decided, Live};
 use crate::materialize::{self, Outcome};
 use crate::output::{AuditLine, FetchStats};
 use crate::render::{self, Rendered, SourceInfo};
@@ -138,14 +138,9 @@ impl Pipeline {
         Ok(self.rt.block_on(identity::establish(plan, true, &aws))?)
     }
 
-    /// Identity, fetch and render.
-    pub fn fetch_and_render(&mut self, plan: &Plan, opts: FetchOptions) -> Result<Fetched, Error> {
-        self.fetch_and_render_with(plan, opts, Vec::new())
-    }
-
-    /// [`Pipeline::fetch_and_render`] with values decided elsewhere: the leases' and
-    /// certificates' of [`Pipeline::dynamic`].
-    pub fn fetch_and_render_with(
+    /// Identity, fetch and render; `extra`: values decided before, the leases' and
+    /// certificates' of [`Pipeline::dynamic`] (empty: none).
+    pub fn fetch_and_render(
         &mut self,
         plan: &Plan,
         opts: FetchOptions,
@@ -264,7 +259,14 @@ impl Pipeline {
         if !plan.has_dynamic() {
             return Ok(None);
         }
-        let state = checked.state.as_ref();
+        let read;
+        let state = match &checked.state {
+            Some(s) => Some(s),
+            None => {
+                read = materialize::vault::read_state(checked)?;
+                read.as_ref()
+            }
+        };
         let old = state.map(|s| s.vault.clone()).unwrap_or_default();
         let kept_token = materialize::vault::read_token(checked)?;
         let live = |dir: &Path| -> Option<Live> {
@@ -324,9 +326,7 @@ impl Pipeline {
         decided: &Decided,
         hooks_ok: bool,
     ) -> Result<(), Error> {
-        let records = self
-            .rt
-            .block_on(vault_dynamic::finish(decided, hooks_ok));
+        let records = self.rt.block_on(vault_dynamic::finish(decided, hooks_ok));
         Ok(materialize::vault::set_records(checked, records)?)
     }
 

@@ -83,7 +83,7 @@ pub fn round(
             .as_mut()
             .map(|d| std::mem::take(&mut d.values))
             .unwrap_or_default();
-        let fetched = pipeline.fetch_and_render_with(
+        let fetched = pipeline.fetch_and_render(
             plan,
             FetchOptions {
                 mode: args.fetch,

@@ -40,8 +40,7 @@ pub fn run(args: &CleanArgs, settings: &Settings) -> Result<(), Error> {
         if !args.dry_run {
             // Leases die with their token: revoke both before the files go
             // (docs/src/vault-dynamic.md).
-            let left = pipeline::Pipeline::new(settings)?
-                .revoke_leases(&plan, &checked)?;
+            let left = pipeline::Pipeline::new(settings)?.revoke_leases(&plan, &checked)?;
             if !left.is_empty() {
                 tracing::warn!(leases = ?left, "could not revoke these leases; they end with their TTL");
             }

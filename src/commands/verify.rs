@@ -13,12 +13,28 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
         let (checked, rendered) = if args.offline {
             (materialize::resolve_offline(&plan)?, None)
         } else {
-            let fetched = Pipeline::new(settings)?.fetch_and_render(
+            let mut pipeline = Pipeline::new(settings)?;
+            // Leases and certificates: compared as they are live, nothing renewed or issued;
+            // those that expired or are due are named (docs/src/vault-dynamic.md).
+            let mut decided = pipeline.dynamic(
+                &plan,
+                &materialize::resolve(&plan.without_expansions())?,
+                true,
+            )?;
+            if let Some(d) = &decided {
+                warn_due(&d.records);
+            }
+            let extra = decided
+                .as_mut()
+                .map(|d| std::mem::take(&mut d.values))
+                .unwrap_or_default();
+            let fetched = pipeline.fetch_and_render(
                 &plan,
                 FetchOptions {
                     want_caller: args.audit_log.is_some(),
                     ..FetchOptions::default()
                 },
+                extra,
             )?;
             trail.caller_arn = fetched.caller_arn;
             (materialize::resolve(&fetched.plan)?, Some(fetched.rendered))
@@ -47,4 +63,27 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
             })
         }
     })
+}
+
+/// Leases that expired, or whose next apply must replace them (less than a third of their TTL
+/// left), and certificates past their renewal point: warned about, by lease id or serial.
+fn warn_due(records: &crate::fetch::vault_dynamic::records::VaultRecords) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for l in &records.leases {
+        if l.lease_id.is_empty() {
+            continue;
+        }
+        if l.ends_before(now) {
+            tracing::warn!(path = %l.path.display(), lease_id = %l.lease_id, "the lease has expired: its credentials no longer work; apply to get new ones");
+        } else if l.ends_before(now + l.ttl / 3) {
+            tracing::warn!(path = %l.path.display(), lease_id = %l.lease_id, seconds_left = l.expires_at - now, "the lease ends soon: apply renews or replaces it");
+        }
+    }
+    for c in &records.certificates {
+        if !c.serial.is_empty() && c.expires_at <= now {
+            tracing::warn!(path = %c.path.display(), serial = %c.serial, "the certificate has expired; apply issues a new one");
+        }
+    }
 }

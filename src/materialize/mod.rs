@@ -28,8 +28,6 @@ mod preflight;
 mod reach;
 mod seal;
 pub mod state;
-// Wired into the run with the Vault seam; until then unused outside tests.
-#[allow(dead_code)]
 pub mod vault;
 mod verify;
 mod walk;

@@ -233,6 +233,15 @@ pub fn read_live(
     Ok(Some(out))
 }
 
+/// The state file (for commands that do not preflight: `verify`, `clean`). `None`: none.
+pub fn read_state(checked: &Checked) -> Result<Option<state::State>, WriteError> {
+    let dirs = Dirs::new(checked, false)?;
+    let Some(root) = dirs.root.clone() else {
+        return Ok(None);
+    };
+    state::read(&root, checked.euid)
+}
+
 /// The state file's Vault records, under a shared lock (`clean` and `verify`, which do not
 /// preflight). `None`: no state file.
 pub fn read_records(checked: &Checked) -> Result<Option<VaultRecords>, WriteError> {

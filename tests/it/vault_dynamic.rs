@@ -1,38 +1,369 @@
 //! Dynamic credentials (`vault_lease:`) and certificates (`vault_pki:`) against a real OpenBao
-//! server and a real PostgreSQL (docs/src/vault-dynamic.md).
+//! dev server and a real PostgreSQL (docs/src/vault-dynamic.md). Waits are on conditions Vault
+//! reports (a lease's TTL, a certificate's expiry), never on elapsed time; what is asserted is
+//! the order of events: files untouched, hooks run or not, roles present or gone.
 
-use crate::support::openbao_engines::{Database, Pki, ScratchBao, lease_lookup, ok};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::openbao_engines::{Database, Pki, lease_lookup, ok};
 use crate::support::postgres::Postgres;
+use crate::support::{Canaries, Case, OpenBao, Output, assert_no_leak, snapshot};
 
-/// The engine set-up the tests rely on: a lease's credentials log in to PostgreSQL, renewing
-/// extends it, revoking drops the role; the pki role issues.
+/// An AppRole `orders` whose tokens carry `policy` (HCL): the manifest's sign-in, with the
+/// secret id in `ORDERS_SECRET_ID` (a canary). Returns (the `vault:` lines, the secret id).
+fn approle(bao: &OpenBao, policy: &str) -> (String, String) {
+    bao.ok_stdin(&["policy", "write", "orders-dynamic", "-"], policy);
+    bao.ok(&["auth", "enable", "approle"]);
+    bao.ok(&[
+        "write",
+        "auth/approle/role/orders",
+        "token_policies=orders-dynamic",
+        "token_ttl=10m",
+        "token_max_ttl=1h",
+    ]);
+    let role_id = bao
+        .ok(&["read", "-field=role_id", "auth/approle/role/orders/role-id"])
+        .trim()
+        .to_string();
+    let secret_id = bao
+        .ok(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/orders/secret-id",
+        ])
+        .trim()
+        .to_string();
+    Canaries::global().add(&secret_id);
+    let lines = format!(
+        "    vault:\n      address: {}\n      auth:\n        method: approle\n        role_id: {role_id}\n        secret_id_env: ORDERS_SECRET_ID\n",
+        bao.addr
+    );
+    (lines, secret_id)
+}
+
+fn apply(case: &Case, secret_id: &str) -> Output {
+    case.credfile()
+        .env("ORDERS_SECRET_ID", secret_id)
+        .run(["apply", "--env", "test"])
+}
+
+/// Waits until `cond` holds (checked every 200 ms), at most `limit`.
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn lines(path: &Path) -> usize {
+    fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+fn state(case: &Case) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(case.root().join(".credfile-state.json")).unwrap()).unwrap()
+}
+
+/// Every output, the state file and the hook's environment and argv, against the canaries.
+fn assert_clean(case: &Case, outs: &[&Output], hook_log: &Path) {
+    let c = Canaries::global();
+    for out in outs {
+        assert_no_leak(&c, &out.stdout, "stdout");
+        assert_no_leak(&c, &out.stderr, "stderr");
+    }
+    assert_no_leak(
+        &c,
+        fs::read(case.root().join(".credfile-state.json")).unwrap(),
+        "the state file",
+    );
+    assert_no_leak(
+        &c,
+        fs::read(hook_log).unwrap_or_default(),
+        "the hook's environment",
+    );
+}
+
+#[test]
+fn a_lease_logs_in_is_renewed_in_place_is_replaced_near_its_max_ttl_and_clean_revokes_it() {
+    let bao = OpenBao::start();
+    let pg = Postgres::start();
+    // A lease lasts 12 s and at most 15 s: a renewal near the end is capped below a third.
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 12, 15);
+    let creds = db.creds_path();
+    let (vault, secret_id) = approle(
+        &bao,
+        &format!(
+            "path \"{creds}\" {{ capabilities = [\"read\"] }}\n\
+             path \"sys/leases/renew\" {{ capabilities = [\"update\"] }}\n\
+             path \"sys/leases/revoke\" {{ capabilities = [\"update\"] }}\n"
+        ),
+    );
+    let case = Case::new("vaultlease", "lease");
+    let hook_log = case.path("hooks.log");
+    case.manifest(
+        &vault,
+        &format!(
+            "  - path: db\n    vault_lease: {creds}\n    on_change: [/bin/sh, -c, 'env >> {log}; echo \"$0 $*\" >> {log}; echo ran >> {log}.runs']\n",
+            log = hook_log.display()
+        ),
+    );
+    let runs = case.path("hooks.log.runs");
+
+    let first = apply(&case, &secret_id);
+    first.assert_code(0);
+    let user = fs::read_to_string(case.root().join("db/username")).unwrap();
+    let pass = fs::read_to_string(case.root().join("db/password")).unwrap();
+    let token_file = case.root().join(".credfile-vault-token");
+    let token = fs::read_to_string(&token_file).unwrap();
+    for v in [&pass, &token] {
+        Canaries::global().add(v.as_bytes());
+    }
+    assert_eq!(crate::support::mode_of(&token_file), 0o600);
+    pg.login(&user, &pass)
+        .expect("the written credentials log in");
+    assert_eq!(lines(&runs), 1, "the first set ran its hook");
+    let lease = state(&case)["vault"]["leases"][0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lease.starts_with(&creds), "{lease}");
+    // verify compares the live set without new credentials (no new role, no drift).
+    let verified = case
+        .credfile()
+        .env("ORDERS_SECRET_ID", &secret_id)
+        .run(["verify", "--env", "test"]);
+    verified.assert_code(0);
+    assert_eq!(state(&case)["vault"]["leases"][0]["lease_id"], lease.as_str());
+
+    // A second apply renews: same files (inode, mtime), no hook, a later expiry.
+    // Late enough that the renewal reaches the maximum TTL: from then on the lease's TTL is
+    // what is left of it, and a later renewal can grant no more.
+    let (_, expire0) = lease_lookup(&bao.addr, &bao.root_token, &lease).unwrap();
+    wait_until("the lease to age", Duration::from_secs(30), || {
+        lease_lookup(&bao.addr, &bao.root_token, &lease).is_some_and(|(t, _)| t <= 8)
+    });
+    let before = snapshot(case.root().join("current"));
+    let second = apply(&case, &secret_id);
+    second.assert_code(0);
+    assert_eq!(
+        snapshot(case.root().join("current")),
+        before,
+        "renewal touched the set"
+    );
+    assert_eq!(lines(&runs), 1, "renewal ran a hook");
+    let (_, expire1) = lease_lookup(&bao.addr, &bao.root_token, &lease).unwrap();
+    assert!(expire1 > expire0, "not renewed: {expire0} -> {expire1}");
+    assert_eq!(
+        fs::read_to_string(&token_file).unwrap(),
+        token,
+        "the kept token changed"
+    );
+
+    // Near the maximum TTL a renewal is capped below a third: new credentials, the hook, and
+    // the old role gone once the hook succeeded.
+    wait_until(
+        "the lease to near its max TTL",
+        Duration::from_secs(30),
+        || lease_lookup(&bao.addr, &bao.root_token, &lease).is_none_or(|(t, _)| t <= 3),
+    );
+    let third = apply(&case, &secret_id);
+    third.assert_code(0);
+    let user2 = fs::read_to_string(case.root().join("db/username")).unwrap();
+    let pass2 = fs::read_to_string(case.root().join("db/password")).unwrap();
+    Canaries::global().add(pass2.as_bytes());
+    assert_ne!(user2, user, "{}", third.stderr);
+    pg.login(&user2, &pass2)
+        .expect("the new credentials log in");
+    assert_eq!(lines(&runs), 2, "the new set ran its hook");
+    assert!(
+        !pg.role_exists(&user),
+        "the old role is still in PostgreSQL"
+    );
+    assert!(lease_lookup(&bao.addr, &bao.root_token, &lease).is_none());
+    assert!(
+        state(&case)["vault"].get("retired").is_none(),
+        "{}",
+        state(&case)
+    );
+
+    assert_clean(&case, &[&first, &verified, &second, &third], &hook_log);
+
+    // clean revokes: the role disappears, the token and the root go.
+    let cleaned = case
+        .credfile()
+        .env("ORDERS_SECRET_ID", &secret_id)
+        .run(["clean", "--env", "test"]);
+    cleaned.assert_code(0);
+    assert!(!pg.role_exists(&user2), "clean left the role");
+    assert!(!token_file.exists());
+    assert!(!case.root().exists(), "clean left the root");
+    let (code, _, _) = bao.cli_as(token.trim(), &["token", "lookup"]);
+    assert_ne!(code, 0, "the kept token still works after clean");
+    assert_clean_outputs(&[&cleaned]);
+}
+
+fn assert_clean_outputs(outs: &[&Output]) {
+    let c = Canaries::global();
+    for out in outs {
+        assert_no_leak(&c, &out.stdout, "stdout");
+        assert_no_leak(&c, &out.stderr, "stderr");
+    }
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_certificate_matches_its_key_chains_to_the_ca_is_kept_and_renewed_once() {
+    let bao = OpenBao::start();
+    let pki = Pki::enable(&bao.addr, &bao.root_token, 3600);
+    let (vault, secret_id) = approle(
+        &bao,
+        &format!(
+            "path \"{}/issue/{}\" {{ capabilities = [\"update\"] }}\n",
+            pki.mount, pki.role
+        ),
+    );
+    let case = Case::new("vaultpki", "pki");
+    let hook_log = case.path("hooks.log");
+    case.manifest(
+        &vault,
+        &format!(
+            "  - path: tls\n    vault_pki:\n      mount: {}\n      role: {}\n      common_name: api.example.test\n      alt_names: [www.example.test]\n      ip_sans: [127.0.0.1]\n      ttl: 12s\n    on_change: [/bin/sh, -c, 'env >> {log}; echo ran >> {log}.runs']\n",
+            pki.mount,
+            pki.role,
+            log = hook_log.display()
+        ),
+    );
+    let runs = case.path("hooks.log.runs");
+    let first = apply(&case, &secret_id);
+    first.assert_code(0);
+    let dir = case.root().join("tls");
+    let key = fs::read_to_string(dir.join("key.pem")).unwrap();
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        Canaries::global().add(line.as_bytes());
+    }
+    assert_eq!(
+        crate::support::mode_of(case.root().join("current/tls/key.pem")),
+        0o400
+    );
+    // The certificate and the key match, and it chains to the CA.
+    let cert = dir.join("cert.pem");
+    let cert_pub = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+    let key_pub = openssl(&[
+        "pkey",
+        "-in",
+        dir.join("key.pem").to_str().unwrap(),
+        "-pubout",
+    ]);
+    assert_eq!(cert_pub, key_pub, "the certificate is not for this key");
+    let ca = case.path("ca.pem");
+    fs::write(&ca, &pki.ca_pem).unwrap();
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        ca.to_str().unwrap(),
+        "-untrusted",
+        dir.join("chain.pem").to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ]);
+    assert!(verified.contains("OK"), "{verified}");
+    let san = openssl(&[
+        "x509",
+        "-in",
+        cert.to_str().unwrap(),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(
+        san.contains("www.example.test") && san.contains("127.0.0.1"),
+        "{san}"
+    );
+    assert_eq!(lines(&runs), 1);
+
+    // Unchanged: nothing touched, no hook.
+    let before = snapshot(case.root().join("current"));
+    let second = apply(&case, &secret_id);
+    second.assert_code(0);
+    assert_eq!(snapshot(case.root().join("current")), before);
+    assert_eq!(lines(&runs), 1);
+
+    // Once less than a third of its 12 s is left: issued once more, the hook runs once.
+    let record = state(&case)["vault"]["certificates"][0].clone();
+    let (serial, expires) = (
+        record["serial"].as_str().unwrap().to_string(),
+        record["expires_at"].as_u64().unwrap(),
+    );
+    wait_until(
+        "a third of the lifetime left",
+        Duration::from_secs(30),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            now + 4 >= expires
+        },
+    );
+    let third = apply(&case, &secret_id);
+    third.assert_code(0);
+    assert_eq!(lines(&runs), 2, "the new certificate ran the hook");
+    let renewed = state(&case)["vault"]["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(renewed, serial);
+    let fourth = apply(&case, &secret_id);
+    fourth.assert_code(0);
+    assert_eq!(lines(&runs), 2, "renewed twice");
+    assert_clean(&case, &[&first, &second, &third, &fourth], &hook_log);
+}
+
+/// The engine set-up the tests rely on: a lease's credentials log in to PostgreSQL, revoking
+/// drops the role; the pki role issues.
 #[test]
 fn engines_issue_leases_that_log_in_and_certificates() {
-    let bao = ScratchBao::start();
+    let bao = OpenBao::start();
     let pg = Postgres::start();
-    let db = Database::enable(&bao.addr, &bao.token, &pg, 20, 60);
-    let v = ok(&bao.addr, &bao.token, "GET", &db.creds_path(), None);
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 20, 60);
+    let v = ok(&bao.addr, &bao.root_token, "GET", &db.creds_path(), None);
     let user = v["data"]["username"].as_str().unwrap().to_string();
     let pass = v["data"]["password"].as_str().unwrap().to_string();
     let lease = v["lease_id"].as_str().unwrap().to_string();
     pg.login(&user, &pass).unwrap();
-    assert!(lease_lookup(&bao.addr, &bao.token, &lease).is_some());
+    assert!(lease_lookup(&bao.addr, &bao.root_token, &lease).is_some());
     ok(
         &bao.addr,
-        &bao.token,
+        &bao.root_token,
         "PUT",
         "sys/leases/revoke",
-        Some(&serde_json::json!({"lease_id": lease})),
+        Some(&json!({ "lease_id": lease })),
     );
-    assert!(lease_lookup(&bao.addr, &bao.token, &lease).is_none());
+    assert!(lease_lookup(&bao.addr, &bao.root_token, &lease).is_none());
     assert!(!pg.role_exists(&user));
-    let pki = Pki::enable(&bao.addr, &bao.token, 3600);
+    let pki = Pki::enable(&bao.addr, &bao.root_token, 3600);
     let c = ok(
         &bao.addr,
-        &bao.token,
+        &bao.root_token,
         "POST",
         &format!("{}/issue/{}", pki.mount, pki.role),
-        Some(&serde_json::json!({"common_name": "api.example.test", "ttl": "60s"})),
+        Some(&json!({"common_name": "api.example.test", "ttl": "60s"})),
     );
     assert!(
         c["data"]["certificate"]
@@ -40,5 +371,4 @@ fn engines_issue_leases_that_log_in_and_certificates() {
             .unwrap()
             .contains("BEGIN CERTIFICATE")
     );
-    assert!(pki.ca_pem.contains("BEGIN CERTIFICATE"));
 }

@@ -160,7 +160,9 @@ pub async fn decide(
         },
         ..Decided::default()
     };
-    let has_leases = entries.iter().any(|(_, r)| r.kind == SourceKind::VaultLease);
+    let has_leases = entries
+        .iter()
+        .any(|(_, r)| r.kind == SourceKind::VaultLease);
     // The lease token: the kept one while it lives and is far from its maximum TTL, else a
     // new sign-in whose token is kept instead (the old one's leases all go with it).
     let mut fresh_token = false;
@@ -170,8 +172,7 @@ pub async fn decide(
             (Some(t), Some(spec)) => {
                 let base = crate::identity::vault::client(spec, tuning)
                     .map_err(crate::identity::IdentityError::from)?;
-                let client =
-                    base.with_token(&Token::supplied(SecretString::from(t.to_string())));
+                let client = base.with_token(&Token::supplied(SecretString::from(t.to_string())));
                 match keep_token(&client).await {
                     true => Some(client),
                     false => {
@@ -186,8 +187,12 @@ pub async fn decide(
             Some(c) => Some(c),
             None => {
                 let session = crate::identity::vault::sign_in(inputs.plan, tuning, None).await?;
-                tracing::info!(accessor = %session.token.accessor, "signed in to Vault for leases: this token is kept with them");
-                out.keep_token = Some(Zeroizing::new(session.token.expose().to_string()));
+                // A token credfile obtained is kept with its leases; a token the user supplied
+                // (`auth.method: token`) is theirs: used, never stored or revoked.
+                if session.token.owned {
+                    tracing::info!(accessor = %session.token.accessor, "signed in to Vault for leases: this token is kept with them");
+                    out.keep_token = Some(Zeroizing::new(session.token.expose().to_string()));
+                }
                 fresh_token = true;
                 Some(session.client)
             }
@@ -197,11 +202,7 @@ pub async fn decide(
         let live = (inputs.live)(&dir);
         match r.kind {
             SourceKind::VaultLease => {
-                let old = inputs
-                    .old
-                    .lease(&dir)
-                    .filter(|l| l.source == r.id)
-                    .cloned();
+                let old = inputs.old.lease(&dir).filter(|l| l.source == r.id).cloned();
                 let (value, record) =
                     lease(&inputs, &out, &dir, &r, old.clone(), live, fresh_token).await?;
                 if let Some(old) = old
@@ -221,7 +222,9 @@ pub async fn decide(
                 };
                 let old = inputs.old.certificate(&dir).cloned();
                 let keep = match (&old, live) {
-                    (Some(c), Some(live)) if !c.due(inputs.now, &req.record(), req.renew_before) => {
+                    (Some(c), Some(live))
+                        if !c.due(inputs.now, &req.record(), req.renew_before) =>
+                    {
                         Some((c.clone(), live))
                     }
                     _ => None,
@@ -231,9 +234,10 @@ pub async fn decide(
                         tracing::info!(path = %dir.display(), serial = %c.serial, "the certificate is not due: kept");
                         (json_value(&req.issue_path(), &c.serial, &live)?, c)
                     }
-                    None if inputs.dry_run => {
-                        (placeholder(&req.issue_path(), &["cert.pem", "key.pem", "chain.pem"]), cert_placeholder(&dir, &req, inputs.now))
-                    }
+                    None if inputs.dry_run => (
+                        placeholder(&req.issue_path(), &["cert.pem", "key.pem", "chain.pem"]),
+                        cert_placeholder(&dir, &req, inputs.now),
+                    ),
                     None => issue(pki, &dir, &req, inputs.now).await?,
                 };
                 out.records.certificates.push(record);
@@ -244,7 +248,11 @@ pub async fn decide(
     // A lease whose entry left the manifest is retired too.
     for old in &inputs.old.leases {
         if !out.records.leases.iter().any(|l| l.path == old.path)
-            && !out.records.retired.iter().any(|l| l.lease_id == old.lease_id)
+            && !out
+                .records
+                .retired
+                .iter()
+                .any(|l| l.lease_id == old.lease_id)
         {
             out.records.retired.push(old.clone());
         }
@@ -257,7 +265,9 @@ pub async fn decide(
 async fn keep_token(client: &Client) -> bool {
     let path = "auth/token/lookup-self";
     let Ok(reply) = client.read(path).await else {
-        tracing::info!("the kept Vault token is gone (expired or revoked): signing in anew; its leases went with it");
+        tracing::info!(
+            "the kept Vault token is gone (expired or revoked): signing in anew; its leases went with it"
+        );
         return false;
     };
     let Ok(json) = reply.json(path) else {
@@ -448,8 +458,18 @@ async fn issue(
     let reply = client.write(&path, &body).await.map_err(vault_err(&path))?;
     let json = reply.json(&path).map_err(vault_err(&path))?;
     let data = json.get("data").cloned().unwrap_or_default();
-    let s = |k: &str| data.get(k).and_then(|v| v.as_str()).unwrap_or("").trim().to_string();
-    let (cert, key, serial) = (s("certificate"), Zeroizing::new(s("private_key")), s("serial_number"));
+    let s = |k: &str| {
+        data.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let (cert, key, serial) = (
+        s("certificate"),
+        Zeroizing::new(s("private_key")),
+        s("serial_number"),
+    );
     if cert.is_empty() || key.is_empty() || serial.is_empty() {
         return Err(DynamicError::Response {
             path,
@@ -524,7 +544,11 @@ fn placeholder(path: &str, names: &[&str]) -> Fetched {
         .iter()
         .map(|n| (n.to_string(), serde_json::Value::String(String::new())))
         .collect();
-    fetched(path, "", &Zeroizing::new(serde_json::Value::Object(object).to_string()))
+    fetched(
+        path,
+        "",
+        &Zeroizing::new(serde_json::Value::Object(object).to_string()),
+    )
 }
 
 fn fetched(path: &str, version: &str, text: &Zeroizing<String>) -> Fetched {
@@ -547,7 +571,9 @@ pub async fn finish(decided: &Decided, hooks_ok: bool) -> VaultRecords {
     if let Some(old) = &decided.old_token {
         match old.revoke_self().await {
             Ok(()) => tracing::info!("revoked the replaced Vault token and its leases"),
-            Err(e) => tracing::debug!(error = %e, "the replaced Vault token could not be revoked (it may be gone already)"),
+            Err(e) => {
+                tracing::debug!(error = %e, "the replaced Vault token could not be revoked (it may be gone already)")
+            }
         }
     }
     let mut left = Vec::new();
@@ -593,7 +619,9 @@ pub async fn revoke_all(
     let client = match (kept_token, plan.vault.as_ref()) {
         (Some(t), Some(spec)) => crate::identity::vault::client(spec, tuning)
             .ok()
-            .map(|base| base.with_token(&Token::supplied(SecretString::from(t.as_str().to_string())))),
+            .map(|base| {
+                base.with_token(&Token::supplied(SecretString::from(t.as_str().to_string())))
+            }),
         _ => None,
     };
     let client = match client {

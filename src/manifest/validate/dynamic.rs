@@ -125,11 +125,7 @@ impl Validator<'_> {
             ("common_name", &pki.common_name),
         ] {
             if v.as_deref().is_none_or(str::is_empty) {
-                self.problem(
-                    &at(p, &[key(k)]),
-                    format!("`vault_pki:` needs `{k}`"),
-                    None,
-                );
+                self.problem(&at(p, &[key(k)]), format!("`vault_pki:` needs `{k}`"), None);
                 missing = true;
             }
         }
