@@ -62,9 +62,50 @@ pub fn grants(plan: &Plan, kv_v1: &[String]) -> Vec<Grant> {
         };
         by_path.entry(grant.path.clone()).or_insert(grant);
     }
-    // EXTENSION POINT (vault_lease, vault_pki): dynamic credentials add `read` on each lease
-    // path (`database/creds/ROLE`) and certificates `update` on `MOUNT/issue/ROLE`; push their
-    // grants into `by_path` here, from the plan's entries, with a `why` naming the entry.
+    // Dynamic credentials: `read` on each lease path; renewing and revoking the leases
+    // (docs/src/vault-dynamic.md). Certificates: `update` on `MOUNT/issue/ROLE`.
+    let mut leases = false;
+    for f in &plan.files {
+        let Some(r) = f.dynamic() else { continue };
+        let entry = f.path.display();
+        let grant = match r.kind {
+            SourceKind::VaultLease => {
+                leases = true;
+                Grant {
+                    path: r.id.clone(),
+                    capabilities: vec!["read"],
+                    why: format!("dynamic credentials: {entry} (vault_lease: {})", r.id),
+                }
+            }
+            _ => match crate::manifest::vault_dynamic::PkiRequest::decode(&r.id) {
+                Some(req) => Grant {
+                    path: req.issue_path(),
+                    capabilities: vec!["update"],
+                    why: format!("certificate: {entry} (vault_pki: {})", req.issue_path()),
+                },
+                None => continue,
+            },
+        };
+        by_path.entry(grant.path.clone()).or_insert(grant);
+    }
+    if leases {
+        for (path, why) in [
+            (
+                "sys/leases/renew",
+                "renew the leases in place instead of issuing new credentials",
+            ),
+            (
+                "sys/leases/revoke",
+                "revoke a replaced lease once the new set's hooks succeeded",
+            ),
+        ] {
+            by_path.entry(path.to_string()).or_insert(Grant {
+                path: path.to_string(),
+                capabilities: vec!["update"],
+                why: why.to_string(),
+            });
+        }
+    }
     by_path.into_values().collect()
 }
 

@@ -13,10 +13,10 @@ use crate::support::openbao_engines::{Database, Pki, lease_lookup, ok};
 use crate::support::postgres::Postgres;
 use crate::support::{Canaries, Case, OpenBao, Output, assert_no_leak, snapshot};
 
-/// An AppRole `orders` whose tokens carry `policy` (HCL): the manifest's sign-in, with the
-/// secret id in `ORDERS_SECRET_ID` (a canary). Returns (the `vault:` lines, the secret id).
-fn approle(bao: &OpenBao, policy: &str) -> (String, String) {
-    bao.ok_stdin(&["policy", "write", "orders-dynamic", "-"], policy);
+/// An AppRole `orders` whose tokens carry the policy `orders-dynamic` (see [`write_policy`]):
+/// the manifest's sign-in, with the secret id in `ORDERS_SECRET_ID` (a canary). Returns (the
+/// `vault:` lines, the secret id).
+fn approle(bao: &OpenBao) -> (String, String) {
     bao.ok(&["auth", "enable", "approle"]);
     bao.ok(&[
         "write",
@@ -44,6 +44,15 @@ fn approle(bao: &OpenBao, policy: &str) -> (String, String) {
         bao.addr
     );
     (lines, secret_id)
+}
+
+/// The policy `credfile policy --vault` prints for the case's manifest, written into OpenBao as
+/// it is: the runs below succeed with exactly what it grants. Returns it.
+fn write_policy(bao: &OpenBao, case: &Case) -> String {
+    let policy = case.run(&["policy", "--vault"]);
+    policy.assert_code(0);
+    bao.ok_stdin(&["policy", "write", "orders-dynamic", "-"], &policy.stdout);
+    policy.stdout
 }
 
 fn apply(case: &Case, secret_id: &str) -> Output {
@@ -95,14 +104,7 @@ fn a_lease_logs_in_is_renewed_in_place_is_replaced_near_its_max_ttl_and_clean_re
     // A lease lasts 12 s and at most 15 s: a renewal near the end is capped below a third.
     let db = Database::enable(&bao.addr, &bao.root_token, &pg, 12, 15);
     let creds = db.creds_path();
-    let (vault, secret_id) = approle(
-        &bao,
-        &format!(
-            "path \"{creds}\" {{ capabilities = [\"read\"] }}\n\
-             path \"sys/leases/renew\" {{ capabilities = [\"update\"] }}\n\
-             path \"sys/leases/revoke\" {{ capabilities = [\"update\"] }}\n"
-        ),
-    );
+    let (vault, secret_id) = approle(&bao);
     let case = Case::new("vaultlease", "lease");
     let hook_log = case.path("hooks.log");
     case.manifest(
@@ -113,6 +115,13 @@ fn a_lease_logs_in_is_renewed_in_place_is_replaced_near_its_max_ttl_and_clean_re
         ),
     );
     let runs = case.path("hooks.log.runs");
+    let policy = write_policy(&bao, &case);
+    for want in [
+        format!("path \"{creds}\" {{\n  capabilities = [\"read\"]"),
+        "path \"sys/leases/renew\" {\n  capabilities = [\"update\"]".to_string(),
+    ] {
+        assert!(policy.contains(&want), "{policy}");
+    }
 
     let first = apply(&case, &secret_id);
     first.assert_code(0);
@@ -138,7 +147,10 @@ fn a_lease_logs_in_is_renewed_in_place_is_replaced_near_its_max_ttl_and_clean_re
         .env("ORDERS_SECRET_ID", &secret_id)
         .run(["verify", "--env", "test"]);
     verified.assert_code(0);
-    assert_eq!(state(&case)["vault"]["leases"][0]["lease_id"], lease.as_str());
+    assert_eq!(
+        state(&case)["vault"]["leases"][0]["lease_id"],
+        lease.as_str()
+    );
 
     // A second apply renews: same files (inode, mtime), no hook, a later expiry.
     // Late enough that the renewal reaches the maximum TTL: from then on the lease's TTL is
@@ -232,13 +244,7 @@ fn openssl(args: &[&str]) -> String {
 fn a_certificate_matches_its_key_chains_to_the_ca_is_kept_and_renewed_once() {
     let bao = OpenBao::start();
     let pki = Pki::enable(&bao.addr, &bao.root_token, 3600);
-    let (vault, secret_id) = approle(
-        &bao,
-        &format!(
-            "path \"{}/issue/{}\" {{ capabilities = [\"update\"] }}\n",
-            pki.mount, pki.role
-        ),
-    );
+    let (vault, secret_id) = approle(&bao);
     let case = Case::new("vaultpki", "pki");
     let hook_log = case.path("hooks.log");
     case.manifest(
@@ -251,6 +257,12 @@ fn a_certificate_matches_its_key_chains_to_the_ca_is_kept_and_renewed_once() {
         ),
     );
     let runs = case.path("hooks.log.runs");
+    let policy = write_policy(&bao, &case);
+    let want = format!(
+        "path \"{}/issue/{}\" {{\n  capabilities = [\"update\"]",
+        pki.mount, pki.role
+    );
+    assert!(policy.contains(&want), "{policy}");
     let first = apply(&case, &secret_id);
     first.assert_code(0);
     let dir = case.root().join("tls");
