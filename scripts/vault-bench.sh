@@ -372,7 +372,7 @@ print(json.dumps({"work": a[1], "bin": a[2], "bao": a[3], "addr": a[4], "root_to
     echo "Machine: $(nproc) cores, $(free -h | awk '/^Mem:/ { print $2 }') memory," \
         "kernel $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Versions: $("$BAO" version | cut -d' ' -f1-2); curl $(curl --version | head -n 1 | cut -d' ' -f2);" \
-        "$("$PY" --version); credfile $("$BIN" --version | cut -d' ' -f2); concurrency bound $BENCH_BOUND."
+        "$("$PY" --version); credfile $("$BIN" --version | head -n 1 | cut -d' ' -f2); concurrency bound $BENCH_BOUND."
     echo "Runs: $BENCH_RUNS per cell after one warm-up, interleaved; process start to exit."
     echo
     "$PY" -c '
