@@ -101,7 +101,7 @@ fn supervise(
         want_caller: args.audit_log.is_some(),
         ..FetchOptions::default()
     };
-    let fetched = pipeline.fetch_and_render(&plan, options);
+    let fetched = pipeline.fetch_and_render(&plan, options, Vec::new());
     trail.fetch = Some(FetchStats::new(args.fetch, pipeline.settings.aws.calls()));
     let fetched = fetched?;
     trail.caller_arn = fetched.caller_arn.clone();
@@ -166,7 +166,7 @@ fn refresh(
 ) -> Result<Option<Ended>, Error> {
     pipeline.settings.aws.take_calls();
     let result = pipeline
-        .fetch_and_render(plan, options)
+        .fetch_and_render(plan, options, Vec::new())
         .and_then(|f| helper.apply(&f.plan, &f.rendered));
     match result {
         Ok(Some(code)) => return Ok(Some(code)),
