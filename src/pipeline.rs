@@ -171,11 +171,7 @@ impl Pipeline {
         let vault = &mut self.vault;
         self.rt.block_on(async {
             let needs_vault = plan.needs_vault();
-            let vault_aws = needs_vault
-                && plan.vault.as_ref().is_some_and(|v| {
-                    identity::vault::method(&v.auth, &|k| std::env::var(k).ok())
-                        == manifest::VaultMethod::Aws
-                });
+            let vault_aws = needs_vault && vault_signs_in_with_aws(plan);
             if !plan.needs_aws() && !vault_aws {
                 if needs_vault {
                     vault_session(vault, plan, aws, None).await?;
@@ -197,17 +193,7 @@ impl Pipeline {
                 );
                 tokio::time::sleep(delay).await;
             }
-            if cached.as_ref().is_some_and(|s| {
-                crate::every::needs_refresh(s.expiry, std::time::SystemTime::now())
-            }) {
-                tracing::info!("the session nears expiry: establishing a new one");
-                *cached = None;
-            }
-            let session = match cached.take() {
-                Some(s) => s,
-                None => identity::establish(plan, false, aws).await?,
-            };
-            let session = &*cached.insert(session);
+            let session = aws_session(cached, plan, aws).await?;
             let caller_arn = match (&session.arn, opts.want_caller) {
                 (Some(arn), _) => Some(arn.clone()),
                 (None, true) => identity::caller_arn(session).await,
@@ -230,6 +216,34 @@ impl Pipeline {
             }
         })
     }
+}
+
+/// Whether the environment signs in to Vault through AWS IAM (`auth.method: aws`): the AWS
+/// identity comes first then, for KV reads, leases and certificates alike.
+fn vault_signs_in_with_aws(plan: &Plan) -> bool {
+    plan.vault.as_ref().is_some_and(|v| {
+        identity::vault::method(&v.auth, &|k| std::env::var(k).ok()) == manifest::VaultMethod::Aws
+    })
+}
+
+/// The AWS session of an earlier call while it is fresh, else a new one (kept in `cached`).
+async fn aws_session<'a>(
+    cached: &'a mut Option<Session>,
+    plan: &Plan,
+    aws: &aws::Context,
+) -> Result<&'a Session, Error> {
+    if cached
+        .as_ref()
+        .is_some_and(|s| crate::every::needs_refresh(s.expiry, std::time::SystemTime::now()))
+    {
+        tracing::info!("the session nears expiry: establishing a new one");
+        *cached = None;
+    }
+    let session = match cached.take() {
+        Some(s) => s,
+        None => identity::establish(plan, false, aws).await?,
+    };
+    Ok(&*cached.insert(session))
 }
 
 /// The references the fetch stage reads: all but leases and certificates, which
@@ -297,8 +311,14 @@ impl Pipeline {
         });
         let aws = self.settings.aws.clone();
         let vault = &mut self.vault;
-        let session = self.session.as_ref();
+        let cached = &mut self.session;
         self.rt.block_on(async {
+            // A sign-in through AWS IAM needs the AWS identity first, for the leases' token
+            // as for the certificates' (docs/src/vault-dynamic.md).
+            let session = match !dry_run && vault_signs_in_with_aws(plan) {
+                true => Some(aws_session(cached, plan, &aws).await?),
+                false => None,
+            };
             if needs_pki && !dry_run {
                 vault_session(vault, plan, &aws, session).await?;
             }
@@ -311,7 +331,7 @@ impl Pipeline {
                 now,
                 dry_run,
             };
-            vault_dynamic::decide(inputs, pki.as_ref(), aws.tuning)
+            vault_dynamic::decide(inputs, pki.as_ref(), session, aws.tuning)
                 .await
                 .map(Some)
                 .map_err(dynamic_error)
@@ -342,10 +362,16 @@ impl Pipeline {
         if records.leases.is_empty() && records.retired.is_empty() && kept.is_none() {
             return Ok(Vec::new());
         }
-        let tuning = self.settings.aws.tuning;
-        let left = self
-            .rt
-            .block_on(vault_dynamic::revoke_all(&records, kept, plan, tuning));
+        let aws = self.settings.aws.clone();
+        let cached = &mut self.session;
+        let left = self.rt.block_on(async {
+            // Without the kept token, revoking signs in: through AWS IAM, with the identity.
+            let session = match kept.is_none() && vault_signs_in_with_aws(plan) {
+                true => aws_session(cached, plan, &aws).await.ok(),
+                false => None,
+            };
+            vault_dynamic::revoke_all(&records, kept, plan, session, aws.tuning).await
+        });
         materialize::vault::forget_token(checked)?;
         Ok(left)
     }

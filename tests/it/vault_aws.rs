@@ -136,3 +136,83 @@ fn aws_sign_in_with_a_wrong_server_id_or_a_tampered_signature_is_refused() {
     assert!(!case2.root().exists(), "nothing may be written");
     assert_eq!(auth.logins().len(), 1);
 }
+
+/// Leases under an AWS IAM sign-in (docs/src/vault-dynamic.md): the lease token is signed in
+/// for with the AWS identity like the KV reads' token, kept, and used again by the next apply
+/// (one login in all); `clean` revokes the lease, and PostgreSQL drops the role.
+#[test]
+fn leases_sign_in_through_aws_iam_are_renewed_under_the_kept_token_and_clean_revokes_them() {
+    use crate::support::openbao_engines::{Database, lease_lookup};
+    use crate::support::postgres::Postgres;
+    use crate::support::{Canaries, assert_no_leak};
+
+    let bao = OpenBao::start();
+    let pg = Postgres::start();
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 300, 600);
+    let creds = db.creds_path();
+    let auth = AwsAuth::start(
+        &bao.addr,
+        &bao.root_token,
+        &moto_endpoint(),
+        Some("vault.acme.test"),
+        ("testing", "testing"),
+    );
+    let case = Case::new("vaultawslease", "lease");
+    case.manifest(
+        &format!(
+            "    vault:\n      address: {}\n      auth: {{ method: aws, role: deploy, server_id: vault.acme.test }}\n",
+            auth.addr()
+        ),
+        &format!("  - path: db\n    vault_lease: {creds}\n"),
+    );
+    let policy = case.run(&["policy", "--vault"]);
+    policy.assert_code(0);
+    bao.ok_stdin(
+        &["policy", "write", "credfile-vaultawslease-test", "-"],
+        &policy.stdout,
+    );
+    auth.role(
+        "deploy",
+        AwsRole {
+            bound_arn: CALLER.into(),
+            policies: vec!["credfile-vaultawslease-test".into()],
+            ttl: "10m".into(),
+            renewable: true,
+        },
+    );
+
+    let first = case.run(&["apply"]);
+    first.assert_code(0);
+    let user = fs::read_to_string(case.root().join("db/username")).unwrap();
+    let pass = fs::read_to_string(case.root().join("db/password")).unwrap();
+    Canaries::global().add(pass.as_bytes());
+    pg.login(&user, &pass)
+        .expect("the written credentials log in");
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(case.root().join(".credfile-state.json")).unwrap())
+            .unwrap();
+    let lease = state["vault"]["leases"][0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lease_lookup(&bao.addr, &bao.root_token, &lease).is_some());
+
+    // The next apply keeps the lease under the kept token: no new sign-in, same credentials.
+    let second = case.run(&["apply"]);
+    second.assert_code(0);
+    assert_eq!(
+        fs::read_to_string(case.root().join("db/username")).unwrap(),
+        user
+    );
+    assert_eq!(auth.logins(), [("deploy".to_string(), "ok".to_string())]);
+
+    let cleaned = case.run(&["clean"]);
+    cleaned.assert_code(0);
+    assert!(lease_lookup(&bao.addr, &bao.root_token, &lease).is_none());
+    assert!(!pg.role_exists(&user), "clean left the role");
+    let c = Canaries::global();
+    for out in [&first, &second, &cleaned] {
+        assert_no_leak(&c, &out.stdout, "stdout");
+        assert_no_leak(&c, &out.stderr, "stderr");
+    }
+}

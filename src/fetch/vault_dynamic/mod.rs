@@ -146,10 +146,12 @@ fn entries(plan: &Plan) -> Vec<(PathBuf, SecretRef)> {
 }
 
 /// Decides every lease and certificate of `inputs.plan`. `pki`: the run's signed-in client
-/// (certificates outlive its token); `tuning`: for a new sign-in that keeps its token.
+/// (certificates outlive its token); `aws`: the AWS identity, for a sign-in through AWS IAM;
+/// `tuning`: for a new sign-in that keeps its token.
 pub async fn decide(
     inputs: Inputs<'_>,
     pki: Option<&Client>,
+    aws: Option<&crate::identity::Session>,
     tuning: crate::aws::Tuning,
 ) -> Result<Decided, DynamicError> {
     let entries = entries(inputs.plan);
@@ -186,7 +188,7 @@ pub async fn decide(
         out.lease_client = match kept {
             Some(c) => Some(c),
             None => {
-                let session = crate::identity::vault::sign_in(inputs.plan, tuning, None).await?;
+                let session = crate::identity::vault::sign_in(inputs.plan, tuning, aws).await?;
                 // A token credfile obtained is kept with its leases; a token the user supplied
                 // (`auth.method: token`) is theirs: used, never stored or revoked.
                 if session.token.owned {
@@ -613,6 +615,7 @@ pub async fn revoke_all(
     records: &VaultRecords,
     kept_token: Option<Zeroizing<String>>,
     plan: &Plan,
+    aws: Option<&crate::identity::Session>,
     tuning: crate::aws::Tuning,
 ) -> Vec<String> {
     let mut left = Vec::new();
@@ -627,7 +630,7 @@ pub async fn revoke_all(
     let client = match client {
         Some(c) => Some(c),
         None if !records.leases.is_empty() || !records.retired.is_empty() => {
-            crate::identity::vault::sign_in(plan, tuning, None)
+            crate::identity::vault::sign_in(plan, tuning, aws)
                 .await
                 .ok()
                 .map(|s| s.client)
