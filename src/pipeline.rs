@@ -338,6 +338,25 @@ impl Pipeline {
         })
     }
 
+    /// `verify`: what the token kept with the leases says of itself (`None`: no token kept).
+    pub fn kept_token(
+        &mut self,
+        plan: &Plan,
+        checked: &materialize::Checked,
+    ) -> Result<Option<vault_dynamic::records::KeptToken>, Error> {
+        let Some(token) = materialize::vault::read_token(checked)? else {
+            return Ok(None);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let tuning = self.settings.aws.tuning;
+        self.rt
+            .block_on(vault_dynamic::look_up_kept(plan, &token, tuning, now))
+            .map(Some)
+            .map_err(dynamic_error)
+    }
+
     /// After the hooks of an apply with leases: revokes what was retired (when every hook
     /// succeeded) and records what is left.
     pub fn finish_dynamic(

@@ -3,6 +3,7 @@
 
 use crate::cli::VerifyArgs;
 use crate::error::Error;
+use crate::fetch::vault_dynamic::records::{KeptToken, VaultRecords};
 use crate::pipeline::{self, FetchOptions, Pipeline, Settings};
 use crate::{materialize, output};
 
@@ -16,13 +17,13 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
             let mut pipeline = Pipeline::new(settings)?;
             // Leases and certificates: compared as they are live, nothing renewed or issued;
             // those that expired or are due are named (docs/src/vault-dynamic.md).
-            let mut decided = pipeline.dynamic(
-                &plan,
-                &materialize::resolve(&plan.without_expansions())?,
-                true,
-            )?;
+            let fixed = materialize::resolve(&plan.without_expansions())?;
+            let mut decided = pipeline.dynamic(&plan, &fixed, true)?;
             if let Some(d) = &decided {
                 warn_due(&d.records);
+                if let Some(token) = pipeline.kept_token(&plan, &fixed)? {
+                    warn_token(&token, &d.records);
+                }
             }
             let extra = decided
                 .as_mut()
@@ -67,7 +68,7 @@ pub fn run(args: &VerifyArgs, settings: &Settings) -> Result<(), Error> {
 
 /// Leases that expired, or whose next apply must replace them (less than a third of their TTL
 /// left), and certificates past their renewal point: warned about, by lease id or serial.
-fn warn_due(records: &crate::fetch::vault_dynamic::records::VaultRecords) {
+fn warn_due(records: &VaultRecords) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -84,6 +85,42 @@ fn warn_due(records: &crate::fetch::vault_dynamic::records::VaultRecords) {
     for c in &records.certificates {
         if !c.serial.is_empty() && c.expires_at <= now {
             tracing::warn!(path = %c.path.display(), serial = %c.serial, "the certificate has expired; apply issues a new one");
+        }
+    }
+}
+
+/// The token the leases belong to: Vault revokes them with it, so a token that is gone, or
+/// whose end (as far as its lookup says) comes before a lease's, is warned about.
+fn warn_token(token: &KeptToken, records: &VaultRecords) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match token {
+        KeptToken::Gone => tracing::warn!(
+            "the kept Vault token is gone (expired or revoked): Vault revoked its leases with it, so their credentials no longer work; apply signs in anew and replaces them"
+        ),
+        KeptToken::Lives { ends_at, why } => {
+            let outlived = token.outlived(&records.leases);
+            for l in &outlived {
+                tracing::warn!(
+                    path = %l.path.display(),
+                    lease_id = %l.lease_id,
+                    token_seconds_left = ends_at.unwrap_or(now).saturating_sub(now),
+                    lease_seconds_left = l.expires_at.saturating_sub(now),
+                    "the kept Vault token ends before the lease ({why}): Vault revokes the lease with it, so its credentials stop working early; give the sign-in role a token_max_ttl (and token_explicit_max_ttl) above the leases' TTL plus the time between applies"
+                );
+            }
+            if outlived.is_empty() {
+                match ends_at {
+                    Some(end) => tracing::info!(
+                        token_seconds_left = end.saturating_sub(now),
+                        "the kept Vault token lives until after its leases end"
+                    ),
+                    None => tracing::info!(
+                        "the kept Vault token lives until its TTL, renewed by each apply (its lookup shows no maximum)"
+                    ),
+                }
+            }
         }
     }
 }

@@ -17,14 +17,19 @@ use crate::support::{Canaries, Case, OpenBao, Output, assert_no_leak, snapshot};
 /// the manifest's sign-in, with the secret id in `ORDERS_SECRET_ID` (a canary). Returns (the
 /// `vault:` lines, the secret id).
 fn approle(bao: &OpenBao) -> (String, String) {
+    approle_with(bao, &["token_ttl=10m", "token_max_ttl=1h"])
+}
+
+/// [`approle`] with the role's token settings `token` (`token_ttl=...` and the like).
+fn approle_with(bao: &OpenBao, token: &[&str]) -> (String, String) {
     bao.ok(&["auth", "enable", "approle"]);
-    bao.ok(&[
+    let mut role = vec![
         "write",
         "auth/approle/role/orders",
         "token_policies=orders-dynamic",
-        "token_ttl=10m",
-        "token_max_ttl=1h",
-    ]);
+    ];
+    role.extend_from_slice(token);
+    bao.ok(&role);
     let role_id = bao
         .ok(&["read", "-field=role_id", "auth/approle/role/orders/role-id"])
         .trim()
@@ -382,5 +387,175 @@ fn engines_issue_leases_that_log_in_and_certificates() {
             .as_str()
             .unwrap()
             .contains("BEGIN CERTIFICATE")
+    );
+}
+
+/// `verify` looks the kept token up (docs/src/vault-dynamic.md): a token whose maximum TTL
+/// (`explicit_max_ttl`) ends before a lease would is named with the lease, since Vault revokes
+/// the lease with it; a token that is gone is said too (its leases went with it).
+#[test]
+fn verify_warns_when_the_kept_token_ends_before_its_leases() {
+    let bao = OpenBao::start();
+    let pg = Postgres::start();
+    // Leases of 5 min (10 at most), under a token that cannot live past 2 min.
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 300, 600);
+    let (vault, secret_id) = approle_with(&bao, &["token_ttl=2m", "token_explicit_max_ttl=2m"]);
+    let case = Case::new("vaulttokenttl", "tokenttl");
+    case.manifest(
+        &vault,
+        &format!("  - path: db\n    vault_lease: {}\n", db.creds_path()),
+    );
+    write_policy(&bao, &case);
+    let applied = apply(&case, &secret_id);
+    applied.assert_code(0);
+    let token = fs::read_to_string(case.root().join(".credfile-vault-token")).unwrap();
+    Canaries::global().add(token.as_bytes());
+    let lease = state(&case)["vault"]["leases"][0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verify = || {
+        case.credfile()
+            .env("ORDERS_SECRET_ID", &secret_id)
+            .run(["verify", "--env", "test"])
+    };
+    let early = verify();
+    early.assert_code(0);
+    for want in [
+        "the kept Vault token ends before the lease",
+        &format!("lease_id={lease}"),
+        "token_max_ttl",
+    ] {
+        assert!(
+            early.stderr.contains(want),
+            "no {want:?} in {}",
+            early.stderr
+        );
+    }
+
+    // The token revoked behind credfile's back: its leases are gone, and verify says so.
+    let (code, _, err) = bao.cli_as(token.trim(), &["token", "revoke", "-self"]);
+    assert_eq!(code, 0, "{err}");
+    let gone = verify();
+    gone.assert_code(0);
+    assert!(
+        gone.stderr.contains("the kept Vault token is gone"),
+        "{}",
+        gone.stderr
+    );
+    assert_clean_outputs(&[&applied, &early, &gone]);
+}
+
+/// A token with room to spare: no warning about it.
+#[test]
+fn verify_is_quiet_about_a_kept_token_that_outlives_its_leases() {
+    let bao = OpenBao::start();
+    let pg = Postgres::start();
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 60, 120);
+    let (vault, secret_id) = approle_with(&bao, &["token_ttl=10m", "token_explicit_max_ttl=1h"]);
+    let case = Case::new("vaulttokenok", "tokenok");
+    case.manifest(
+        &vault,
+        &format!("  - path: db\n    vault_lease: {}\n", db.creds_path()),
+    );
+    write_policy(&bao, &case);
+    apply(&case, &secret_id).assert_code(0);
+    let verified = case
+        .credfile()
+        .env("ORDERS_SECRET_ID", &secret_id)
+        .run(["verify", "--env", "test"]);
+    verified.assert_code(0);
+    assert!(
+        verified.stderr.contains("the kept Vault token lives until"),
+        "{}",
+        verified.stderr
+    );
+    assert!(!verified.stderr.contains("kept Vault token ends before"));
+    assert!(!verified.stderr.contains("kept Vault token is gone"));
+}
+
+/// `credfile run` with a lease and a certificate (docs/src/run.md): fresh credentials for the
+/// command alone, that work while it runs; when it exits the lease and the run's token are
+/// revoked (PostgreSQL drops the role). `--every` with them is refused before any sign-in.
+#[test]
+fn run_gets_fresh_leased_credentials_revoked_when_the_command_exits() {
+    if !crate::support::is_root() {
+        eprintln!("skipped: credfile run needs root (or user namespaces) here");
+        return;
+    }
+    let bao = OpenBao::start();
+    let pg = Postgres::start();
+    let db = Database::enable(&bao.addr, &bao.root_token, &pg, 300, 600);
+    let pki = Pki::enable(&bao.addr, &bao.root_token, 3600);
+    let (vault, secret_id) = approle(&bao);
+    let case = Case::new("vaultrun", "run");
+    fs::create_dir(case.root()).unwrap();
+    case.manifest(
+        &vault,
+        &format!(
+            "  - path: db\n    vault_lease: {}\n  - path: tls\n    vault_pki: {{ mount: {}, role: {}, common_name: api.example.test }}\n",
+            db.creds_path(),
+            pki.mount,
+            pki.role
+        ),
+    );
+    write_policy(&bao, &case);
+    let out_dir = case.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    // The command logs in with the files it sees, and reports the user name (not a secret).
+    let script = format!(
+        "set -e\nR=$CREDFILE_RUN_ROOT\ncp $R/db/username {out}/user\ngrep -q 'BEGIN CERTIFICATE' $R/tls/cert.pem\nPGPASSWORD=$(cat $R/db/password) /usr/lib/postgresql/15/bin/psql -X -w -At -h 127.0.0.1 -p {port} -U $(cat $R/db/username) -d postgres -c 'SELECT current_user' > {out}/psql\n",
+        out = out_dir.display(),
+        port = pg.port()
+    );
+    let run = case
+        .credfile()
+        .env("ORDERS_SECRET_ID", &secret_id)
+        .run(["run", "--env", "test", "--", "/bin/sh", "-c", &script]);
+    run.assert_code(0);
+    let user = fs::read_to_string(out_dir.join("user")).unwrap();
+    assert_eq!(
+        fs::read_to_string(out_dir.join("psql")).unwrap().trim(),
+        user.trim(),
+        "the leased credentials did not log in during the run"
+    );
+    assert!(!pg.role_exists(&user), "the lease outlived the command");
+    let accessor = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("signed in to Vault"))
+        .and_then(|l| l.split("accessor=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .expect("the sign-in line names the accessor")
+        .to_string();
+    let (code, _, _) = bao.cli(&["token", "lookup", "-accessor", &accessor]);
+    assert_ne!(code, 0, "the run's token outlived the command");
+    assert!(
+        fs::read_dir(case.root()).unwrap().next().is_none(),
+        "the host's root is not empty"
+    );
+    assert_clean_outputs(&[&run]);
+
+    let every = case.credfile().env("ORDERS_SECRET_ID", &secret_id).run([
+        "run",
+        "--env",
+        "test",
+        "--every",
+        "5m",
+        "--",
+        "/bin/true",
+    ]);
+    every.assert_code(2);
+    for want in ["credfile.yaml:", "vault_lease", "--every", "apply --every"] {
+        assert!(
+            every.stderr.contains(want),
+            "no {want:?} in {}",
+            every.stderr
+        );
+    }
+    assert!(
+        !every.stderr.contains("signed in to Vault"),
+        "{}",
+        every.stderr
     );
 }

@@ -26,7 +26,7 @@ use super::{Fetched, SecretValue};
 use crate::manifest::vault_dynamic::PkiRequest;
 use crate::manifest::{Plan, SecretRef, SourceKind};
 use crate::vault::{Client, Token, VaultError};
-use records::{CertRecord, LeasePlan, LeaseRecord, VaultRecords, renewal_suffices};
+use records::{CertRecord, KeptToken, LeasePlan, LeaseRecord, VaultRecords, renewal_suffices};
 
 /// The live files of a set, by name (relative to the entry's directory).
 pub type Live = Vec<(String, Zeroizing<Vec<u8>>)>;
@@ -260,6 +260,35 @@ pub async fn decide(
         }
     }
     Ok(out)
+}
+
+/// `verify`: what the kept token says of itself (one `lookup-self`, nothing renewed).
+pub async fn look_up_kept(
+    plan: &Plan,
+    token: &Zeroizing<String>,
+    tuning: crate::aws::Tuning,
+    now: u64,
+) -> Result<KeptToken, DynamicError> {
+    let Some(spec) = plan.vault.as_ref() else {
+        return Ok(KeptToken::Lives {
+            ends_at: None,
+            why: "",
+        });
+    };
+    let base = crate::identity::vault::client(spec, tuning)
+        .map_err(crate::identity::IdentityError::from)?;
+    let client = base.with_token(&Token::supplied(SecretString::from(token.to_string())));
+    let path = "auth/token/lookup-self";
+    match client.read(path).await {
+        Ok(reply) => {
+            let json = reply.json(path).map_err(vault_err(path))?;
+            let data = json.get("data").cloned().unwrap_or_default();
+            Ok(KeptToken::from_lookup(&data, now))
+        }
+        // Vault answers 403 for a token it no longer knows.
+        Err(VaultError::Denied { .. }) => Ok(KeptToken::Gone),
+        Err(e) => Err(vault_err(path)(e)),
+    }
 }
 
 /// Whether the kept token may carry the leases on: it looks itself up, and a renewal grants

@@ -120,6 +120,64 @@ fn third_left(left: u64, lifetime: u64) -> bool {
     lifetime > 0 && left.saturating_mul(3) > lifetime
 }
 
+/// What `verify` learns of the kept token (`auth/token/lookup-self`): whether it still lives and
+/// the latest moment it can, as far as Vault says (docs/src/vault-dynamic.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptToken {
+    /// It no longer looks itself up (expired or revoked): Vault revoked its leases with it.
+    Gone,
+    /// It lives; `ends_at` (Unix seconds) is when it ends at the latest, and `why` which field
+    /// said so. `None`: Vault says nothing that bounds it (a renewable token without an
+    /// explicit maximum; the role's or mount's `token_max_ttl` is not in the lookup).
+    Lives {
+        ends_at: Option<u64>,
+        why: &'static str,
+    },
+}
+
+impl KeptToken {
+    /// From `lookup-self`'s `data`: `explicit_max_ttl` counted from `creation_time` caps it; a
+    /// token that is not renewable ends with its `ttl`. `now`: Unix seconds.
+    pub fn from_lookup(data: &serde_json::Value, now: u64) -> KeptToken {
+        let num = |k: &str| data.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let renewable = data
+            .get("renewable")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let (ttl, explicit, created) = (num("ttl"), num("explicit_max_ttl"), num("creation_time"));
+        let mut end: Option<(u64, &'static str)> = None;
+        if explicit > 0 && created > 0 {
+            end = Some((created + explicit, "its explicit_max_ttl"));
+        }
+        if !renewable && ttl > 0 && end.is_none_or(|(at, _)| now + ttl < at) {
+            end = Some((now + ttl, "its TTL (it is not renewable)"));
+        }
+        match end {
+            Some((at, why)) => KeptToken::Lives {
+                ends_at: Some(at),
+                why,
+            },
+            None => KeptToken::Lives {
+                ends_at: None,
+                why: "",
+            },
+        }
+    }
+
+    /// The live leases that would outlive the token: Vault revokes them when it ends.
+    pub fn outlived<'a>(&self, leases: &'a [LeaseRecord]) -> Vec<&'a LeaseRecord> {
+        match self {
+            KeptToken::Lives {
+                ends_at: Some(end), ..
+            } => leases
+                .iter()
+                .filter(|l| !l.lease_id.is_empty() && l.expires_at > *end)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl CertRecord {
     /// Whether the certificate must be issued again at `now`: the request changed, it expired,
     /// or less than `renew_before` seconds (default: a third of its lifetime) is left.
@@ -184,6 +242,39 @@ mod tests {
         assert!(c.due(1900, "cn=a", None), "expired");
         assert!(!c.due(1700, "cn=a", Some(100)));
         assert!(c.due(1800, "cn=a", Some(100)));
+    }
+
+    #[test]
+    fn the_kept_token_ends_at_its_explicit_max_or_its_ttl_when_not_renewable() {
+        let lookup = |v: serde_json::Value| KeptToken::from_lookup(&v, 1000);
+        let capped = lookup(serde_json::json!({
+            "ttl": 60, "renewable": true, "explicit_max_ttl": 120, "creation_time": 950
+        }));
+        assert_eq!(
+            capped,
+            KeptToken::Lives {
+                ends_at: Some(1070),
+                why: "its explicit_max_ttl"
+            }
+        );
+        // Lease ends 1300 > 1070: outlived; one ending at 1070 is not.
+        let leases = [lease(1300, 300, true), lease(1070, 300, true)];
+        assert_eq!(capped.outlived(&leases), vec![&leases[0]]);
+        let fixed = lookup(serde_json::json!({ "ttl": 50, "renewable": false }));
+        assert_eq!(
+            fixed,
+            KeptToken::Lives {
+                ends_at: Some(1050),
+                why: "its TTL (it is not renewable)"
+            }
+        );
+        // Renewable without an explicit maximum: nothing bounds it as far as Vault says.
+        let open = lookup(serde_json::json!({ "ttl": 50, "renewable": true }));
+        assert_eq!(open.outlived(&leases), Vec::<&LeaseRecord>::new());
+        assert_eq!(
+            KeptToken::Gone.outlived(&leases),
+            Vec::<&LeaseRecord>::new()
+        );
     }
 
     #[test]

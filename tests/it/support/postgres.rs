@@ -178,6 +178,11 @@ impl Postgres {
         &self.admin_password
     }
 
+    /// The port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// A `connection_url` for OpenBao's postgresql plugin (it fills in username and password).
     pub fn connection_url(&self) -> String {
         format!(
