@@ -259,7 +259,10 @@ impl Error {
             | Error::Namespace(crate::namespace::NsError::Kernel { root, .. }) => {
                 c.path = Some(root.clone())
             }
-            Error::Namespace(crate::namespace::NsError::RunAsUnknown { file, line, .. }) => {
+            Error::Namespace(crate::namespace::NsError::RunAsUnknown { file, line, .. })
+            | Error::Namespace(crate::namespace::NsError::EveryWithDynamic {
+                file, line, ..
+            }) => {
                 c.file = Some(file.clone());
                 c.line = Some(*line);
             }

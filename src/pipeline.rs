@@ -330,12 +330,62 @@ impl Pipeline {
                 live: &live,
                 now,
                 dry_run,
+                for_run: false,
             };
             vault_dynamic::decide(inputs, pki.as_ref(), session, aws.tuning)
                 .await
                 .map(Some)
                 .map_err(dynamic_error)
         })
+    }
+
+    /// `credfile run`: fresh leases and certificates for the one command, under the run's own
+    /// Vault token (no state, no kept token; docs/src/run.md). `None` when the plan has none.
+    pub fn fresh_dynamic(&mut self, plan: &Plan) -> Result<Option<Decided>, Error> {
+        if !plan.has_dynamic() {
+            return Ok(None);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aws = self.settings.aws.clone();
+        let vault = &mut self.vault;
+        let cached = &mut self.session;
+        self.rt.block_on(async {
+            let session = match vault_signs_in_with_aws(plan) {
+                true => Some(aws_session(cached, plan, &aws).await?),
+                false => None,
+            };
+            vault_session(vault, plan, &aws, session).await?;
+            let client = vault.as_ref().map(|v| v.client.clone());
+            let inputs = vault_dynamic::Inputs {
+                plan,
+                old: Default::default(),
+                kept_token: None,
+                live: &|_| None,
+                now,
+                dry_run: false,
+                for_run: true,
+            };
+            vault_dynamic::decide(inputs, client.as_ref(), session, aws.tuning)
+                .await
+                .map(Some)
+                .map_err(dynamic_error)
+        })
+    }
+
+    /// After `credfile run`'s command: revokes the leases [`Pipeline::fresh_dynamic`] took (the
+    /// run's token, revoked when the pipeline ends, would take them along; a token the user
+    /// supplied would not).
+    pub fn revoke_run(&mut self, decided: &Decided) {
+        let Some(client) = &decided.lease_client else {
+            return;
+        };
+        self.rt.block_on(async {
+            for l in &decided.records.leases {
+                vault_dynamic::revoke(client, &l.lease_id).await;
+            }
+        });
     }
 
     /// `verify`: what the token kept with the leases says of itself (`None`: no token kept).

@@ -92,16 +92,63 @@ fn supervise(
     let checked = materialize::resolve(&fixed)?;
     materialize::check_root_path(&checked)?;
     materialize::check_reach(&checked, &fixed)?;
+    if args.every.is_some()
+        && let Some(f) = plan.files.iter().find(|f| f.dynamic().is_some())
+    {
+        return Err(NsError::EveryWithDynamic {
+            file: args.manifest.manifest.clone(),
+            line: f.line,
+            path: f.path.clone(),
+            key: match f.dynamic().map(|r| r.kind) {
+                Some(SourceKind::VaultPki) => "vault_pki",
+                _ => "vault_lease",
+            },
+        }
+        .into());
+    }
     let mut helper = Helper::start(&plan, &who, &args.command)?;
     *down.lock().unwrap_or_else(|e| e.into_inner()) = Some(helper.down.try_clone().map_err(io)?);
 
     let mut pipeline = Pipeline::new(settings)?;
+    // Leases and certificates: fresh for this command alone, revoked when it ends, whatever
+    // the outcome (docs/src/run.md); the run's token goes with the pipeline.
+    let mut decided = pipeline.fresh_dynamic(&plan)?;
+    let extra = decided
+        .as_mut()
+        .map(|d| std::mem::take(&mut d.values))
+        .unwrap_or_default();
+    let ended = command(
+        args,
+        &mut helper,
+        &mut pipeline,
+        &plan,
+        extra,
+        started,
+        trail,
+    );
+    if let Some(d) = &decided {
+        pipeline.revoke_run(d);
+    }
+    ended
+}
+
+/// The first set, the command, and the `--every` rounds until it ends; `extra`: the values of
+/// leases and certificates, decided before.
+fn command(
+    args: &RunCommandArgs,
+    helper: &mut Helper,
+    pipeline: &mut Pipeline,
+    plan: &Plan,
+    extra: Vec<(crate::manifest::SecretRef, crate::fetch::Fetched)>,
+    started: &AtomicBool,
+    trail: &mut Trail,
+) -> Result<Ended, Error> {
     let options = FetchOptions {
         mode: args.fetch,
         want_caller: args.audit_log.is_some(),
         ..FetchOptions::default()
     };
-    let fetched = pipeline.fetch_and_render(&plan, options, Vec::new());
+    let fetched = pipeline.fetch_and_render(plan, options, extra);
     trail.fetch = Some(FetchStats::new(args.fetch, pipeline.settings.aws.calls()));
     let fetched = fetched?;
     trail.caller_arn = fetched.caller_arn.clone();
@@ -136,7 +183,7 @@ fn supervise(
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     round += 1;
                     last = Instant::now();
-                    let ended = refresh(&mut helper, &mut pipeline, &plan, options, args, round);
+                    let ended = refresh(helper, pipeline, plan, options, args, round);
                     trail.files = helper.files.clone();
                     match ended? {
                         Some(ended) => return Ok(ended),

@@ -78,6 +78,18 @@ pub enum NsError {
     },
     #[error("--run-as {user}: {reason}")]
     RunAs { user: String, reason: String },
+    /// `--every` with a lease or a certificate: a refresh would replace them every round.
+    #[error(
+        "{}:{line}: `{}` (`{key}:`) cannot be refreshed by `credfile run --every`",
+        file.display(),
+        path.display()
+    )]
+    EveryWithDynamic {
+        file: PathBuf,
+        line: usize,
+        path: PathBuf,
+        key: &'static str,
+    },
     /// The manifest's `run_as` names no user of this host.
     #[error("{}:{line}: `run_as: {user}`: no such user on this host", file.display())]
     RunAsUnknown {
@@ -96,6 +108,7 @@ impl NsError {
             NsError::Helper(_) => "this is a bug or a killed helper; nothing was written to disk".into(),
             NsError::Inside { hint, .. } => hint.clone(),
             NsError::RunAsUnknown { .. } => "create the user, or name another in `run_as` (a user name or uid of this host); `--run-as` overrides it; nothing was fetched".into(),
+            NsError::EveryWithDynamic { .. } => "run the command without --every: it gets fresh credentials and certificates for itself, revoked when it exits; a long-running consumer keeps a lease renewed in place with `credfile apply --every` instead; nothing was fetched".into(),
             NsError::RunAs { .. } => "--run-as takes a user of this host (name or uid), and only when credfile runs as root without sudo (under sudo the command runs as you)".into(),
         }
     }
@@ -105,7 +118,7 @@ impl NsError {
     pub fn code(&self) -> u8 {
         match self {
             NsError::Inside { code, .. } => *code,
-            NsError::RunAs { .. } => crate::exit::USAGE,
+            NsError::RunAs { .. } | NsError::EveryWithDynamic { .. } => crate::exit::USAGE,
             NsError::Helper(_) => crate::exit::INTERNAL,
             _ => crate::exit::WRITE,
         }

@@ -44,6 +44,9 @@ pub struct Inputs<'a> {
     pub now: u64,
     /// `plan`: decide without changing anything in Vault (no renewal, no new credentials).
     pub dry_run: bool,
+    /// `credfile run`: new leases under the run's own client (`pki`), no token kept; the
+    /// caller revokes them when the command ends (docs/src/run.md).
+    pub for_run: bool,
 }
 
 /// What the stage decided.
@@ -168,7 +171,10 @@ pub async fn decide(
     // The lease token: the kept one while it lives and is far from its maximum TTL, else a
     // new sign-in whose token is kept instead (the old one's leases all go with it).
     let mut fresh_token = false;
-    if has_leases && !inputs.dry_run {
+    if has_leases && inputs.for_run {
+        out.lease_client = pki.cloned();
+        fresh_token = true;
+    } else if has_leases && !inputs.dry_run {
         let spec = inputs.plan.vault.as_ref();
         let kept = match (&inputs.kept_token, spec) {
             (Some(t), Some(spec)) => {
