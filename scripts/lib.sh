@@ -428,8 +428,8 @@ credfile_ensure_mdbook() {
 
 # The tests' counting, fault-injecting proxy (examples/proxy.rs, built from tests/it/support/proxy)
 # in front of UPSTREAM, for the benchmark scripts: credfile_start_proxy UPSTREAM WORKDIR [ARGS...]
-# (ARGS: --scale S, --upstream-slots N). Sets PROXY_PID and PROXY_ENDPOINT; stop it with
-# credfile_stop_proxy. Counts: GET $PROXY_ENDPOINT/credfile-proxy/stats.
+# (ARGS: --scale S, --upstream-slots N, --delay ACTION=MS). Sets PROXY_PID and PROXY_ENDPOINT;
+# stop it with credfile_stop_proxy. Counts: GET $PROXY_ENDPOINT/credfile-proxy/stats.
 PROXY_PID=""
 PROXY_ENDPOINT=""
 credfile_start_proxy() {

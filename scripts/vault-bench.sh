@@ -17,9 +17,23 @@
 #
 # Median and spread (min-max) of BENCH_RUNS runs after one warm-up, the tools interleaved and
 # the order rotated each round. Prints a Markdown report and keeps it, with the raw samples and
-# a chart (scripts/chart.py), in target/vault-bench/.
+# a chart per table (scripts/chart.py), in target/vault-bench/.
+#
+# Two tables, the same tools against the same server:
+#   loopback        the tools talk to the server directly on 127.0.0.1: no network latency, so a
+#                   read costs only the server's CPU (about a millisecond on a dev server) and
+#                   parallelism can gain little on a machine with few cores;
+#   simulated RTT   every tool talks to it through the tests' proxy (examples/proxy.rs
+#                   --delay Vault=MS), which holds each HTTP request BENCH_RTT_MS ms before
+#                   forwarding it, every request on its own: the round trip of a same-region
+#                   network, for every client alike. TCP handshakes are not delayed (which
+#                   favours the tools that open many connections: the curl loop).
+# BENCH_RTT_MS=0 measures the loopback table only. Where latency dominates, N reads at a bound
+# of B take about N/B round trips: credfile can be at most about B times ahead of a sequential
+# loop (with B = 4, not 10), and the floor is the fair yardstick.
 #
 # Knobs (environment): BENCH_NS="20 100 500"  BENCH_RUNS=5  BENCH_CURL_MAX=100  BENCH_BOUND
+#                      BENCH_RTT_MS=10
 #                      CREDFILE_BIN (default: a release build; another binary only to try the script)
 set -euo pipefail
 
@@ -30,6 +44,8 @@ source scripts/lib.sh
 BENCH_NS="${BENCH_NS:-20 100 500}"
 BENCH_RUNS="${BENCH_RUNS:-5}"
 BENCH_CURL_MAX="${BENCH_CURL_MAX:-100}"
+BENCH_RTT_MS="${BENCH_RTT_MS:-10}"
+case "$BENCH_RTT_MS" in '' | *[!0-9]*) credfile_die "BENCH_RTT_MS must be a whole number of milliseconds" ;; esac
 BENCH_BOUND="${BENCH_BOUND:-$(sed -n 's/^pub const CONCURRENCY: usize = \([0-9][0-9]*\);.*/\1/p' src/fetch/mod.rs | head -n 1)}"
 [ -n "$BENCH_BOUND" ] || credfile_die "cannot read CONCURRENCY from src/fetch/mod.rs; set BENCH_BOUND"
 BENCH_DIR="$CREDFILE_ROOT/target/vault-bench"
@@ -38,6 +54,7 @@ work=""
 tmpfs_base=""
 BAO_PID=""
 cleanup() {
+    credfile_stop_proxy
     if [ -n "$BAO_PID" ]; then
         kill -TERM "$BAO_PID" 2>/dev/null || true
         wait "$BAO_PID" 2>/dev/null || true
@@ -90,6 +107,15 @@ for _ in $(seq 1 300); do
 done
 curl -fsS -o /dev/null "$VAULT_ADDR/v1/sys/health" || credfile_die "bao does not answer on $VAULT_ADDR"
 
+# The tools' addresses, one table each: the server itself, then the proxy with the round trip.
+targets="loopback=$VAULT_ADDR"
+if [ "$BENCH_RTT_MS" -gt 0 ]; then
+    credfile_start_proxy "$VAULT_ADDR" "$work" --delay "Vault=$BENCH_RTT_MS"
+    curl -fsS -o /dev/null "$PROXY_ENDPOINT/v1/sys/health" || credfile_die "the proxy does not reach bao"
+    credfile_log "simulated round trip: $BENCH_RTT_MS ms per request through $PROXY_ENDPOINT"
+    targets="$targets rtt=$PROXY_ENDPOINT"
+fi
+
 # --- the measuring program (Python stdlib, written here so the script is the whole benchmark)
 cat >"$work/bench.py" <<'PY'
 import http.client, json, os, shutil, statistics, subprocess, sys, threading, time
@@ -97,8 +123,14 @@ import http.client, json, os, shutil, statistics, subprocess, sys, threading, ti
 cfg = json.loads(sys.argv[1])
 W, BIN, BAO, ADDR, ROOT = cfg["work"], cfg["bin"], cfg["bao"], cfg["addr"], cfg["root_token"]
 NS, RUNS, CURL_MAX, BOUND, TMPFS = cfg["ns"], cfg["runs"], cfg["curl_max"], cfg["bound"], cfg["tmpfs"]
-HOST, PORT = ADDR.removeprefix("http://").rsplit(":", 1)
-PORT = int(PORT)
+TARGETS, RTT_MS = cfg["targets"], cfg["rtt_ms"]
+
+def host_port(addr):
+    host, port = addr.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+# Seeding and set-up talk to the server directly.
+HOST, PORT = host_port(ADDR)
 
 def log(msg):
     print(f"==> {msg}", file=sys.stderr, flush=True)
@@ -150,10 +182,10 @@ for name, value in (("role_id", role_id), ("secret_id", secret_id)):
 def ids(n):
     return [f"bench/s{i:05d}" for i in range(n)]
 
-def manifest(n):
-    path = os.path.join(W, f"m{n}.yaml")
+def manifest(n, addr, key):
+    path = os.path.join(W, f"m{n}-{key}.yaml")
     lines = ["version: 1", "app: bench", "environments:", "  bench:", "    vault:",
-             f"      address: {ADDR}", "      auth:", "        method: approle",
+             f"      address: {addr}", "      auth:", "        method: approle",
              f"        role_id_file: {os.path.join(W, 'role_id')}",
              f"        secret_id_file: {os.path.join(W, 'secret_id')}", "files:"]
     for i, sid in enumerate(ids(n)):
@@ -213,14 +245,14 @@ rm -f "$root.hdr"
 with open(os.path.join(W, "floor.sh"), "w") as f:
     f.write(FLOOR)
 
-def floor_config(n):
-    path = os.path.join(W, f"floor{n}.cfg")
+def floor_config(n, addr, key):
+    path = os.path.join(W, f"floor{n}-{key}.cfg")
     with open(path, "w") as f:
         for sid in ids(n):
-            f.write(f'url = "{ADDR}/v1/secret/data/{sid}"\noutput = "{sid.replace("/", "_")}"\n')
+            f.write(f'url = "{addr}/v1/secret/data/{sid}"\noutput = "{sid.replace("/", "_")}"\n')
     return path
 
-def agent_config(n, root):
+def agent_config(n, root, addr):
     """A one-shot Vault Agent: AppRole sign-in, one template reading all n secrets, exit."""
     tpl = os.path.join(W, f"agent{n}.tpl")
     if not os.path.exists(tpl):
@@ -232,7 +264,7 @@ def agent_config(n, root):
         f.write(f'''exit_after_auth = true
 pid_file = ""
 vault {{
-  address = "{ADDR}"
+  address = "{addr}"
 }}
 auto_auth {{
   method "approle" {{
@@ -301,59 +333,66 @@ class Tool:
                 if os.path.exists(extra):
                     os.unlink(extra)
 
-def tools_for(n):
-    m = manifest(n)
+def tools_for(n, addr, key):
+    m = manifest(n, addr, key)
+    host, port = host_port(addr)
     ids_file = os.path.join(W, f"ids{n}.txt")
     with open(ids_file, "w") as f:
         f.write("\n".join(ids(n)) + "\n")
-    fcfg = floor_config(n)
+    fcfg = floor_config(n, addr, key)
     tools = [
         Tool(f"floor: curl, {BOUND} reads at a time", lambda root: ["/bin/sh",
-             os.path.join(W, "floor.sh"), root, fcfg, ADDR, W, str(BOUND)], n),
+             os.path.join(W, "floor.sh"), root, fcfg, addr, W, str(BOUND)], n),
         Tool("credfile", lambda root: [BIN, "apply", "--env", "bench", "--manifest", m,
                                        "--root", root], n),
         Tool("sequential reads", lambda root: [sys.executable, os.path.join(W, "sequential.py"),
-             root, ids_file, HOST, str(PORT), os.path.join(W, "role_id"),
+             root, ids_file, host, str(port), os.path.join(W, "role_id"),
              os.path.join(W, "secret_id")], n),
-        Tool("Vault Agent", lambda root: [BAO, "agent", "-config", agent_config(n, root)], 1),
+        Tool("Vault Agent", lambda root: [BAO, "agent", "-config", agent_config(n, root, addr)], 1),
     ]
     if n <= CURL_MAX:
         tools.append(Tool("curl loop", lambda root: ["/bin/sh", os.path.join(W, "curl_loop.sh"),
-                          root, ids_file, ADDR, W], n))
+                          root, ids_file, addr, W], n))
     return tools
 
-# --- the table -----------------------------------------------------------------------------
-rows, samples = [], {}
-for n in NS:
-    tools = tools_for(n)
-    log(f"N={n}: warm-up (checks every tool wrote its files), then {RUNS} interleaved rounds")
-    for t in tools:
-        t.once(check=True)
-    wall = {t.name: [] for t in tools}
-    for r in range(RUNS):
-        k = r % len(tools)
-        for t in tools[k:] + tools[:k]:
-            wall[t.name].append(t.once())
-    samples[n] = {"wall_ms": wall}
-    base = statistics.median(wall["credfile"])
-    for t in tools:
-        med = statistics.median(wall[t.name])
-        rows.append((n, t.name, med, f"{min(wall[t.name]):.1f}-{max(wall[t.name]):.1f}", med / base))
-
+# --- the tables ----------------------------------------------------------------------------
 def fmt(x):
     return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
-out = ["| N | tool | median ms | spread ms (min-max) | x credfile |", "|---:|---|---:|---:|---:|"]
-for n, name, med, spread, ratio in rows:
-    bold = "**" if name == "credfile" else ""
-    out.append(f"| {n} | {bold}{name}{bold} | {fmt(med)} | {spread} | {ratio:.2f} |")
-aims = []
-for n in NS:
-    s = samples[n]["wall_ms"]
-    c = statistics.median(s["credfile"])
-    q = statistics.median(s["sequential reads"])
-    fl = statistics.median(next(v for k, v in s.items() if k.startswith("floor")))
-    aims.append(f"N={n}: sequential reads / credfile = {q / c:.1f}x; credfile / floor = {c / fl:.2f}x")
-print(json.dumps({"table": "\n".join(out), "aims": aims, "samples": samples}))
+
+def measure(key, addr):
+    """One table: every tool at every N against `addr`."""
+    rows, samples = [], {}
+    for n in NS:
+        tools = tools_for(n, addr, key)
+        log(f"{key}: N={n}: warm-up (checks every tool wrote its files), then {RUNS} interleaved rounds")
+        for t in tools:
+            t.once(check=True)
+        wall = {t.name: [] for t in tools}
+        for r in range(RUNS):
+            k = r % len(tools)
+            for t in tools[k:] + tools[:k]:
+                wall[t.name].append(t.once())
+        samples[n] = {"wall_ms": wall}
+        base = statistics.median(wall["credfile"])
+        for t in tools:
+            med = statistics.median(wall[t.name])
+            rows.append((n, t.name, med, f"{min(wall[t.name]):.1f}-{max(wall[t.name]):.1f}", med / base))
+    # The header says which table it is (scripts/chart.py picks a table by it).
+    median = "median ms" if key == "loopback" else f"median ms, {RTT_MS} ms RTT"
+    out = [f"| N | tool | {median} | spread ms (min-max) | x credfile |", "|---:|---|---:|---:|---:|"]
+    for n, name, med, spread, ratio in rows:
+        bold = "**" if name == "credfile" else ""
+        out.append(f"| {n} | {bold}{name}{bold} | {fmt(med)} | {spread} | {ratio:.2f} |")
+    aims = []
+    for n in NS:
+        s = samples[n]["wall_ms"]
+        c = statistics.median(s["credfile"])
+        q = statistics.median(s["sequential reads"])
+        fl = statistics.median(next(v for k, v in s.items() if k.startswith("floor")))
+        aims.append(f"N={n}: sequential reads / credfile = {q / c:.1f}x; credfile / floor = {c / fl:.2f}x")
+    return {"key": key, "table": "\n".join(out), "aims": aims, "samples": samples}
+
+print(json.dumps({"tables": [measure(key, addr) for key, addr in TARGETS]}))
 PY
 
 credfile_log "measuring N = $BENCH_NS, $BENCH_RUNS runs each, bound $BENCH_BOUND"
@@ -361,9 +400,10 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 cfg="$("$PY" -c 'import json, sys; a = sys.argv
 print(json.dumps({"work": a[1], "bin": a[2], "bao": a[3], "addr": a[4], "root_token": a[5],
     "ns": [int(x) for x in a[6].split()], "runs": int(a[7]), "curl_max": int(a[8]),
-    "bound": int(a[9]), "tmpfs": a[10]}))' \
+    "bound": int(a[9]), "tmpfs": a[10], "rtt_ms": int(a[11]),
+    "targets": [t.split("=", 1) for t in a[12].split()]}))' \
     "$work" "$BIN" "$BAO" "$VAULT_ADDR" "$root_token" "$BENCH_NS" "$BENCH_RUNS" \
-    "$BENCH_CURL_MAX" "$BENCH_BOUND" "$tmpfs_base")"
+    "$BENCH_CURL_MAX" "$BENCH_BOUND" "$tmpfs_base" "$BENCH_RTT_MS" "$targets")"
 "$PY" "$work/bench.py" "$cfg" >"$BENCH_DIR/results-$stamp.json"
 
 {
@@ -377,16 +417,31 @@ print(json.dumps({"work": a[1], "bin": a[2], "bao": a[3], "addr": a[4], "root_to
     echo
     "$PY" -c '
 import json, sys
-data = json.load(open(sys.argv[1]))
-print(data["table"]); print()
-for line in data["aims"]: print("- " + line)
-' "$BENCH_DIR/results-$stamp.json"
+data, rtt = json.load(open(sys.argv[1])), sys.argv[2]
+titles = {
+    "loopback": "## Loopback: the tools talk to the server on 127.0.0.1 directly (no network latency)",
+    "rtt": f"## Simulated network: every request held {rtt} ms by a proxy in front of the server, for every tool alike",
+}
+for t in data["tables"]:
+    print(titles[t["key"]]); print()
+    print(t["table"]); print()
+    for line in t["aims"]: print("- " + line)
+    print()
+' "$BENCH_DIR/results-$stamp.json" "$BENCH_RTT_MS"
     echo
     echo "Bench time: $((SECONDS - started)) s."
 } | tee "$BENCH_DIR/results-$stamp.md"
 cp "$BENCH_DIR/results-$stamp.md" "$BENCH_DIR/results.md"
 "$PY" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/vault-reads.svg" \
     --x N --y "median ms" --series tool --group '^(floor|[^:]+)' \
-    --title "KV v2 reads against OpenBao, process start to exit, by number of secrets" \
+    --title "KV v2 reads against OpenBao on loopback, process start to exit, by number of secrets" \
     --log-x --log-y
-credfile_log "report: target/vault-bench/results-$stamp.md (raw samples: results-$stamp.json, chart: vault-reads.svg)"
+charts="vault-reads.svg"
+if [ "$BENCH_RTT_MS" -gt 0 ]; then
+    "$PY" scripts/chart.py "$BENCH_DIR/results.md" "$BENCH_DIR/vault-reads-rtt.svg" \
+        --table-with "ms RTT" --x N --y "median ms" --series tool --group '^(floor|[^:]+)' \
+        --title "KV v2 reads against OpenBao, ${BENCH_RTT_MS} ms round trip per request, process start to exit" \
+        --log-x --log-y
+    charts="$charts, vault-reads-rtt.svg"
+fi
+credfile_log "report: target/vault-bench/results-$stamp.md (raw samples: results-$stamp.json, charts: $charts)"
