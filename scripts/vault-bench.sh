@@ -30,7 +30,7 @@
 #                   favours the tools that open many connections: the curl loop).
 # BENCH_RTT_MS=0 measures the loopback table only. Where latency dominates, N reads at a bound
 # of B take about N/B round trips: credfile can be at most about B times ahead of a sequential
-# loop (with B = 4, not 10), and the floor is the fair yardstick.
+# loop (B = 16 Vault reads; an AWS call counts 4 of the 16), and the floor is the fair yardstick.
 #
 # Knobs (environment): BENCH_NS="20 100 500"  BENCH_RUNS=5  BENCH_CURL_MAX=100  BENCH_BOUND
 #                      BENCH_RTT_MS=10
@@ -46,7 +46,7 @@ BENCH_RUNS="${BENCH_RUNS:-5}"
 BENCH_CURL_MAX="${BENCH_CURL_MAX:-100}"
 BENCH_RTT_MS="${BENCH_RTT_MS:-10}"
 case "$BENCH_RTT_MS" in '' | *[!0-9]*) credfile_die "BENCH_RTT_MS must be a whole number of milliseconds" ;; esac
-BENCH_BOUND="${BENCH_BOUND:-$(sed -n 's/^pub const CONCURRENCY: usize = \([0-9][0-9]*\);.*/\1/p' src/fetch/mod.rs | head -n 1)}"
+BENCH_BOUND="${BENCH_BOUND:-$(sed -n 's/^pub const CONCURRENCY: u32 = \([0-9][0-9]*\);.*/\1/p' src/fetch/mod.rs | head -n 1)}"
 [ -n "$BENCH_BOUND" ] || credfile_die "cannot read CONCURRENCY from src/fetch/mod.rs; set BENCH_BOUND"
 BENCH_DIR="$CREDFILE_ROOT/target/vault-bench"
 

@@ -24,9 +24,16 @@ use tokio::task::JoinSet;
 use crate::aws::{Failure, FailureKind, is_throttle};
 use crate::manifest::{SecretRef, SourceKind};
 
-/// How many calls are in flight at once, over all sources: enough to overlap latency, small
-/// enough to stay far below the account's request quotas when a fleet deploys at once.
-pub const CONCURRENCY: usize = 4;
+/// The one bound on calls in flight over all sources, in permits: enough to overlap latency,
+/// small enough to stay far below shared request quotas when a fleet deploys at once. An AWS
+/// call takes [`AWS_CALL`] permits (so at most 4 AWS calls, each carrying up to 20 secrets or
+/// 10 parameters); a Vault read, which carries one value (Vault has no batch read), takes one,
+/// so up to 16 Vault reads overlap their round trips (docs/src/vault.md).
+pub const CONCURRENCY: u32 = 16;
+
+/// The permits of one AWS call: 4 AWS calls in flight, as the quota arithmetic assumes
+/// (docs/src/fleets.md).
+pub const AWS_CALL: u32 = 4;
 
 /// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
 pub enum SecretValue {
@@ -208,7 +215,7 @@ impl<C> std::ops::Deref for Tuned<C> {
 /// failing value is named. `config` is `None` when the plan needs no AWS identity (CI variables
 /// and Vault only); an AWS reference then is an internal error. `vault` is the signed-in Vault
 /// client when the plan reads Vault. `mode` is how Secrets Manager is read. Every call of
-/// every source runs under the one bound, [`CONCURRENCY`].
+/// every source runs under the one bound, [`CONCURRENCY`] permits.
 pub async fn fetch_sources(
     config: Option<&SdkConfig>,
     vault: Option<&crate::vault::Client>,
@@ -216,7 +223,7 @@ pub async fn fetch_sources(
     refs: Vec<SecretRef>,
     mode: FetchMode,
 ) -> Result<FetchSet, FetchError> {
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let limit = Arc::new(Semaphore::new(CONCURRENCY as usize));
     let mut tasks: JoinSet<Step> = JoinSet::new();
     let mut secrets_client = None;
     let mut ssm_client = None;

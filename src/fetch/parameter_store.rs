@@ -37,7 +37,7 @@ pub fn spawn(
     for chunk in chunks(refs) {
         let (client, limit) = (client.clone(), limit.clone());
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+            let _permit = limit.acquire_many_owned(super::AWS_CALL).await;
             (get_chunk(&client, chunk).await, Vec::new())
         });
     }
@@ -200,7 +200,7 @@ async fn list_path(
     let mut token: Option<String> = None;
     loop {
         let page = {
-            let _permit = limit.acquire().await;
+            let _permit = limit.acquire_many(super::AWS_CALL).await;
             let token = token.take();
             crate::aws::call_waiting_turn(client.tuning, |attempts| {
                 client

@@ -71,7 +71,7 @@ pub fn spawn(
         let (client, limit, chunk) = (client.clone(), limit.clone(), chunk.to_vec());
         let throttled = batch_throttled.clone();
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+            let _permit = limit.acquire_many_owned(super::AWS_CALL).await;
             if mode == FetchMode::Auto && throttled.load(Ordering::Relaxed) {
                 return (Vec::new(), chunk);
             }
@@ -95,7 +95,7 @@ pub fn spawn_singles(
     for r in refs {
         let (client, limit) = (client.clone(), limit.clone());
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+            let _permit = limit.acquire_many_owned(super::AWS_CALL).await;
             let result = get_one(&client, &r).await;
             (vec![(r, result)], Vec::new())
         });
@@ -316,7 +316,7 @@ async fn list_prefix(
     let mut token: Option<String> = None;
     loop {
         let page = {
-            let _permit = limit.acquire().await;
+            let _permit = limit.acquire_many(super::AWS_CALL).await;
             let token = token.take();
             crate::aws::call_waiting_turn(client.tuning, |attempts| {
                 client
