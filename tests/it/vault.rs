@@ -6,18 +6,10 @@
 
 use std::fs;
 
-use crate::support::{Canaries, Case, OpenBao, assert_no_leak, canary_value};
-
-/// A canary registered in the global registry (the runner checks every output against it).
-pub(crate) fn canary() -> String {
-    let v = canary_value();
-    Canaries::global().add(&v);
-    v
-}
-
-pub(crate) fn vault_env(bao: &OpenBao, auth: &str) -> String {
-    format!("    vault:\n      address: {}\n{auth}", bao.addr)
-}
+use crate::support::vault_case::{
+    DB_FILE, assert_has_all, canary, lookup_run_token, vault_case, vault_env,
+};
+use crate::support::{Canaries, Case, OpenBao, assert_no_leak};
 
 pub(crate) fn state_text(case: &Case) -> String {
     fs::read_to_string(case.root().join(".credfile-state.json")).unwrap()
@@ -29,27 +21,16 @@ fn kv_v1_and_v2_a_pinned_version_keys_all_dotenv_and_template() {
     let case = Case::new("vaultkv", "kv");
     let p = &case.prefix;
     let (old, new, api) = (canary(), canary(), canary());
-    bao.ok(&[
-        "kv",
-        "put",
+    bao.kv_put(
         &format!("secret/{p}/db"),
-        &format!("password={old}"),
-        "user=app_user",
-    ]);
-    bao.ok(&[
-        "kv",
-        "put",
+        &[&format!("password={old}"), "user=app_user"],
+    );
+    bao.kv_put(
         &format!("secret/{p}/db"),
-        &format!("password={new}"),
-        "user=app_user",
-    ]);
+        &[&format!("password={new}"), "user=app_user"],
+    );
     bao.ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("kv1/{p}/api"),
-        &format!("token={api}"),
-    ]);
+    bao.kv_put(&format!("kv1/{p}/api"), &[&format!("token={api}")]);
     case.manifest(
         &vault_env(&bao, "      auth: { method: token }\n"),
         r#"  - path: db.env
@@ -130,18 +111,11 @@ fn approle_with_a_wrapped_secret_id_under_the_generated_policy_and_the_token_rev
     let case = Case::new("vaultrole", "approle");
     let p = &case.prefix;
     let (value, other) = (canary(), canary());
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{p}/db"),
-        &format!("password={value}"),
-    ]);
-    bao.ok(&[
-        "kv",
-        "put",
+    bao.kv_put(&format!("secret/{p}/db"), &[&format!("password={value}")]);
+    bao.kv_put(
         &format!("secret/{p}/other"),
-        &format!("password={other}"),
-    ]);
+        &[&format!("password={other}")],
+    );
     bao.ok(&["auth", "enable", "approle"]);
     bao.ok(&[
         "write",
@@ -195,20 +169,12 @@ fn approle_with_a_wrapped_secret_id_under_the_generated_policy_and_the_token_rev
         value
     );
     // The token credfile obtained is gone: the root token cannot look it up.
-    let accessor = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("signed in to Vault"))
-        .and_then(|l| l.split("accessor=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .expect("the sign-in line names the token's accessor")
-        .to_string();
     assert!(
         out.stderr.contains("revoked the Vault token"),
         "{}",
         out.stderr
     );
-    let (code, _, err) = bao.cli(&["token", "lookup", "-accessor", &accessor]);
+    let (code, err) = lookup_run_token(&bao, &out);
     assert_ne!(code, 0, "the token outlived the run");
     assert!(
         err.contains("invalid accessor") || err.contains("bad token"),
@@ -244,16 +210,8 @@ fn approle_with_a_wrapped_secret_id_under_the_generated_policy_and_the_token_rev
 
 #[test]
 fn token_sign_in_is_refused_in_ci_and_in_protected_environments() {
-    let bao = OpenBao::start();
-    let case = Case::new("vaulttok", "token");
-    let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{}/db", case.prefix),
-        &format!("password={value}"),
-    ]);
-    let files = "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n";
+    let (bao, case, _) = vault_case("vaulttok", "token");
+    let files = DB_FILE;
     case.manifest(&vault_env(&bao, "      auth: { method: token }\n"), files);
     let out = case
         .credfile()
@@ -297,18 +255,11 @@ fn denied_and_missing_paths_name_the_path_the_mount_and_the_grant() {
     let case = Case::new("vaultdeny", "deny");
     let p = &case.prefix;
     let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{p}/db"),
-        &format!("password={value}"),
-    ]);
-    bao.ok(&[
-        "kv",
-        "put",
+    bao.kv_put(&format!("secret/{p}/db"), &[&format!("password={value}")]);
+    bao.kv_put(
         &format!("secret/{p}/forbidden"),
-        &format!("password={}", canary()),
-    ]);
+        &[&format!("password={}", canary())],
+    );
     bao.ok_stdin(
         &["policy", "write", "narrow", "-"],
         &format!("path \"secret/data/{p}/db\" {{ capabilities = [\"read\"] }}\n"),
@@ -326,17 +277,16 @@ fn denied_and_missing_paths_name_the_path_the_mount_and_the_grant() {
         .env("VAULT_TOKEN", &narrow)
         .run(["apply", "--env", "test"]);
     out.assert_code(4);
-    for want in [
-        format!("permission denied (HTTP 403) on `secret/data/{p}/forbidden` (mount `secret/`)"),
-        format!("path \"secret/data/{p}/forbidden\" {{ capabilities = [\"read\"] }}"),
-        "credfile policy --vault".to_string(),
-    ] {
-        assert!(
-            out.stderr.contains(&want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &[
+            format!(
+                "permission denied (HTTP 403) on `secret/data/{p}/forbidden` (mount `secret/`)"
+            ),
+            format!("path \"secret/data/{p}/forbidden\" {{ capabilities = [\"read\"] }}"),
+            "credfile policy --vault".to_string(),
+        ],
+    );
     assert!(!case.root().exists(), "nothing may be written");
     case.manifest(
         &vault_env(&bao, "      auth: { method: token }\n"),
@@ -347,17 +297,14 @@ fn denied_and_missing_paths_name_the_path_the_mount_and_the_grant() {
         .env("VAULT_TOKEN", &bao.root_token)
         .run(["apply", "--env", "test"]);
     out.assert_code(4);
-    for want in [
-        format!("nothing at `secret/data/{p}/missing` (HTTP 404) (mount `secret/`)"),
-        format!("nothing at `secret/data/{p}/db` (HTTP 404) (mount `secret/`), version 9"),
-        "without `data/`".to_string(),
-    ] {
-        assert!(
-            out.stderr.contains(&want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &[
+            format!("nothing at `secret/data/{p}/missing` (HTTP 404) (mount `secret/`)"),
+            format!("nothing at `secret/data/{p}/db` (HTTP 404) (mount `secret/`), version 9"),
+            "without `data/`".to_string(),
+        ],
+    );
 }
 
 #[test]
@@ -461,12 +408,10 @@ fn a_429_waits_its_turn_and_a_failing_server_ends_at_the_call_timeout() {
     let mut values = Vec::new();
     for i in 0..4 {
         let value = canary();
-        bao.ok(&[
-            "kv",
-            "put",
+        bao.kv_put(
             &format!("secret/{}/s{i}", case.prefix),
-            &format!("password={value}"),
-        ]);
+            &[&format!("password={value}")],
+        );
         files.push_str(&format!(
             "  - path: s{i}\n    vault: \"secret/${{prefix}}/s{i}\"\n    key: password\n"
         ));

@@ -7,8 +7,10 @@
 use std::fs;
 
 use crate::support::oidc::{TestKey, github_claims, gitlab_jwt_signed};
+use crate::support::vault_case::{
+    DB_FILE as FILES, assert_has_all, seed_db as seed, vault_env, write_policy,
+};
 use crate::support::{Case, GithubTokenEndpoint, OpenBao, Output, random_hex};
-use crate::vault::{canary, vault_env};
 
 /// A jwt auth mount at `mount` trusting the stand-ins' key for tokens from `issuer`.
 fn enable_jwt(bao: &OpenBao, mount: &str, issuer: &str) {
@@ -26,17 +28,7 @@ fn enable_jwt(bao: &OpenBao, mount: &str, issuer: &str) {
 /// Writes the policy `credfile policy --vault` prints and the role `--vault-role SPEC` prints
 /// into bao, as they are.
 fn policy_and_role(bao: &OpenBao, case: &Case, mount: &str, role: &str, spec: &str) {
-    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &[
-            "policy",
-            "write",
-            &format!("credfile-{}-test", case_app(case)),
-            "-",
-        ],
-        &policy.stdout,
-    );
+    write_policy(bao, case, &format!("credfile-{}-test", case_app(case)));
     let out = case
         .credfile()
         .run(["policy", "--env", "test", "--vault-role", spec]);
@@ -54,20 +46,6 @@ fn case_app(case: &Case) -> String {
         .unwrap()
         .to_string()
 }
-
-fn seed(bao: &OpenBao, case: &Case) -> String {
-    let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{}/db", case.prefix),
-        &format!("password={value}"),
-    ]);
-    value
-}
-
-const FILES: &str =
-    "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n";
 
 fn github_run(case: &Case, endpoint: &GithubTokenEndpoint) -> Output {
     case.credfile()
@@ -139,18 +117,15 @@ fn jwt_from_a_github_job_under_the_printed_role_and_another_repository_refused()
     );
     let out = github_run(&case, &other);
     out.assert_code(3);
-    for want in [
-        "Vault sign-in (jwt, `jwt`) refused",
-        "claim \"repository\" does not match",
-        "credfile presented a token with iss=https://token.actions.githubusercontent.com, sub=repo:acme/other:environment:production, aud=https://bao.test",
-        "`bound_claims`",
-    ] {
-        assert!(
-            out.stderr.contains(want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &[
+            "Vault sign-in (jwt, `jwt`) refused",
+            "claim \"repository\" does not match",
+            "credfile presented a token with iss=https://token.actions.githubusercontent.com, sub=repo:acme/other:environment:production, aud=https://bao.test",
+            "`bound_claims`",
+        ],
+    );
     assert!(!case.root().exists(), "nothing may be written");
 }
 
@@ -258,12 +233,7 @@ fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
         ),
         FILES,
     );
-    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &["policy", "write", "credfile-vaultk8s-test", "-"],
-        &policy.stdout,
-    );
+    write_policy(&bao, &case, "credfile-vaultk8s-test");
     bao.ok(&[
         "write",
         "auth/kubernetes/role/orders",
@@ -287,16 +257,13 @@ fn kubernetes_through_bao_and_a_token_review_and_a_wrong_token_refused() {
     fs::write(&token_file, &wrong).unwrap();
     let out = case.credfile().run(["apply", "--env", "test"]);
     out.assert_code(3);
-    for want in [
-        "Vault sign-in (kubernetes, `kubernetes`) refused",
-        "sub=system:serviceaccount:shop:orders",
-    ] {
-        assert!(
-            out.stderr.contains(want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &[
+            "Vault sign-in (kubernetes, `kubernetes`) refused",
+            "sub=system:serviceaccount:shop:orders",
+        ],
+    );
     assert_eq!(reviewer.verdicts(), [true, false]);
     assert!(!case.root().exists(), "nothing may be written");
 }

@@ -6,29 +6,39 @@
 use std::fs;
 
 use crate::support::aws_auth::{AwsAuth, AwsRole};
+use crate::support::vault_case::{assert_has_all, lookup_run_token, vault_case, write_policy};
 use crate::support::{Case, OpenBao, moto_endpoint};
-use crate::vault::canary;
 
-/// moto's answer to GetCallerIdentity for the hermetic environment's static test keys.
-const CALLER: &str = "arn:aws:sts::123456789012:user/moto";
-
-fn world(server_id: &str) -> (OpenBao, AwsAuth, Case, String) {
-    let bao = OpenBao::start();
-    let case = Case::new("vaultaws", "aws");
-    let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{}/db", case.prefix),
-        &format!("password={value}"),
-    ]);
-    let auth = AwsAuth::start(
+/// The stand-in for the `aws` auth method in front of `bao`, expecting `vault.acme.test`.
+fn aws_auth(bao: &OpenBao) -> AwsAuth {
+    AwsAuth::start(
         &bao.addr,
         &bao.root_token,
         &moto_endpoint(),
         Some("vault.acme.test"),
         ("testing", "testing"),
+    )
+}
+
+/// Role `deploy` bound to moto's caller with `policy`, renewable tokens of `ttl`.
+fn deploy_role(auth: &AwsAuth, policy: &str, ttl: &str) {
+    auth.role(
+        "deploy",
+        AwsRole {
+            bound_arn: CALLER.into(),
+            policies: vec![policy.into()],
+            ttl: ttl.into(),
+            renewable: true,
+        },
     );
+}
+
+/// moto's answer to GetCallerIdentity for the hermetic environment's static test keys.
+const CALLER: &str = "arn:aws:sts::123456789012:user/moto";
+
+fn world(server_id: &str) -> (OpenBao, AwsAuth, Case, String) {
+    let (bao, case, value) = vault_case("vaultaws", "aws");
+    let auth = aws_auth(&bao);
     case.manifest(
         &format!(
             "    vault:\n      address: {}\n      auth: {{ method: aws, role: deploy, server_id: {server_id} }}\n",
@@ -36,21 +46,8 @@ fn world(server_id: &str) -> (OpenBao, AwsAuth, Case, String) {
         ),
         "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n",
     );
-    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &["policy", "write", "credfile-vaultaws-test", "-"],
-        &policy.stdout,
-    );
-    auth.role(
-        "deploy",
-        AwsRole {
-            bound_arn: CALLER.into(),
-            policies: vec!["credfile-vaultaws-test".into()],
-            ttl: "5m".into(),
-            renewable: true,
-        },
-    );
+    write_policy(&bao, &case, "credfile-vaultaws-test");
+    deploy_role(&auth, "credfile-vaultaws-test", "5m");
     (bao, auth, case, value)
 }
 
@@ -69,15 +66,7 @@ fn aws_iam_sign_in_is_verified_and_the_token_minted_and_revoked() {
         "{}",
         out.stderr
     );
-    let accessor = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("signed in to Vault"))
-        .and_then(|l| l.split("accessor=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .expect("the sign-in line names the accessor")
-        .to_string();
-    let (code, _, _) = bao.cli(&["token", "lookup", "-accessor", &accessor]);
+    let (code, _) = lookup_run_token(&bao, &out);
     assert_ne!(code, 0, "the minted token outlived the run");
 
     // A role bound to another principal refuses this caller.
@@ -107,18 +96,15 @@ fn aws_sign_in_with_a_wrong_server_id_or_a_tampered_signature_is_refused() {
     let (_bao, auth, case, _) = world("vault.elsewhere.test");
     let out = case.credfile().run(["apply", "--env", "test"]);
     out.assert_code(3);
-    for want in [
-        "Vault sign-in (aws, `aws`) refused: HTTP 400",
-        "expected \"vault.acme.test\" but got \"vault.elsewhere.test\"",
-        "with X-Vault-AWS-IAM-Server-ID `vault.elsewhere.test`",
-        "`iam_server_id_header_value`",
-    ] {
-        assert!(
-            out.stderr.contains(want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &[
+            "Vault sign-in (aws, `aws`) refused: HTTP 400",
+            "expected \"vault.acme.test\" but got \"vault.elsewhere.test\"",
+            "with X-Vault-AWS-IAM-Server-ID `vault.elsewhere.test`",
+            "`iam_server_id_header_value`",
+        ],
+    );
     assert!(!case.root().exists(), "nothing may be written");
 
     // The right server id, but the signed request altered on the way.
@@ -126,13 +112,10 @@ fn aws_sign_in_with_a_wrong_server_id_or_a_tampered_signature_is_refused() {
     auth2.tamper();
     let out = case2.credfile().run(["apply", "--env", "test"]);
     out.assert_code(3);
-    for want in ["SignatureDoesNotMatch", "altered on the way"] {
-        assert!(
-            out.stderr.contains(want),
-            "missing {want:?} in {}",
-            out.stderr
-        );
-    }
+    assert_has_all(
+        &out.stderr,
+        &["SignatureDoesNotMatch", "altered on the way"],
+    );
     assert!(!case2.root().exists(), "nothing may be written");
     assert_eq!(auth.logins().len(), 1);
 }
@@ -150,13 +133,7 @@ fn leases_sign_in_through_aws_iam_are_renewed_under_the_kept_token_and_clean_rev
     let pg = Postgres::start();
     let db = Database::enable(&bao.addr, &bao.root_token, &pg, 300, 600);
     let creds = db.creds_path();
-    let auth = AwsAuth::start(
-        &bao.addr,
-        &bao.root_token,
-        &moto_endpoint(),
-        Some("vault.acme.test"),
-        ("testing", "testing"),
-    );
+    let auth = aws_auth(&bao);
     let case = Case::new("vaultawslease", "lease");
     case.manifest(
         &format!(
@@ -165,21 +142,8 @@ fn leases_sign_in_through_aws_iam_are_renewed_under_the_kept_token_and_clean_rev
         ),
         &format!("  - path: db\n    vault_lease: {creds}\n"),
     );
-    let policy = case.run(&["policy", "--vault"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &["policy", "write", "credfile-vaultawslease-test", "-"],
-        &policy.stdout,
-    );
-    auth.role(
-        "deploy",
-        AwsRole {
-            bound_arn: CALLER.into(),
-            policies: vec!["credfile-vaultawslease-test".into()],
-            ttl: "10m".into(),
-            renewable: true,
-        },
-    );
+    write_policy(&bao, &case, "credfile-vaultawslease-test");
+    deploy_role(&auth, "credfile-vaultawslease-test", "10m");
 
     let first = case.run(&["apply"]);
     first.assert_code(0);

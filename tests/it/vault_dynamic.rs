@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::support::openbao_engines::{Database, Pki, lease_lookup, ok};
 use crate::support::postgres::Postgres;
+use crate::support::vault_case::{self, assert_has_all, lookup_run_token};
 use crate::support::{Canaries, Case, OpenBao, Output, assert_no_leak, snapshot};
 
 /// An AppRole `orders` whose tokens carry the policy `orders-dynamic` (see [`write_policy`]):
@@ -34,16 +35,7 @@ fn approle_with(bao: &OpenBao, token: &[&str]) -> (String, String) {
         .ok(&["read", "-field=role_id", "auth/approle/role/orders/role-id"])
         .trim()
         .to_string();
-    let secret_id = bao
-        .ok(&[
-            "write",
-            "-f",
-            "-field=secret_id",
-            "auth/approle/role/orders/secret-id",
-        ])
-        .trim()
-        .to_string();
-    Canaries::global().add(&secret_id);
+    let secret_id = bao.approle_secret_id("orders");
     let lines = format!(
         "    vault:\n      address: {}\n      auth:\n        method: approle\n        role_id: {role_id}\n        secret_id_env: ORDERS_SECRET_ID\n",
         bao.addr
@@ -54,10 +46,7 @@ fn approle_with(bao: &OpenBao, token: &[&str]) -> (String, String) {
 /// The policy `credfile policy --vault` prints for the case's manifest, written into OpenBao as
 /// it is: the runs below succeed with exactly what it grants. Returns it.
 fn write_policy(bao: &OpenBao, case: &Case) -> String {
-    let policy = case.run(&["policy", "--vault"]);
-    policy.assert_code(0);
-    bao.ok_stdin(&["policy", "write", "orders-dynamic", "-"], &policy.stdout);
-    policy.stdout
+    vault_case::write_policy(bao, case, "orders-dynamic")
 }
 
 fn apply(case: &Case, secret_id: &str) -> Output {
@@ -421,17 +410,14 @@ fn verify_warns_when_the_kept_token_ends_before_its_leases() {
     };
     let early = verify();
     early.assert_code(0);
-    for want in [
-        "the kept Vault token ends before the lease",
-        &format!("lease_id={lease}"),
-        "token_max_ttl",
-    ] {
-        assert!(
-            early.stderr.contains(want),
-            "no {want:?} in {}",
-            early.stderr
-        );
-    }
+    assert_has_all(
+        &early.stderr,
+        &[
+            "the kept Vault token ends before the lease",
+            &format!("lease_id={lease}"),
+            "token_max_ttl",
+        ],
+    );
 
     // The token revoked behind credfile's back: its leases are gone, and verify says so.
     let (code, _, err) = bao.cli_as(token.trim(), &["token", "revoke", "-self"]);
@@ -520,15 +506,7 @@ fn run_gets_fresh_leased_credentials_revoked_when_the_command_exits() {
         "the leased credentials did not log in during the run"
     );
     assert!(!pg.role_exists(&user), "the lease outlived the command");
-    let accessor = run
-        .stderr
-        .lines()
-        .find(|l| l.contains("signed in to Vault"))
-        .and_then(|l| l.split("accessor=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .expect("the sign-in line names the accessor")
-        .to_string();
-    let (code, _, _) = bao.cli(&["token", "lookup", "-accessor", &accessor]);
+    let (code, _) = lookup_run_token(&bao, &run);
     assert_ne!(code, 0, "the run's token outlived the command");
     assert!(
         fs::read_dir(case.root()).unwrap().next().is_none(),
@@ -546,13 +524,10 @@ fn run_gets_fresh_leased_credentials_revoked_when_the_command_exits() {
         "/bin/true",
     ]);
     every.assert_code(2);
-    for want in ["credfile.yaml:", "vault_lease", "--every", "apply --every"] {
-        assert!(
-            every.stderr.contains(want),
-            "no {want:?} in {}",
-            every.stderr
-        );
-    }
+    assert_has_all(
+        &every.stderr,
+        &["credfile.yaml:", "vault_lease", "--every", "apply --every"],
+    );
     assert!(
         !every.stderr.contains("signed in to Vault"),
         "{}",

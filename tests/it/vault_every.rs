@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Case, OpenBao, Proxy};
-use crate::vault::canary;
+use crate::support::vault_case::{DB_FILE, vault_case, write_policy};
+use crate::support::{OpenBao, Proxy};
 
 /// Polls `what` until it holds, failing the test after `limit` (a deadline, not a measurement).
 fn wait_for(limit: Duration, label: &str, mut what: impl FnMut() -> bool) {
@@ -40,29 +40,17 @@ fn lookup(bao: &OpenBao, accessor: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
-    let bao = Arc::new(OpenBao::start());
+    let (bao, case, _) = vault_case("vaultevery", "every");
+    let bao = Arc::new(bao);
     let proxy = Arc::new(Proxy::start(&bao.addr));
-    let case = Case::new("vaultevery", "every");
-    let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{}/db", case.prefix),
-        &format!("password={value}"),
-    ]);
     case.manifest(
         &format!(
             "    vault:\n      address: {}\n      auth: {{ method: approle, role_id: every-role, secret_id_env: EVERY_SECRET_ID }}\n",
             proxy.endpoint()
         ),
-        "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n",
+        DB_FILE,
     );
-    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &["policy", "write", "credfile-vaultevery-test", "-"],
-        &policy.stdout,
-    );
+    write_policy(&bao, &case, "credfile-vaultevery-test");
     bao.ok(&["auth", "enable", "approle"]);
     // A short token TTL, so a few rounds of one second reach the renewal point (a third left).
     bao.ok(&[
@@ -73,16 +61,7 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
         "token_ttl=6s",
         "token_max_ttl=5m",
     ]);
-    let secret_id = bao
-        .ok(&[
-            "write",
-            "-f",
-            "-field=secret_id",
-            "auth/approle/role/every/secret-id",
-        ])
-        .trim()
-        .to_string();
-    crate::support::Canaries::global().add(&secret_id);
+    let secret_id = bao.approle_secret_id("every");
 
     let seen: Arc<Mutex<Option<(String, usize)>>> = Arc::default();
     let driver = Arc::new(Mutex::new(None));
@@ -166,7 +145,8 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
 fn every_signs_in_anew_when_the_token_is_not_renewable() {
     use crate::support::aws_auth::{AwsAuth, AwsRole};
     use crate::support::moto_endpoint;
-    let bao = Arc::new(OpenBao::start());
+    let (bao, case, _) = vault_case("vaultrenew", "every-new");
+    let bao = Arc::new(bao);
     let auth = Arc::new(AwsAuth::start(
         &bao.addr,
         &bao.root_token,
@@ -174,27 +154,14 @@ fn every_signs_in_anew_when_the_token_is_not_renewable() {
         None,
         ("testing", "testing"),
     ));
-    let case = Case::new("vaultrenew", "every-new");
-    let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
-        &format!("secret/{}/db", case.prefix),
-        &format!("password={value}"),
-    ]);
     case.manifest(
         &format!(
             "    vault:\n      address: {}\n      auth: {{ method: aws, role: deploy }}\n",
             auth.addr()
         ),
-        "  - path: db.password\n    vault: \"secret/${prefix}/db\"\n    key: password\n",
+        DB_FILE,
     );
-    let policy = case.credfile().run(["policy", "--vault", "--env", "test"]);
-    policy.assert_code(0);
-    bao.ok_stdin(
-        &["policy", "write", "credfile-vaultrenew-test", "-"],
-        &policy.stdout,
-    );
+    write_policy(&bao, &case, "credfile-vaultrenew-test");
     auth.role(
         "deploy",
         AwsRole {

@@ -5,8 +5,8 @@
 
 use std::fs;
 
+use crate::support::vault_case::canary;
 use crate::support::{Canaries, Credfile, OpenBao, assert_no_leak, moto_endpoint};
-use crate::vault::canary;
 
 #[test]
 fn vault_values_reach_no_output_and_audit_reuse_finds_a_shared_one() {
@@ -15,18 +15,14 @@ fn vault_values_reach_no_output_and_audit_reuse_finds_a_shared_one() {
     let prefix = crate::support::unique_prefix("vault-leaks");
     let (shared, staging_db, production_db) = (canary(), canary(), canary());
     for (env, db) in [("staging", &staging_db), ("production", &production_db)] {
-        bao.ok(&[
-            "kv",
-            "put",
+        bao.kv_put(
             &format!("secret/{prefix}/{env}/api"),
-            &format!("token={shared}"),
-        ]);
-        bao.ok(&[
-            "kv",
-            "put",
+            &[&format!("token={shared}")],
+        );
+        bao.kv_put(
             &format!("secret/{prefix}/{env}/db"),
-            &format!("password={db}"),
-        ]);
+            &[&format!("password={db}")],
+        );
     }
     bao.ok(&["auth", "enable", "approle"]);
     bao.ok(&[
@@ -39,16 +35,7 @@ fn vault_values_reach_no_output_and_audit_reuse_finds_a_shared_one() {
         &["policy", "write", "reader", "-"],
         &format!("path \"secret/data/{prefix}/*\" {{ capabilities = [\"read\"] }}\n"),
     );
-    let secret_id = bao
-        .ok(&[
-            "write",
-            "-f",
-            "-field=secret_id",
-            "auth/approle/role/leaks/secret-id",
-        ])
-        .trim()
-        .to_string();
-    Canaries::global().add(&secret_id);
+    let secret_id = bao.approle_secret_id("leaks");
     let hook_env = dir.path().join("hook.env");
     let root = dir.path().join("root");
     fs::write(

@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::sudo_support::{Host, IDENTITY, sudo_ready};
+use crate::support::vault_case::canary;
 use crate::support::{OpenBao, Proxy, moto_endpoint};
-use crate::vault::canary;
 
 fn install(host: &Host, bao: &OpenBao, prefix: &str, auth_extra: &str) {
     let text = format!(
@@ -42,12 +42,10 @@ fn sign_in_files_are_read_as_the_invoking_user_under_sudo() {
     let bao = OpenBao::start();
     let prefix = crate::support::unique_prefix("vault-sudo");
     let value = canary();
-    bao.ok(&[
-        "kv",
-        "put",
+    bao.kv_put(
         &format!("secret/{prefix}/db"),
-        &format!("password={value}"),
-    ]);
+        &[&format!("password={value}")],
+    );
     bao.ok(&["auth", "enable", "approle"]);
     bao.ok_stdin(
         &["policy", "write", "reader", "-"],
@@ -59,16 +57,7 @@ fn sign_in_files_are_read_as_the_invoking_user_under_sudo() {
         "role_id=sudo-role",
         "token_policies=reader",
     ]);
-    let secret_id = bao
-        .ok(&[
-            "write",
-            "-f",
-            "-field=secret_id",
-            "auth/approle/role/sudo/secret-id",
-        ])
-        .trim()
-        .to_string();
-    crate::support::Canaries::global().add(&secret_id);
+    let secret_id = bao.approle_secret_id("sudo");
     let sid = secret_id_path(&host);
     fs::write(&sid, &secret_id).unwrap();
     install(&host, &bao, &prefix, "");

@@ -114,6 +114,30 @@ impl OpenBao {
         out
     }
 
+    /// `bao kv put PATH PAIRS...` (each `key=value`).
+    #[track_caller]
+    pub fn kv_put(&self, path: &str, pairs: &[&str]) {
+        let mut args = vec!["kv", "put", path];
+        args.extend(pairs);
+        self.ok(&args);
+    }
+
+    /// A new secret id of AppRole `role`, registered as a canary.
+    #[track_caller]
+    pub fn approle_secret_id(&self, role: &str) -> String {
+        let secret_id = self
+            .ok(&[
+                "write",
+                "-f",
+                "-field=secret_id",
+                &format!("auth/approle/role/{role}/secret-id"),
+            ])
+            .trim()
+            .to_string();
+        super::Canaries::global().add(&secret_id);
+        secret_id
+    }
+
     /// `bao ARGS` with `stdin` as the input (`-` arguments).
     #[track_caller]
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
