@@ -7,128 +7,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::support::{Case, Output, canary_value, inode_of, mtime_of, statuses};
-
-const REAL: &str = "/usr/bin/systemd-creds";
-
-/// One test: a case (moto, manifest, root), a host key, and a shim directory first in PATH.
-struct World {
-    case: Case,
-    key: PathBuf,
-    shim: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl World {
-    fn new(name: &str) -> Option<World> {
-        if !Path::new(REAL).exists() {
-            eprintln!(
-                "skipped: {REAL} is not installed (scripts/lib.sh credfile_ensure_systemd_creds)"
-            );
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("credfile-creds-")
-            .tempdir()
-            .unwrap();
-        let key = dir.path().join("credential.secret");
-        let setup = Command::new(REAL)
-            .arg("setup")
-            .env("SYSTEMD_CREDENTIAL_SECRET", &key)
-            .output()
-            .unwrap();
-        assert!(setup.status.success(), "systemd-creds setup: {setup:?}");
-        let shim = dir.path().join("bin");
-        let log = dir.path().join("log");
-        fs::create_dir_all(&shim).unwrap();
-        fs::create_dir_all(&log).unwrap();
-        write_script(
-            &shim.join("systemd-creds"),
-            &format!(
-                "#!/bin/sh\n\
-                 # Records this process's own argv and environment, then becomes the real one.\n\
-                 tr '\\0' '\\n' < /proc/$$/cmdline > '{log}'/$$.argv\n\
-                 tr '\\0' '\\n' < /proc/$$/environ > '{log}'/$$.env\n\
-                 exec {REAL} \"$@\"\n",
-                log = log.display()
-            ),
-        );
-        Some(World {
-            case: Case::new("creds", name),
-            key,
-            shim,
-            log,
-            _dir: dir,
-        })
-    }
-
-    fn path_env(&self) -> String {
-        format!("{}:{}", self.shim.display(), std::env::var("PATH").unwrap())
-    }
-
-    /// `credfile ARGS --env test` with the host key and the shim in PATH.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--env", "test"]);
-        self.case
-            .credfile()
-            .env("SYSTEMD_CREDENTIAL_SECRET", self.key.to_string_lossy())
-            .env("PATH", self.path_env())
-            .run(all)
-    }
-
-    fn decrypt(&self, name: &str, file: &Path) -> std::process::Output {
-        Command::new(REAL)
-            .args(["decrypt", &format!("--name={name}")])
-            .arg(file)
-            .arg("-")
-            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn encrypt(&self, name: &str, value: &str, out: &Path) {
-        let mut child = Command::new(REAL)
-            .args(["encrypt", &format!("--name={name}"), "--with-key=host", "-"])
-            .arg(out)
-            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(value.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
-
-    /// The recorded children: (argv, environment) of each.
-    fn children(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.log).unwrap().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "argv") {
-                let argv = fs::read_to_string(&p).unwrap();
-                let env = fs::read_to_string(p.with_extension("env")).unwrap();
-                out.push((argv, env));
-            }
-        }
-        out
-    }
-}
-
-fn write_script(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
+use crate::support::systemd_creds::{REAL, World, path_with, write_script};
+use crate::support::{canary_value, inode_of, mtime_of, statuses};
 
 const ENV: &str = "    deliver: systemd-creds\n    credential_key: host\n";
 
@@ -161,14 +43,7 @@ fn credentials_decrypt_to_the_exact_bytes_under_their_own_names_only() {
                 .any(|win| win == value.as_bytes()),
             "{name} holds the value in plaintext"
         );
-        let out = w.decrypt(name, &file);
-        assert!(out.status.success(), "decrypt {name}: {out:?}");
-        assert_eq!(out.stdout, value.as_bytes(), "{name}: not the exact bytes");
-        let other = w.decrypt("another-name", &file);
-        assert!(
-            !other.status.success(),
-            "{name} decrypted under another name"
-        );
+        w.assert_opens_to(name, &file, value);
     }
     // Every child credfile started: the values were in no argv and no environment.
     let children = w.children();
@@ -246,9 +121,7 @@ fn an_unchanged_apply_writes_nothing_and_a_rotation_replaces_the_set() {
     assert_eq!(fs::read_link(root.join("current")).unwrap(), generation);
 
     // Rotation upstream: a new generation with the new credential; the other is carried over.
-    let rotated = canary_value();
-    w.case.seeder.canaries().add(&rotated);
-    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+    let rotated = w.rotate("db");
     let out = w.run(&["apply", "--output", "json"]);
     out.assert_code(0);
     let s = statuses(&out);
@@ -307,14 +180,7 @@ fn verify_names_content_and_metadata_drift_and_clean_removes_only_ours() {
     assert_eq!(kinds.len(), 2, "{kinds:?}");
 
     // Clean: what credfile wrote goes, a file it did not write stays.
-    fs::write(root.join("foreign.cred"), "not credfile's").unwrap();
-    w.run(&["clean"]).assert_code(0);
-    let left: Vec<String> = fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, vec!["foreign.cred".to_string()]);
+    w.assert_clean_leaves_only_foreign();
 }
 
 #[test]
@@ -404,8 +270,7 @@ fn a_host_without_systemd_creds_or_with_an_old_one_is_refused_before_anything_is
     // refusal came first.
     w.case
         .manifest(ENV, "  - path: db-password\n    secret: ${prefix}/absent\n");
-    let empty = w.case.path("empty-bin");
-    fs::create_dir_all(&empty).unwrap();
+    let empty = w.bin_dir("empty-bin");
     let missing = w
         .case
         .credfile()
@@ -419,8 +284,7 @@ fn a_host_without_systemd_creds_or_with_an_old_one_is_refused_before_anything_is
     );
     assert!(!w.case.root().exists(), "the root was created");
 
-    let old = w.case.path("old-bin");
-    fs::create_dir_all(&old).unwrap();
+    let old = w.bin_dir("old-bin");
     write_script(
         &old.join("systemd-creds"),
         &format!(
@@ -430,10 +294,7 @@ fn a_host_without_systemd_creds_or_with_an_old_one_is_refused_before_anything_is
     let too_old = w
         .case
         .credfile()
-        .env(
-            "PATH",
-            format!("{}:{}", old.display(), std::env::var("PATH").unwrap()),
-        )
+        .env("PATH", path_with(&old))
         .run(["apply", "--env", "test"]);
     too_old.assert_code(6);
     assert!(
@@ -504,16 +365,12 @@ fn a_hanging_systemd_creds_is_stopped_at_the_call_timeout_and_the_set_stays() {
     let root = w.case.root();
     let before = listing(&root);
     let inode = inode_of(root.join("current").join("db-password"));
-    let rotated = canary_value();
-    w.case.seeder.canaries().add(&rotated);
-    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+    let rotated = w.rotate("db");
 
     // A systemd-creds that hangs on one call (in a child of its own, as a wrapper would), and
     // is itself otherwise the real one.
-    let hang = w.case.path("hang-bin");
-    fs::create_dir_all(&hang).unwrap();
-    let pids = w.case.path("hang-pids");
-    fs::create_dir_all(&pids).unwrap();
+    let hang = w.bin_dir("hang-bin");
+    let pids = w.bin_dir("hang-pids");
     write_script(
         &hang.join("systemd-creds"),
         &format!(
@@ -521,7 +378,7 @@ fn a_hanging_systemd_creds_is_stopped_at_the_call_timeout_and_the_set_stays() {
             pids = pids.display()
         ),
     );
-    let path = format!("{}:{}", hang.display(), std::env::var("PATH").unwrap());
+    let path = path_with(&hang);
     for (hang_on, said) in [
         ("encrypt", "systemd-creds sealing credential `db-password`"),
         ("decrypt", "systemd-creds opening credential `"),
@@ -560,28 +417,6 @@ fn a_hanging_systemd_creds_is_stopped_at_the_call_timeout_and_the_set_stays() {
     assert_eq!(now.stdout, rotated.as_bytes());
 }
 
-impl World {
-    /// `systemd-creds decrypt` as if it were `at` (`--timestamp`): whether the credential
-    /// still opens then, i.e. which `not_after` it was sealed with.
-    fn opens_at(&self, name: &str, file: &Path, at: &str) -> bool {
-        Command::new(REAL)
-            .args([
-                "decrypt",
-                &format!("--name={name}"),
-                &format!("--timestamp={at}"),
-            ])
-            .arg(file)
-            .arg("-")
-            .env("SYSTEMD_CREDENTIAL_SECRET", &self.key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    }
-}
-
 #[test]
 fn layout_files_seals_in_place_writes_nothing_unchanged_rotates_and_cleans() {
     let Some(w) = World::new("creds-files") else {
@@ -603,10 +438,7 @@ fn layout_files_seals_in_place_writes_nothing_unchanged_rotates_and_cleans() {
     for (name, value) in [("db-password", &db), ("api.key", &api)] {
         let file = root.join(name);
         assert!(fs::symlink_metadata(&file).unwrap().is_file(), "{name}");
-        let out = w.decrypt(name, &file);
-        assert!(out.status.success(), "decrypt {name}: {out:?}");
-        assert_eq!(out.stdout, value.as_bytes(), "{name}: not the exact bytes");
-        assert!(!w.decrypt("another-name", &file).status.success());
+        w.assert_opens_to(name, &file, value);
     }
     let stamp = |n: &str| (inode_of(root.join(n)), mtime_of(root.join(n)));
     let before = [stamp("db-password"), stamp("api.key")];
@@ -625,9 +457,7 @@ fn layout_files_seals_in_place_writes_nothing_unchanged_rotates_and_cleans() {
         "an unchanged apply wrote"
     );
 
-    let rotated = canary_value();
-    w.case.seeder.canaries().add(&rotated);
-    w.case.seeder.put_string(&w.case.name("db"), &rotated);
+    let rotated = w.rotate("db");
     let out = w.run(&["apply", "--output", "json"]);
     out.assert_code(0);
     let s = statuses(&out);
@@ -648,14 +478,7 @@ fn layout_files_seals_in_place_writes_nothing_unchanged_rotates_and_cleans() {
     );
     w.run(&["verify"]).assert_code(0);
 
-    fs::write(root.join("foreign.cred"), "not credfile's").unwrap();
-    w.run(&["clean"]).assert_code(0);
-    let left: Vec<String> = fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, vec!["foreign.cred".to_string()]);
+    w.assert_clean_leaves_only_foreign();
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod runner;
 pub mod seed;
 pub mod ssm;
+pub mod systemd_creds;
 pub mod vault_case;
 
 use std::os::unix::fs::MetadataExt;
