@@ -117,8 +117,7 @@ impl RunCase {
 
 #[test]
 fn the_command_reads_its_files_that_no_other_process_sees() {
-    if !is_root() {
-        eprintln!("skipped: needs root (or user namespaces) and a predictable owner");
+    if !root_or_skip("needs root (or user namespaces) and a predictable owner") {
         return;
     }
     let r = RunCase::new("reads");
@@ -197,14 +196,10 @@ exit 3"#;
 
 #[test]
 fn credfile_returns_the_commands_exit_code() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip("needs root") {
         return;
     }
-    let r = RunCase::new("codes");
-    let v = canary_value();
-    Canaries::global().add(&v);
-    r.c.manifest("", "  - path: a\n    ci_variable: RUN_A\n");
+    let (r, v) = ci_var_case("codes");
     for (script, code) in [("exit 0", 0), ("exit 3", 3), ("kill -USR1 $$", 128 + 10)] {
         let out = r.c.credfile().env("RUN_A", &v).run(r.args(&[], script));
         out.assert_code(code);
@@ -220,47 +215,29 @@ fn credfile_returns_the_commands_exit_code() {
 
 #[test]
 fn sigterm_sigint_and_sighup_reach_the_command() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip("needs root") {
         return;
     }
-    let r = RunCase::new("signals");
-    let v = canary_value();
-    Canaries::global().add(&v);
-    r.c.manifest("", "  - path: a\n    ci_variable: RUN_A\n");
+    let (r, v) = ci_var_case("signals");
     for sig in ["TERM", "INT", "HUP"] {
         let _ = fs::remove_file(r.o("ready"));
         let script = format!(
             "trap 'echo {sig} > OUT/got; kill $! 2>/dev/null; exit 40' {sig}\ntouch OUT/ready\nsleep 60 &\nwait $!"
         );
-        let ready = r.o("ready");
         let out =
             r.c.credfile()
                 .env("RUN_A", &v)
-                .on_spawn(move |pid| {
-                    assert!(wait_for(&ready));
-                    Command::new("kill")
-                        .args([format!("-{sig}"), pid.to_string()])
-                        .status()
-                        .unwrap();
-                })
+                .on_spawn(kill_when_ready(r.o("ready"), sig))
                 .run(r.args(&[], &script));
         out.assert_code(40);
         assert_eq!(fs::read_to_string(r.o("got")).unwrap().trim(), sig);
     }
     // Without a trap the command dies of the signal: 128+15.
     let _ = fs::remove_file(r.o("ready"));
-    let ready = r.o("ready");
     let out =
         r.c.credfile()
             .env("RUN_A", &v)
-            .on_spawn(move |pid| {
-                assert!(wait_for(&ready));
-                Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .unwrap();
-            })
+            .on_spawn(kill_when_ready(r.o("ready"), "TERM"))
             .run(r.args(&[], "touch OUT/ready; exec sleep 60"));
     out.assert_code(143);
     r.assert_nothing_left();
@@ -268,23 +245,15 @@ fn sigterm_sigint_and_sighup_reach_the_command() {
 
 #[test]
 fn a_sigkilled_credfile_takes_the_command_and_its_namespace_along() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip("needs root") {
         return;
     }
     let r = RunCase::new("sigkill");
     r.c.seeder.create_string(&r.c.name("a"), &canary_value());
     r.c.manifest("", "  - path: a\n    secret: ${prefix}/a\n");
-    let ready = r.o("ready");
     let out =
         r.c.credfile()
-            .on_spawn(move |pid| {
-                assert!(wait_for(&ready));
-                Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status()
-                    .unwrap();
-            })
+            .on_spawn(kill_when_ready(r.o("ready"), "KILL"))
             // Not holding credfile's output open: the runner returns when credfile is gone.
             .run(r.args(
                 &[],
@@ -320,6 +289,43 @@ fn a_sigkilled_credfile_takes_the_command_and_its_namespace_along() {
         }
     }
     r.assert_nothing_left();
+}
+
+/// Whether this runs as root; if not, says the test is skipped and `why`.
+fn root_or_skip(why: &str) -> bool {
+    if !is_root() {
+        eprintln!("skipped: {why}");
+    }
+    is_root()
+}
+
+/// A [`RunCase`] whose one file `a` is the CI variable `RUN_A`, and its value (a canary).
+fn ci_var_case(name: &str) -> (RunCase, String) {
+    let r = RunCase::new(name);
+    let v = canary_value();
+    Canaries::global().add(&v);
+    r.c.manifest("", "  - path: a\n    ci_variable: RUN_A\n");
+    (r, v)
+}
+
+/// An `on_spawn` hook: once `ready` exists, `kill -SIG` credfile.
+fn kill_when_ready(ready: PathBuf, sig: &str) -> impl Fn(u32) + Send + Sync + 'static {
+    let sig = format!("-{sig}");
+    move |pid| {
+        assert!(wait_for(&ready));
+        Command::new("kill")
+            .args([sig.as_str(), &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+/// A case (app `runcmd`) with a canary at `${prefix}/a`, and the value.
+fn case_with_a(name: &str) -> (Case, String) {
+    let c = Case::new("runcmd", name);
+    let value = canary_value();
+    c.seeder.create_string(&c.name("a"), &value);
+    (c, value)
 }
 
 /// A throwaway local user with a directory of their own, removed when dropped.
@@ -389,8 +395,7 @@ impl Drop for Throwaway {
 
 #[test]
 fn an_unprivileged_user_gets_a_user_namespace_of_their_own() {
-    if !is_root() {
-        eprintln!("skipped: useradd needs root");
+    if !root_or_skip("useradd needs root") {
         return;
     }
     let max = fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
@@ -399,9 +404,7 @@ fn an_unprivileged_user_gets_a_user_namespace_of_their_own() {
         return;
     }
     let u = Throwaway::add();
-    let c = Case::new("runcmd", "userns");
-    let value = canary_value();
-    c.seeder.create_string(&c.name("a"), &value);
+    let (c, value) = case_with_a("userns");
     u.manifest(&c.prefix, "  - path: a\n    secret: ${prefix}/a\n");
     let out_dir = u.dir.path().join("out");
     let script = format!(
@@ -454,8 +457,7 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 #[test]
 fn a_host_that_denies_user_namespaces_is_refused_by_name() {
-    if !is_root() {
-        eprintln!("skipped: useradd needs root");
+    if !root_or_skip("useradd needs root") {
         return;
     }
     let u = Throwaway::add();
@@ -501,8 +503,7 @@ fn a_host_that_denies_user_namespaces_is_refused_by_name() {
 
 #[test]
 fn every_refreshes_the_set_inside_and_signals_the_command() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip("needs root") {
         return;
     }
     let r = RunCase::new("every");
@@ -545,14 +546,11 @@ exit 0"#;
 
 #[test]
 fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_otherwise() {
-    if !is_root() {
-        eprintln!("skipped: run_as applies when credfile runs as root");
+    if !root_or_skip("run_as applies when credfile runs as root") {
         return;
     }
     let u = Throwaway::add();
-    let c = Case::new("runcmd", "runas");
-    let value = canary_value();
-    c.seeder.create_string(&c.name("a"), &value);
+    let (c, value) = case_with_a("runas");
     // A root that root owns (the check of the path to it), the out directory the user's.
     let root = u.dir.path().join("r");
     fs::create_dir(&root).unwrap();
@@ -618,8 +616,7 @@ fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_other
 
 #[test]
 fn audit_log_records_the_files_their_sources_and_the_commands_exit_code() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip("needs root") {
         return;
     }
     let r = RunCase::new("audit");
