@@ -33,6 +33,21 @@ fn token_with_policy(bao: &OpenBao, policy: &str) -> Option<(String, serde_json:
     })
 }
 
+/// Waits (bounded) until bao knows a token of `policy`: its accessor.
+fn wait_for_token(bao: &OpenBao, policy: &str, label: &str) -> String {
+    let mut accessor = String::new();
+    wait_for(Duration::from_secs(30), label, || {
+        match token_with_policy(bao, policy) {
+            Some((a, _)) => {
+                accessor = a;
+                true
+            }
+            None => false,
+        }
+    });
+    accessor
+}
+
 fn lookup(bao: &OpenBao, accessor: &str) -> Option<serde_json::Value> {
     let (code, out, _) = bao.cli(&["token", "lookup", "-format=json", "-accessor", accessor]);
     (code == 0).then(|| serde_json::from_str::<serde_json::Value>(&out).unwrap()["data"].clone())
@@ -76,16 +91,8 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
                 (bao2.clone(), proxy2.clone(), seen2.clone(), reads.clone());
             let count = move |p: &Proxy| p.requests().iter().filter(|(_, r)| *r == reads).count();
             *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
-                let mut accessor = String::new();
-                wait_for(Duration::from_secs(30), "credfile's token in bao", || {
-                    match token_with_policy(&bao, "credfile-vaultevery-test") {
-                        Some((a, _)) => {
-                            accessor = a;
-                            true
-                        }
-                        None => false,
-                    }
-                });
+                let accessor =
+                    wait_for_token(&bao, "credfile-vaultevery-test", "credfile's token in bao");
                 // The same token, renewed by a later round (bao records the renewal).
                 wait_for(Duration::from_secs(40), "a renewal", || {
                     lookup(&bao, &accessor).is_some_and(|d| !d["last_renewal_time"].is_null())
@@ -180,16 +187,8 @@ fn every_signs_in_anew_when_the_token_is_not_renewable() {
         .on_spawn(move |pid| {
             let (bao, auth, first) = (bao2.clone(), auth2.clone(), first2.clone());
             *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
-                let mut accessor = String::new();
-                wait_for(Duration::from_secs(30), "credfile's first token", || {
-                    match token_with_policy(&bao, "credfile-vaultrenew-test") {
-                        Some((a, _)) => {
-                            accessor = a;
-                            true
-                        }
-                        None => false,
-                    }
-                });
+                let accessor =
+                    wait_for_token(&bao, "credfile-vaultrenew-test", "credfile's first token");
                 // Near its end it cannot be renewed: a second login, the first token revoked.
                 wait_for(Duration::from_secs(40), "a second login", || {
                     auth.logins().len() >= 2

@@ -83,6 +83,17 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `POST MOUNT/roles/ROLE` with `body`, which must succeed.
+fn write_role(addr: &str, token: &str, mount: &str, role: &str, body: &Value) {
+    ok(
+        addr,
+        token,
+        "POST",
+        &format!("{mount}/roles/{role}"),
+        Some(body),
+    );
+}
+
 /// [`api`] that must succeed (2xx); the body.
 pub fn ok(addr: &str, token: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
     let (status, v) = api(addr, token, method, path, body);
@@ -135,12 +146,12 @@ impl Database {
             })),
         );
         let role = "orders-app".to_string();
-        ok(
+        write_role(
             addr,
             token,
-            "POST",
-            &format!("{mount}/roles/{role}"),
-            Some(&json!({
+            &mount,
+            &role,
+            &json!({
                 "db_name": "pg",
                 "creation_statements": [
                     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
@@ -150,7 +161,7 @@ impl Database {
                 ],
                 "default_ttl": default_ttl,
                 "max_ttl": max_ttl,
-            })),
+            }),
         );
         Database { mount, role }
     }
@@ -218,12 +229,12 @@ impl Pki {
             .expect("root certificate")
             .to_string();
         let role = "web".to_string();
-        ok(
+        write_role(
             addr,
             token,
-            "POST",
-            &format!("{mount}/roles/{role}"),
-            Some(&json!({
+            &mount,
+            &role,
+            &json!({
                 "allowed_domains": ["example.test"],
                 "allow_subdomains": true,
                 "allow_ip_sans": true,
@@ -232,7 +243,7 @@ impl Pki {
                 "key_bits": 256,
                 // No back-dating: a certificate's lifetime is exactly the ttl asked for.
                 "not_before_duration": "1s",
-            })),
+            }),
         );
         Pki {
             mount,
