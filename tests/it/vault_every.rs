@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::vault_case::{DB_FILE, vault_case, write_policy};
-use crate::support::{OpenBao, Proxy};
+use crate::support::{Credfile, OpenBao, Output, Proxy};
 
 /// Polls `what` until it holds, failing the test after `limit` (a deadline, not a measurement).
 fn wait_for(limit: Duration, label: &str, mut what: impl FnMut() -> bool) {
@@ -31,6 +31,31 @@ fn token_with_policy(bao: &OpenBao, policy: &str) -> Option<(String, serde_json:
             .is_some_and(|p| p.iter().any(|x| x == policy));
         has.then_some((a, data))
     })
+}
+
+/// `apply --env test --every 1s` with `driver` run in a thread once credfile has started, then
+/// SIGTERM to credfile; a failed assertion of the driver fails the test after the run.
+fn every_until_driver_done(cmd: Credfile, driver: impl FnOnce() + Send + 'static) -> Output {
+    let driver = Mutex::new(Some(driver));
+    let handle: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let handle2 = handle.clone();
+    let out = cmd
+        .on_spawn(move |pid| {
+            let Some(driver) = driver.lock().unwrap().take() else {
+                return;
+            };
+            *handle2.lock().unwrap() = Some(std::thread::spawn(move || {
+                driver();
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }));
+        })
+        .run(["apply", "--env", "test", "--every", "1s"]);
+    if let Some(h) = handle.lock().unwrap().take() {
+        h.join().expect("the driver's assertions");
+    }
+    out
 }
 
 /// Waits (bounded) until bao knows a token of `policy`: its accessor.
@@ -79,39 +104,27 @@ fn every_keeps_and_renews_the_token_and_sigterm_revokes_it() {
     let secret_id = bao.approle_secret_id("every");
 
     let seen: Arc<Mutex<Option<(String, usize)>>> = Arc::default();
-    let driver = Arc::new(Mutex::new(None));
-    let (bao2, proxy2, seen2, driver2) = (bao.clone(), proxy.clone(), seen.clone(), driver.clone());
+    let (bao2, proxy2, seen2) = (bao.clone(), proxy.clone(), seen.clone());
     let reads = format!("GET /v1/secret/data/{}/db", case.prefix);
-    let out = case
+    let count = move |p: &Proxy| p.requests().iter().filter(|(_, r)| *r == reads).count();
+    let cmd = case
         .credfile()
         .env("EVERY_SECRET_ID", &secret_id)
-        .timeout(Duration::from_secs(90))
-        .on_spawn(move |pid| {
-            let (bao, proxy, seen, reads) =
-                (bao2.clone(), proxy2.clone(), seen2.clone(), reads.clone());
-            let count = move |p: &Proxy| p.requests().iter().filter(|(_, r)| *r == reads).count();
-            *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
-                let accessor =
-                    wait_for_token(&bao, "credfile-vaultevery-test", "credfile's token in bao");
-                // The same token, renewed by a later round (bao records the renewal).
-                wait_for(Duration::from_secs(40), "a renewal", || {
-                    lookup(&bao, &accessor).is_some_and(|d| !d["last_renewal_time"].is_null())
-                });
-                // One more round reads with it, then stop.
-                let after = count(&proxy);
-                wait_for(Duration::from_secs(20), "a round after the renewal", || {
-                    count(&proxy) > after
-                });
-                *seen.lock().unwrap() = Some((accessor, count(&proxy)));
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }));
-        })
-        .run(["apply", "--env", "test", "--every", "1s"]);
-    if let Some(h) = driver.lock().unwrap().take() {
-        h.join().expect("the driver's assertions");
-    }
+        .timeout(Duration::from_secs(90));
+    let out = every_until_driver_done(cmd, move || {
+        let (bao, proxy, seen) = (bao2, proxy2, seen2);
+        let accessor = wait_for_token(&bao, "credfile-vaultevery-test", "credfile's token in bao");
+        // The same token, renewed by a later round (bao records the renewal).
+        wait_for(Duration::from_secs(40), "a renewal", || {
+            lookup(&bao, &accessor).is_some_and(|d| !d["last_renewal_time"].is_null())
+        });
+        // One more round reads with it, then stop.
+        let after = count(&proxy);
+        wait_for(Duration::from_secs(20), "a round after the renewal", || {
+            count(&proxy) > after
+        });
+        *seen.lock().unwrap() = Some((accessor, count(&proxy)));
+    });
     out.assert_code(0);
     let (accessor, rounds) = seen.lock().unwrap().clone().expect("the driver ran");
     assert!(rounds >= 3, "{rounds} rounds");
@@ -179,33 +192,20 @@ fn every_signs_in_anew_when_the_token_is_not_renewable() {
         },
     );
     let first: Arc<Mutex<Option<(String, bool)>>> = Arc::default();
-    let driver = Arc::new(Mutex::new(None));
-    let (bao2, auth2, first2, driver2) = (bao.clone(), auth.clone(), first.clone(), driver.clone());
-    let out = case
-        .credfile()
-        .timeout(Duration::from_secs(90))
-        .on_spawn(move |pid| {
-            let (bao, auth, first) = (bao2.clone(), auth2.clone(), first2.clone());
-            *driver2.lock().unwrap() = Some(std::thread::spawn(move || {
-                let accessor =
-                    wait_for_token(&bao, "credfile-vaultrenew-test", "credfile's first token");
-                // Near its end it cannot be renewed: a second login, the first token revoked.
-                wait_for(Duration::from_secs(40), "a second login", || {
-                    auth.logins().len() >= 2
-                });
-                wait_for(Duration::from_secs(10), "the first token revoked", || {
-                    lookup(&bao, &accessor).is_none()
-                });
-                *first.lock().unwrap() = Some((accessor, true));
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }));
-        })
-        .run(["apply", "--env", "test", "--every", "1s"]);
-    if let Some(h) = driver.lock().unwrap().take() {
-        h.join().expect("the driver's assertions");
-    }
+    let (bao2, auth2, first2) = (bao.clone(), auth.clone(), first.clone());
+    let cmd = case.credfile().timeout(Duration::from_secs(90));
+    let out = every_until_driver_done(cmd, move || {
+        let (bao, auth, first) = (bao2, auth2, first2);
+        let accessor = wait_for_token(&bao, "credfile-vaultrenew-test", "credfile's first token");
+        // Near its end it cannot be renewed: a second login, the first token revoked.
+        wait_for(Duration::from_secs(40), "a second login", || {
+            auth.logins().len() >= 2
+        });
+        wait_for(Duration::from_secs(10), "the first token revoked", || {
+            lookup(&bao, &accessor).is_none()
+        });
+        *first.lock().unwrap() = Some((accessor, true));
+    });
     out.assert_code(0);
     assert!(first.lock().unwrap().is_some(), "the driver ran");
     assert!(
