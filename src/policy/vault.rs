@@ -19,6 +19,10 @@ use crate::manifest::{DEFAULT_VAULT_AUDIENCE, Manifest, Plan, SourceKind};
 /// seconds; `apply --every` renews or signs in again.
 pub const ROLE_TOKEN_TTL: &str = "10m";
 pub const ROLE_TOKEN_MAX_TTL: &str = "30m";
+/// An environment with `vault_lease:` entries keeps its token, and its leases die with it: the
+/// role gives a periodic token instead, renewed by every apply for as long as applies come
+/// within the period (docs/src/vault-dynamic.md).
+pub const ROLE_LEASE_TOKEN_PERIOD: &str = "24h";
 
 /// One `path "..." { capabilities = [...] }` block, with the comment saying why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -233,7 +237,7 @@ pub fn role_json(manifest: &Manifest, env: &str, spec: &str) -> Result<String, P
             (c, format!("https://{host}"))
         }
     };
-    let role = json!({
+    let mut role = json!({
         "role_type": "jwt",
         "bound_audiences": [audience],
         "bound_claims_type": "string",
@@ -244,6 +248,18 @@ pub fn role_json(manifest: &Manifest, env: &str, spec: &str) -> Result<String, P
         "token_max_ttl": ROLE_TOKEN_MAX_TTL,
         "token_type": "service",
     });
+    let keeps_leases = plan
+        .files
+        .iter()
+        .filter_map(|f| f.dynamic())
+        .any(|r| r.kind == SourceKind::VaultLease);
+    if keeps_leases && let Some(fields) = role.as_object_mut() {
+        // A 30-minute maximum would end the kept token, and every lease with it, between
+        // applies: a periodic token lives as long as it is renewed.
+        fields.remove("token_ttl");
+        fields.remove("token_max_ttl");
+        fields.insert("token_period".into(), json!(ROLE_LEASE_TOKEN_PERIOD));
+    }
     let mut text = serde_json::to_string_pretty(&role).unwrap_or_default();
     text.push('\n');
     tracing::info!(issuer = %issuer, "the jwt auth method must trust this issuer (`bound_issuer`, `oidc_discovery_url`)");
@@ -253,6 +269,30 @@ pub fn role_json(manifest: &Manifest, env: &str, spec: &str) -> Result<String, P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_for_an_environment_with_leases_gives_a_periodic_token() {
+        let text = |files: &str| {
+            format!(
+                "version: 1\napp: orders\nenvironments:\n  prod:\n    root: /run/o\n    vault:\n      address: https://vault.example.com\n      auth:\n        method: jwt\n        role: orders\nfiles:\n{files}"
+            )
+        };
+        let role = |files: &str| -> serde_json::Value {
+            let m = crate::manifest::from_text(
+                std::path::Path::new("credfile.yaml"),
+                &text(files),
+                &crate::manifest::PlainFiles,
+            )
+            .unwrap();
+            serde_json::from_str(&role_json(&m, "prod", "github:acme/orders").unwrap()).unwrap()
+        };
+        let kv = role("  - path: db\n    vault: secret/orders/db\n    key: password\n");
+        assert_eq!(kv["token_max_ttl"], ROLE_TOKEN_MAX_TTL);
+        assert!(kv.get("token_period").is_none());
+        let leases = role("  - path: db\n    vault_lease: database/creds/orders\n");
+        assert_eq!(leases["token_period"], ROLE_LEASE_TOKEN_PERIOD);
+        assert!(leases.get("token_max_ttl").is_none() && leases.get("token_ttl").is_none());
+    }
 
     #[test]
     fn role_specs_parse() {
