@@ -30,7 +30,7 @@
 #                   favours the tools that open many connections: the curl loop).
 # BENCH_RTT_MS=0 measures the loopback table only. Where latency dominates, N reads at a bound
 # of B take about N/B round trips: credfile can be at most about B times ahead of a sequential
-# loop (B = 16 Vault reads; an AWS call counts 4 of the 16), and the floor is the fair yardstick.
+# loop (B = 32 Vault reads; an AWS call counts 8 of the 32), and the floor is the fair yardstick.
 #
 # Knobs (environment): BENCH_NS="20 100 500"  BENCH_RUNS=5  BENCH_CURL_MAX=100  BENCH_BOUND
 #                      BENCH_RTT_MS=10

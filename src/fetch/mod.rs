@@ -28,12 +28,13 @@ use crate::manifest::{SecretRef, SourceKind};
 /// small enough to stay far below shared request quotas when a fleet deploys at once. An AWS
 /// call takes [`AWS_CALL`] permits (so at most 4 AWS calls, each carrying up to 20 secrets or
 /// 10 parameters); a Vault read, which carries one value (Vault has no batch read), takes one,
-/// so up to 16 Vault reads overlap their round trips (docs/src/vault.md).
-pub const CONCURRENCY: u32 = 16;
+/// so up to 32 Vault reads overlap their round trips: 100 reads take 4 round trips after the
+/// sign-in (docs/src/vault.md, BENCHMARKS.md).
+pub const CONCURRENCY: u32 = 32;
 
 /// The permits of one AWS call: 4 AWS calls in flight, as the quota arithmetic assumes
 /// (docs/src/fleets.md).
-pub const AWS_CALL: u32 = 4;
+pub const AWS_CALL: u32 = CONCURRENCY / 4;
 
 /// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
 pub enum SecretValue {
