@@ -100,8 +100,8 @@ pub(super) fn hint_for_parse(message: &str) -> Option<String> {
     .any(|m| message.contains(m))
     {
         return Some(
-            "the manifest holds references only: store the value in Secrets Manager and \
-             reference it with `secret:`"
+            "the manifest holds references only: store the value in Secrets Manager, \
+             Parameter Store or Vault and reference it with `secret:`, `parameter:` or `vault:`"
                 .into(),
         );
     }
