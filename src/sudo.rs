@@ -22,7 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use invoker::Denied;
-pub use invoker::{HELPER_ARG, Invoker, helper_main};
+pub use invoker::{HELPER_ARG, Invoker, become_user, helper_main};
 
 /// Variables that make the AWS SDK read a file as root, by name: under sudo they could only
 /// come from the invoking user's environment (through `env_keep` or `sudo -E`), so they are

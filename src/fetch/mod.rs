@@ -36,6 +36,29 @@ pub const CONCURRENCY: u32 = 32;
 /// (docs/src/fleets.md).
 pub const AWS_CALL: u32 = CONCURRENCY / 4;
 
+/// One task per reference, each holding `permits` of the one bound while its `read` runs (the
+/// future starts only once it holds them).
+fn spawn_each<C, F, Fut>(
+    tasks: &mut JoinSet<Step>,
+    limit: &Arc<Semaphore>,
+    client: &C,
+    refs: Vec<SecretRef>,
+    permits: u32,
+    read: F,
+) where
+    C: Clone,
+    F: Fn(C, SecretRef) -> Fut,
+    Fut: std::future::Future<Output = (SecretRef, Result<Fetched, Failure>)> + Send + 'static,
+{
+    for r in refs {
+        let (limit, read) = (limit.clone(), read(client.clone(), r));
+        tasks.spawn(async move {
+            let _permit = limit.acquire_many_owned(permits).await;
+            (vec![read.await], Vec::new())
+        });
+    }
+}
+
 /// A secret's value. Neither variant can be printed: secrecy's types redact Debug.
 pub enum SecretValue {
     Text(SecretString),

@@ -92,14 +92,17 @@ pub fn spawn_singles(
     client: &Client,
     refs: Vec<SecretRef>,
 ) {
-    for r in refs {
-        let (client, limit) = (client.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_many_owned(super::AWS_CALL).await;
+    super::spawn_each(
+        tasks,
+        limit,
+        client,
+        refs,
+        super::AWS_CALL,
+        |client, r| async move {
             let result = get_one(&client, &r).await;
-            (vec![(r, result)], Vec::new())
-        });
-    }
+            (r, result)
+        },
+    );
 }
 
 /// One chunk through BatchGetSecretValue. `fall_back`: a throttled call is tried once, and its

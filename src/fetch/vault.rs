@@ -25,14 +25,10 @@ pub fn spawn(
     client: &Client,
     refs: Vec<SecretRef>,
 ) {
-    for r in refs {
-        let (client, limit) = (client.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = read(&client, &r).await;
-            (vec![(r, result)], Vec::new())
-        });
-    }
+    super::spawn_each(tasks, limit, client, refs, 1, |client, r| async move {
+        let result = read(&client, &r).await;
+        (r, result)
+    });
 }
 
 async fn read(client: &Client, r: &SecretRef) -> Result<Fetched, Failure> {

@@ -5,10 +5,9 @@
 //! before `prctl` would never send the signal), restores the caller's umask, and `exec`s the
 //! command: the pid the namespace helper waits on and forwards signals to is the command's.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 
-use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
@@ -42,8 +41,11 @@ fn run(args: &[OsString]) -> i32 {
         let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
             return BAD_CALL;
         };
-        if let Err(e) = become_user(user, Uid::from_raw(uid), Gid::from_raw(gid)) {
-            eprintln!("credfile run: cannot switch to user {user} (uid {uid}, gid {gid}): {e}");
+        if let Err(e) = crate::sudo::become_user(user, Uid::from_raw(uid), Gid::from_raw(gid)) {
+            eprintln!(
+                "credfile run: cannot switch to user {} (uid {uid}, gid {gid}): {e}",
+                crate::terminal::Escaped(user)
+            );
             return CANNOT_RUN;
         }
     }
@@ -67,20 +69,4 @@ fn run(args: &[OsString]) -> i32 {
         std::io::ErrorKind::NotFound => NOT_FOUND,
         _ => CANNOT_RUN,
     }
-}
-
-/// The user's login groups, then the gid, then the uid; checked afterwards (as
-/// `sudo::invoker` does for its helper).
-fn become_user(name: &str, uid: Uid, gid: Gid) -> Result<(), Errno> {
-    let groups = CString::new(name)
-        .ok()
-        .and_then(|n| nix::unistd::getgrouplist(&n, gid).ok())
-        .unwrap_or_else(|| vec![gid]);
-    nix::unistd::setgroups(&groups)?;
-    nix::unistd::setresgid(gid, gid, gid)?;
-    nix::unistd::setresuid(uid, uid, uid)?;
-    if Uid::effective() != uid || Gid::effective() != gid {
-        return Err(Errno::EPERM);
-    }
-    Ok(())
 }

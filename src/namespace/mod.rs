@@ -150,14 +150,6 @@ impl Private {
             move |errno| NsError::Kernel { root, step, errno }
         };
         if let Some(ids) = userns {
-            let denied = |step: &'static str| {
-                move |errno: Errno| NsError::UserNamespaceDenied {
-                    uid: ids.uid,
-                    step,
-                    errno,
-                    setting: denial(errno),
-                }
-            };
             // A process writes its own id maps only while /proc/self is its own: `main` made
             // it undumpable (root's); no secret is in this process yet, and it is made
             // undumpable again right after.
@@ -165,7 +157,7 @@ impl Private {
             let entered = enter_userns(ids);
             let _ = nix::sys::prctl::set_dumpable(false);
             entered?;
-            make_private().map_err(denied("making mounts private"))?;
+            make_private().map_err(denied(ids, "making mounts private"))?;
         } else {
             unshare(CloneFlags::CLONE_NEWNS).map_err(kernel("unshare(CLONE_NEWNS)"))?;
             make_private().map_err(kernel("making mounts private"))?;
@@ -192,12 +184,7 @@ impl Private {
         );
         if let Err(errno) = mounted {
             return Err(match userns {
-                Some(ids) if errno == Errno::EPERM => NsError::UserNamespaceDenied {
-                    uid: ids.uid,
-                    step: "mount(tmpfs)",
-                    errno,
-                    setting: denial(errno),
-                },
+                Some(ids) if errno == Errno::EPERM => denied(ids, "mount(tmpfs)")(errno),
                 _ => kernel("mount(tmpfs)")(errno),
             });
         }
@@ -252,14 +239,7 @@ pub fn tmpfs_size(bytes: u64) -> Option<u64> {
 
 /// A user and mount namespace with the caller's own uid and gid mapped to themselves.
 fn enter_userns(ids: OwnIds) -> Result<(), NsError> {
-    let denied = |step: &'static str| {
-        move |errno: Errno| NsError::UserNamespaceDenied {
-            uid: ids.uid,
-            step,
-            errno,
-            setting: denial(errno),
-        }
-    };
+    let denied = |step| denied(ids, step);
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(denied("unshare(CLONE_NEWUSER|CLONE_NEWNS)"))?;
     write_proc("/proc/self/setgroups", "deny").map_err(denied("writing /proc/self/setgroups"))?;
@@ -267,6 +247,16 @@ fn enter_userns(ids: OwnIds) -> Result<(), NsError> {
         .map_err(denied("writing /proc/self/uid_map"))?;
     write_proc("/proc/self/gid_map", &format!("{0} {0} 1\n", ids.gid))
         .map_err(denied("writing /proc/self/gid_map"))
+}
+
+/// The kernel refused a step of an unprivileged namespace: say which setting did.
+fn denied(ids: OwnIds, step: &'static str) -> impl FnOnce(Errno) -> NsError {
+    move |errno| NsError::UserNamespaceDenied {
+        uid: ids.uid,
+        step,
+        errno,
+        setting: denial(errno),
+    }
 }
 
 fn make_private() -> Result<(), Errno> {
