@@ -8,12 +8,11 @@
 
 use crate::support;
 use crate::support::is_root;
+use crate::support::users::LocalUser;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 use support::{
@@ -198,65 +197,13 @@ fn a_name_that_is_both_a_file_and_a_directory_is_refused_before_staging() {
     }
 }
 
-/// A real unprivileged user and its own group, removed again on drop.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn add() -> Option<User> {
-        if !is_root() {
-            eprintln!("skipped: useradd needs root (CI runs as root)");
-            return None;
-        }
-        let name = format!("cfx{}", &support::random_hex(4));
-        let ok = Command::new("useradd")
-            .args(["-M", "-U", "-s", "/usr/sbin/nologin", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "useradd {name}");
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        Some(User {
-            uid: id("-u"),
-            gid: id("-g"),
-            name,
-        })
-    }
-
-    /// What the user reads at `path` (a child with the user's uid and gid runs `cat`; std drops
-    /// root's supplementary groups when it sets the uid).
-    fn reads(&self, path: &Path) -> Option<String> {
-        let out = Command::new("/bin/cat")
-            .arg(path)
-            .uid(self.uid)
-            .gid(self.gid)
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8(out.stdout).unwrap())
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
-}
-
 #[test]
 fn a_file_its_owner_cannot_reach_is_refused_before_writing() {
-    let Some(app) = User::add() else { return };
+    if !is_root() {
+        eprintln!("skipped: useradd needs root (CI runs as root)");
+        return;
+    }
+    let app = LocalUser::add("cfx");
     for layout in ["files", "generation"] {
         let c = Case::new(&format!("reach-{layout}"));
         let value = canary_value();

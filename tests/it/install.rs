@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::dist::*;
+use support::users::LocalUser;
 
 // --- install.sh ------------------------------------------------------------------------------
 
@@ -222,65 +223,33 @@ fn installer_without_mktemp_fails_closed() {
 
 // --- install.sh as root, against a hostile local user ---------------------------------------
 
-/// A throwaway local user (useradd), removed when dropped.
-struct HostileUser {
-    name: String,
-    uid: u32,
-    gid: u32,
+/// `ln -s target link` run as `user`: the link is theirs, made with their rights.
+fn plant_link(user: &LocalUser, target: &Path, link: &Path) -> bool {
+    user.command("ln")
+        .arg("-s")
+        .arg(target)
+        .arg(link)
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
-impl HostileUser {
-    fn create() -> HostileUser {
-        let name = format!("cfhostile{}", support::random_hex(4));
-        run(Command::new("useradd").args(["-M", "-U", "-s", "/usr/sbin/nologin", &name]));
-        let id = |flag: &str| -> u32 {
-            stdout_of(Command::new("id").args([flag, &name]))
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        HostileUser { name, uid, gid }
+/// Links at the names an installer would likely stage under, from its PID.
+fn plant_staging_links(user: &LocalUser, dir: &Path, pid: u32, victim: &Path) -> bool {
+    let mut all = true;
+    for name in [
+        format!(".credfile.install.{pid}"),
+        format!(".credfile.install.{}", pid + 1),
+        format!(".credfile.{pid}"),
+        format!("credfile.{pid}"),
+        ".credfile.install".to_string(),
+        "credfile.new".to_string(),
+        ".credfile.tmp".to_string(),
+    ] {
+        all &= plant_link(user, victim, &dir.join(name));
     }
-
-    /// `ln -s target link` run as this user: the link is theirs, made with their rights.
-    fn plant_link(&self, target: &Path, link: &Path) -> bool {
-        use std::os::unix::process::CommandExt;
-        Command::new("ln")
-            .arg("-s")
-            .arg(target)
-            .arg(link)
-            .uid(self.uid)
-            .gid(self.gid)
-            .env_clear()
-            .output()
-            .unwrap()
-            .status
-            .success()
-    }
-
-    /// Links at the names an installer would likely stage under, from its PID.
-    fn plant_staging_links(&self, dir: &Path, pid: u32, victim: &Path) -> bool {
-        let mut all = true;
-        for name in [
-            format!(".credfile.install.{pid}"),
-            format!(".credfile.install.{}", pid + 1),
-            format!(".credfile.{pid}"),
-            format!("credfile.{pid}"),
-            ".credfile.install".to_string(),
-            "credfile.new".to_string(),
-            ".credfile.tmp".to_string(),
-        ] {
-            all &= self.plant_link(victim, &dir.join(name));
-        }
-        all
-    }
-}
-
-impl Drop for HostileUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
+    all
 }
 
 /// Root-owned scratch the hostile user can traverse, with a root-owned victim file in
@@ -322,7 +291,7 @@ fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
         return;
     }
     let server = FileServer::start(&dist);
-    let hostile = HostileUser::create();
+    let hostile = LocalUser::add("cfhostile");
     let url = server.url();
     for shell in shells() {
         // (what, mode, owner, group, the message)
@@ -342,7 +311,7 @@ fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
                 &["--dir", dir.to_str().unwrap(), "--base-url", &url],
                 None,
                 |pid| {
-                    assert!(hostile.plant_staging_links(&dir, pid, &victim), "{what}");
+                    assert!(plant_staging_links(&hostile, &dir, pid, &victim), "{what}");
                     before = snapshot(base.path());
                 },
             );
@@ -369,7 +338,7 @@ fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
         let parent = base.path().join("shared");
         mkdir_mode(&parent, 0o777, 0, 0);
         let dir = parent.join("bin");
-        assert!(hostile.plant_link(&victims, &dir));
+        assert!(plant_link(&hostile, &victims, &dir));
         let before = snapshot(base.path());
         let out = install(
             &shell,
@@ -392,7 +361,7 @@ fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
             &shell,
             &["--dir", dir.to_str().unwrap(), "--base-url", &url],
             None,
-            |pid| assert!(!hostile.plant_staging_links(&dir, pid, &victim)),
+            |pid| assert!(!plant_staging_links(&hostile, &dir, pid, &victim)),
         );
         assert_eq!(out.code, 0, "{shell:?} 0755: {}", out.stderr);
         let names: Vec<_> = fs::read_dir(&dir)
@@ -412,7 +381,7 @@ fn installer_as_root_is_not_turned_against_root_by_a_hostile_user() {
             &shell,
             &["--dir", dir.to_str().unwrap(), "--base-url", &url],
             None,
-            |pid| assert!(hostile.plant_staging_links(&dir, pid, &victim)),
+            |pid| assert!(plant_staging_links(&hostile, &dir, pid, &victim)),
         );
         assert_eq!(out.code, 0, "{shell:?} sticky root's: {}", out.stderr);
         assert!(

@@ -14,6 +14,7 @@ use std::time::Duration;
 use sha2::Digest;
 
 use crate::support::case::Case;
+use crate::support::users::LocalUser;
 use crate::support::{
     Canaries, assert_no_leak, canary_value, is_root, random_hex, validate_audit_line,
 };
@@ -330,30 +331,13 @@ fn case_with_a(name: &str) -> (Case, String) {
 
 /// A throwaway local user with a directory of their own, removed when dropped.
 struct Throwaway {
-    name: String,
-    uid: u32,
-    gid: u32,
+    user: LocalUser,
     dir: tempfile::TempDir,
 }
 
 impl Throwaway {
     fn add() -> Throwaway {
-        let name = format!("cfrun{}", random_hex(4));
-        let ok = Command::new("useradd")
-            .args(["-M", "-U", "-s", "/usr/sbin/nologin", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "useradd {name}");
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
+        let user = LocalUser::add("cfrun");
         let dir = tempfile::Builder::new()
             .prefix("credfile-runu-")
             .tempdir()
@@ -362,14 +346,9 @@ impl Throwaway {
         for sub in ["root", "out"] {
             let p = dir.path().join(sub);
             fs::create_dir(&p).unwrap();
-            nix::unistd::chown(&p, Some(uid.into()), Some(gid.into())).unwrap();
+            nix::unistd::chown(&p, Some(user.uid.into()), Some(user.gid.into())).unwrap();
         }
-        Throwaway {
-            name,
-            uid,
-            gid,
-            dir,
-        }
+        Throwaway { user, dir }
     }
 
     fn manifest(&self, prefix: &str, files: &str) -> PathBuf {
@@ -384,12 +363,6 @@ impl Throwaway {
         .unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         path
-    }
-}
-
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
 
@@ -414,7 +387,7 @@ fn an_unprivileged_user_gets_a_user_namespace_of_their_own() {
     let out = c
         .credfile()
         .cwd(u.dir.path())
-        .run_as(u.uid, u.gid)
+        .run_as(u.user.uid, u.user.gid)
         .run(["run", "--env", "test", "--", "sh", "-c", &script]);
     out.assert_code(0);
     let read = |n: &str| {
@@ -425,11 +398,11 @@ fn an_unprivileged_user_gets_a_user_namespace_of_their_own() {
     };
     assert_eq!(
         read("uid"),
-        u.uid.to_string(),
+        u.user.uid.to_string(),
         "the command runs as the user"
     );
     assert_eq!(read("sha"), sha(value.as_bytes()));
-    assert_eq!(read("stat"), format!("400 {}", u.uid));
+    assert_eq!(read("stat"), format!("400 {}", u.user.uid));
     assert_eq!(fs::read_dir(u.dir.path().join("root")).unwrap().count(), 0);
     assert!(host_mounts_of(&u.dir.path().join("root")).is_empty());
 }
@@ -476,7 +449,7 @@ fn a_host_that_denies_user_namespaces_is_refused_by_name() {
         .credfile()
         .program("/usr/bin/python3")
         .cwd(u.dir.path())
-        .run_as(u.uid, u.gid)
+        .run_as(u.user.uid, u.user.gid)
         .run([
             script.to_str().unwrap(),
             bin.to_str().unwrap(),
@@ -587,12 +560,12 @@ fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_other
         c.credfile().cwd(u.dir.path()).run(args)
     };
     // By name and by uid: the command is the user's, and so are the files.
-    for run_as in [u.name.clone(), u.uid.to_string()] {
+    for run_as in [u.user.name.clone(), u.user.uid.to_string()] {
         manifest(&run_as, "a");
         run(&[]).assert_code(0);
-        assert_eq!(read("uid"), u.uid.to_string(), "run_as: {run_as}");
-        assert_eq!(read("user"), u.name, "run_as: {run_as}");
-        assert_eq!(read("owner"), u.uid.to_string(), "run_as: {run_as}");
+        assert_eq!(read("uid"), u.user.uid.to_string(), "run_as: {run_as}");
+        assert_eq!(read("user"), u.user.name, "run_as: {run_as}");
+        assert_eq!(read("owner"), u.user.uid.to_string(), "run_as: {run_as}");
         assert_eq!(read("sha"), sha(value.as_bytes()));
     }
     // The flag wins over the manifest.

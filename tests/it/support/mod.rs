@@ -26,6 +26,7 @@ pub mod runner;
 pub mod seed;
 pub mod ssm;
 pub mod systemd_creds;
+pub mod users;
 pub mod vault_case;
 
 use std::os::unix::fs::MetadataExt;
