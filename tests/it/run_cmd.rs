@@ -228,6 +228,7 @@ fn sigterm_sigint_and_sighup_reach_the_command() {
         let out =
             r.c.credfile()
                 .env("RUN_A", &v)
+                .default_signals()
                 .on_spawn(kill_when_ready(r.o("ready"), sig))
                 .run(r.args(&[], &script));
         out.assert_code(40);
@@ -238,6 +239,7 @@ fn sigterm_sigint_and_sighup_reach_the_command() {
     let out =
         r.c.credfile()
             .env("RUN_A", &v)
+            .default_signals()
             .on_spawn(kill_when_ready(r.o("ready"), "TERM"))
             .run(r.args(&[], "touch OUT/ready; exec sleep 60"));
     out.assert_code(143);

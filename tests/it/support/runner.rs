@@ -92,6 +92,7 @@ pub struct Credfile {
     stdin: Option<Vec<u8>>,
     user: Option<(u32, u32)>,
     on_spawn: Option<Arc<dyn Fn(u32) + Send + Sync>>,
+    default_signals: bool,
 }
 
 impl Credfile {
@@ -115,6 +116,7 @@ impl Credfile {
             stdin: None,
             user: None,
             on_spawn: None,
+            default_signals: false,
         }
     }
 
@@ -173,6 +175,15 @@ impl Credfile {
         self
     }
 
+    /// Start the child with SIGHUP, SIGINT and SIGTERM at their default handling (through
+    /// `env --default-signal`, which execs it under the same pid): a suite started under `nohup`
+    /// or as a background job of a script has some of them ignored, and an ignored signal stays
+    /// ignored through every exec, so a test of forwarding them would test its launcher.
+    pub fn default_signals(mut self) -> Self {
+        self.default_signals = true;
+        self
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
@@ -216,7 +227,13 @@ impl Credfile {
         let program = reachable
             .as_ref()
             .map_or(self.program.clone(), |(_, p)| p.clone());
-        let mut cmd = Command::new(&program);
+        let mut cmd = if self.default_signals {
+            let mut env = Command::new("/usr/bin/env");
+            env.arg("--default-signal=HUP,INT,TERM").arg(&program);
+            env
+        } else {
+            Command::new(&program)
+        };
         cmd.args(&args)
             .env_clear()
             .envs(&self.env)
