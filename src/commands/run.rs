@@ -36,7 +36,7 @@ use crate::render::{Rendered, SourceInfo};
 pub fn run(args: &RunCommandArgs, settings: &Settings) -> Result<(), Error> {
     // Before any other thread exists: the forwarded signals are taken on a signalfd.
     let caught = Caught::new().map_err(|e| NsError::Helper(format!("signalfd: {e}")))?;
-    let down: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
+    let down: Shared = Arc::default();
     let started = Arc::new(AtomicBool::new(false));
     forward_signals(caught, Arc::clone(&down), Arc::clone(&started));
 
@@ -80,7 +80,7 @@ fn supervise(
     args: &RunCommandArgs,
     settings: &Settings,
     plan: Plan,
-    down: &Mutex<Option<UnixStream>>,
+    down: &Shared,
     started: &AtomicBool,
     trail: &mut Trail,
 ) -> Result<Ended, Error> {
@@ -106,8 +106,7 @@ fn supervise(
         }
         .into());
     }
-    let mut helper = Helper::start(&plan, &who, &args.command)?;
-    *down.lock().unwrap_or_else(|e| e.into_inner()) = Some(helper.down.try_clone().map_err(io)?);
+    let mut helper = Helper::start(&plan, &who, &args.command, down)?;
 
     let mut pipeline = Pipeline::new(settings)?;
     // Leases and certificates: fresh for this command alone, revoked when it ends, whatever
@@ -353,10 +352,14 @@ fn command_env(plan: &Plan, who: &Who) -> Vec<(OsString, OsString)> {
     vars
 }
 
+/// The stream down to the namespace helper, shared with the signal thread: every frame is
+/// written under its lock, so a forwarded signal never lands inside a set being sent.
+type Shared = Arc<Mutex<Option<UnixStream>>>;
+
 /// The namespace helper, as the supervisor holds it.
 struct Helper {
     _child: Child,
-    down: UnixStream,
+    down: Shared,
     events: mpsc::Receiver<Value>,
     /// Files changed by the last set applied.
     changed: usize,
@@ -368,7 +371,7 @@ struct Helper {
 
 impl Helper {
     /// Starts `__run-inside` and waits until its namespace and tmpfs exist.
-    fn start(plan: &Plan, who: &Who, command: &[OsString]) -> Result<Helper, Error> {
+    fn start(plan: &Plan, who: &Who, command: &[OsString], down: &Shared) -> Result<Helper, Error> {
         let listener = Listener::new().map_err(io)?;
         let start = wire::Start {
             parent: std::process::id(),
@@ -400,9 +403,10 @@ impl Helper {
                 }
             }
         });
+        *down.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
         let mut helper = Helper {
             _child: child,
-            down: stream,
+            down: Arc::clone(down),
             events,
             changed: 0,
             files: Vec::new(),
@@ -421,7 +425,7 @@ impl Helper {
     fn apply(&mut self, plan: &Plan, rendered: &[Rendered]) -> Result<Option<Ended>, Error> {
         let checked = materialize::resolve(plan)?;
         materialize::check_reach(&checked, plan)?;
-        wire::send_set(&mut self.down, &checked, rendered).map_err(io)?;
+        self.write(|down| wire::send_set(down, &checked, rendered))?;
         let event = self.next_event()?;
         if let Some(code) = ended(&event) {
             return Ok(Some(code));
@@ -484,7 +488,17 @@ impl Helper {
     }
 
     fn signal(&mut self, signal: i32) -> Result<(), Error> {
-        channel::write_frame(&mut self.down, SIGNAL, &[signal as u8]).map_err(io)
+        self.write(|down| channel::write_frame(down, SIGNAL, &[signal as u8]))
+    }
+
+    /// Writes frames down to the helper, holding the stream for their whole length.
+    fn write(
+        &self,
+        frames: impl FnOnce(&mut UnixStream) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        let mut held = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        let down = held.as_mut().ok_or_else(gone)?;
+        frames(down).map_err(io)
     }
 
     /// The error a `failed` event (or anything unexpected) stands for.
@@ -542,7 +556,7 @@ fn exit_with(ended: namespace::supervise::Ended) -> ! {
 /// The signal thread: before the command runs, a signal ends credfile at once (nothing is on
 /// any disk; the helper dies with it); afterwards it is forwarded, unless the terminal sent it
 /// to the whole process group (the command got it too).
-fn forward_signals(caught: Caught, down: Arc<Mutex<Option<UnixStream>>>, started: Arc<AtomicBool>) {
+fn forward_signals(caught: Caught, down: Shared, started: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while let Ok(arrived) = caught.next() {
             let number = arrived.signal as i32;

@@ -519,6 +519,59 @@ exit 0"#;
     r.assert_nothing_left();
 }
 
+/// Signals forwarded while `--every` sends a set down to the helper: each signal's frame must
+/// wait for the set's last one (sent in between, it would cut the set and end the helper, and the
+/// command with it). The set is large (12 files of 100 KB) so that sending it takes a while, and
+/// SIGHUP comes every 2 ms across several rounds.
+#[test]
+fn signals_sent_while_a_set_goes_down_leave_it_whole() {
+    if !root_or_skip("needs root") {
+        return;
+    }
+    let r = RunCase::new("sigset");
+    let names: Vec<String> = (0..12).map(|i| format!("RUN_BIG_{i}")).collect();
+    let files: String = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("  - path: f{i}\n    ci_variable: {n}\n"))
+        .collect();
+    r.c.manifest("", &files);
+    let script = "trap 'n=$((n+1))' HUP\nn=0\ntouch OUT/ready\nwhile [ ! -e OUT/stop ]; do sleep 0.05; done\necho $n > OUT/count\nexit 7";
+    let (ready, stop) = (r.o("ready"), r.o("stop"));
+    let mut credfile = r.c.credfile().default_signals();
+    for n in &names {
+        credfile = credfile.env(n, random_hex(50_000));
+    }
+    let out = credfile
+        .on_spawn(move |pid| {
+            assert!(wait_for(&ready));
+            let until = std::time::Instant::now() + Duration::from_millis(3500);
+            while std::time::Instant::now() < until {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGHUP,
+                );
+                thread::sleep(Duration::from_millis(2));
+            }
+            fs::write(&stop, "").unwrap();
+        })
+        .run(r.args(&["--every", "1s"], script));
+    out.assert_code(7);
+    let rounds = out.stderr.matches("round done").count();
+    assert!(
+        rounds >= 2,
+        "sets were sent while signals came: {rounds}\n{}",
+        out.stderr
+    );
+    let count: u32 = fs::read_to_string(r.o("count"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(count > 0, "the command got the forwarded signals");
+    r.assert_nothing_left();
+}
+
 #[test]
 fn the_environments_run_as_is_who_the_command_runs_as_unless_the_flag_says_otherwise() {
     if !root_or_skip("run_as applies when credfile runs as root") {
