@@ -224,8 +224,8 @@ fn helper(mode: &str, cap: u64, path: &Path) -> i32 {
 }
 
 /// The user's login groups (the primary one alone when the name is unknown here: fewer rights,
-/// never more), then the gid, then the uid; checked afterwards. Call it in a single-threaded
-/// process: glibc's `setresuid` changes every thread (the module's comment says why).
+/// never more), then the gid, then the uid; checked afterwards. Only for a helper process that
+/// does one thing as the user: glibc switches every thread of the process, for good.
 pub fn become_user(name: &str, uid: Uid, gid: Gid) -> Result<(), Errno> {
     let groups = std::ffi::CString::new(name)
         .ok()

@@ -522,7 +522,7 @@ exit 0"#;
 /// Signals forwarded while `--every` sends a set down to the helper: each signal's frame must
 /// wait for the set's last one (sent in between, it would cut the set and end the helper, and the
 /// command with it). The set is large (12 files of 100 KB) so that sending it takes a while, and
-/// SIGHUP comes every 2 ms across several rounds.
+/// SIGHUP comes every 0.2 ms across several rounds.
 #[test]
 fn signals_sent_while_a_set_goes_down_leave_it_whole() {
     if !root_or_skip("needs root") {
@@ -536,22 +536,25 @@ fn signals_sent_while_a_set_goes_down_leave_it_whole() {
         .map(|(i, n)| format!("  - path: f{i}\n    ci_variable: {n}\n"))
         .collect();
     r.c.manifest("", &files);
-    let script = "trap 'n=$((n+1))' HUP\nn=0\ntouch OUT/ready\nwhile [ ! -e OUT/stop ]; do sleep 0.05; done\necho $n > OUT/count\nexit 7";
+    let script = "trap 'n=$((n+1))' HUP\nn=0\ntouch OUT/ready\nwhile [ ! -e OUT/stop ]; do sleep 0.05; done\necho $n > OUT/count\nsha256sum ROOT/f11 | cut -d' ' -f1 > OUT/sha\nexit 7";
     let (ready, stop) = (r.o("ready"), r.o("stop"));
     let mut credfile = r.c.credfile().default_signals();
+    let mut last = String::new();
     for n in &names {
-        credfile = credfile.env(n, random_hex(50_000));
+        last = random_hex(50_000);
+        Canaries::global().add(&last);
+        credfile = credfile.env(n, &last);
     }
     let out = credfile
         .on_spawn(move |pid| {
             assert!(wait_for(&ready));
-            let until = std::time::Instant::now() + Duration::from_millis(3500);
+            let until = std::time::Instant::now() + Duration::from_millis(4500);
             while std::time::Instant::now() < until {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGHUP,
                 );
-                thread::sleep(Duration::from_millis(2));
+                thread::sleep(Duration::from_micros(200));
             }
             fs::write(&stop, "").unwrap();
         })
@@ -569,6 +572,11 @@ fn signals_sent_while_a_set_goes_down_leave_it_whole() {
         .parse()
         .unwrap();
     assert!(count > 0, "the command got the forwarded signals");
+    assert_eq!(
+        fs::read_to_string(r.o("sha")).unwrap().trim(),
+        sha(last.as_bytes()),
+        "the last file of the set reads whole after the rounds"
+    );
     r.assert_nothing_left();
 }
 
